@@ -1,0 +1,47 @@
+# govern: `make run` serves it, `make test` tests it. Both set up what is missing first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+APT_PACKAGES := postgresql-15 postgresql-15-postgis-3 postgresql-15-hll
+
+.PHONY: run test install system-deps lint fmt bench clean-db
+
+run: install
+	$(VENV)/bin/govern up
+
+test: install
+	$(VENV)/bin/ruff check govern tests migrations bench wsgi.py
+	$(VENV)/bin/pytest
+
+install: system-deps $(VENV)/.installed
+
+# Debian packages, only when something is missing (needs root or sudo).
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+lint:
+	$(VENV)/bin/ruff check govern tests migrations bench wsgi.py
+
+fmt:
+	$(VENV)/bin/ruff check --fix govern tests migrations bench wsgi.py
+
+bench: install
+	$(PY) -m bench.run
+
+clean-db:
+	-$(VENV)/bin/govern localdb stop
+	rm -rf var/pg

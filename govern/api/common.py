@@ -1,0 +1,38 @@
+"""What every blueprint shares: the request's database session, paging, audit helpers."""
+
+from __future__ import annotations
+
+from flask import current_app, g
+
+from govern.auth import principal
+from govern.domain import audit
+from govern.observability import current_request_id
+
+
+def db():
+    """The request's session; created on first use, closed (rolled back if uncommitted) at teardown."""
+    session = g.get("db")
+    if session is None:
+        session = current_app.extensions["govern"].sessions()
+        g.db = session
+    return session
+
+
+def commit() -> None:
+    """Commit before answering, so that a 2xx always means the change is durable."""
+    db().commit()
+
+
+def close_request_session(exc=None) -> None:
+    session = g.pop("db", None)
+    if session is not None:
+        try:
+            session.rollback()
+        finally:
+            session.close()
+
+
+def audit_event(action: str, **kwargs) -> None:
+    """Record an event for the calling principal in the request's transaction."""
+    p = principal()
+    audit.record(db(), p.tenant_id, p.actor_id, action, request_id=current_request_id(), **kwargs)

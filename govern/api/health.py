@@ -1,0 +1,50 @@
+"""Operator endpoints: liveness, readiness, metrics."""
+
+from __future__ import annotations
+
+from flask import current_app, jsonify
+from flask_smorest import Blueprint
+from sqlalchemy import text
+
+from govern.migrate import current_revision, head_revision
+from govern.observability import metrics_response
+
+blp = Blueprint("health", __name__, description="Liveness, readiness and metrics for operators.")
+
+
+@blp.route("/healthz")
+@blp.doc(security=[])
+def healthz():
+    """The process is up (no database call)."""
+    return jsonify({"status": "ok"})
+
+
+@blp.route("/readyz")
+@blp.doc(security=[])
+def readyz():
+    """The database answers and its schema is at the migrations' head."""
+    ext = current_app.extensions["govern"]
+    head = head_revision()
+    try:
+        with ext.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+            current = current_revision(conn)
+    except Exception as exc:  # any failure here means "not ready", not a 500
+        body = {"status": "unavailable", "database": "unreachable",
+                "detail": str(exc).splitlines()[0][:200]}
+        resp = jsonify(body)
+        resp.status_code = 503
+        resp.headers["Retry-After"] = str(ext.config.retry_after_seconds)
+        return resp
+    ready = current == head
+    resp = jsonify({"status": "ok" if ready else "migrations_pending",
+                    "database": "ok", "schema_revision": current, "head_revision": head})
+    resp.status_code = 200 if ready else 503
+    return resp
+
+
+@blp.route("/metrics")
+@blp.doc(security=[])
+def metrics():
+    """Prometheus text exposition."""
+    return metrics_response()

@@ -1,0 +1,94 @@
+"""/v1/tokens: a member's own API tokens; admins may revoke any in their tenant."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask_smorest import Blueprint
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from govern.api.common import audit_event, commit, db
+from govern.auth import principal, require_member
+from govern.domain import tokens
+from govern.errors import ApiError
+
+blp = Blueprint("tokens", __name__, url_prefix="/v1/tokens",
+                description="API tokens: created and revoked by their member; shown once.")
+
+ADMINS = ("owner", "admin")
+
+
+class TokenSchema(Schema):
+    token_id = fields.UUID(dump_only=True)
+    member_id = fields.UUID(dump_only=True)
+    name = fields.String(load_default="", validate=validate.Length(max=200))
+    hint = fields.String(dump_only=True, metadata={"description": "first characters of the secret"})
+    created_at = fields.DateTime(dump_only=True)
+    expires_at = fields.AwareDateTime(allow_none=True, load_default=None)
+    expires_in_days = fields.Integer(load_only=True, load_default=None,
+                                     validate=validate.Range(min=1, max=tokens.MAX_TOKEN_DAYS))
+    revoked_at = fields.DateTime(dump_only=True)
+    last_used_at = fields.DateTime(dump_only=True)
+
+    @validates_schema
+    def _one_expiry(self, data, **kwargs):
+        if data.get("expires_at") and data.get("expires_in_days"):
+            raise ValidationError("give expires_at or expires_in_days, not both", "expires_at")
+
+
+class NewTokenSchema(TokenSchema):
+    token = fields.String(dump_only=True, metadata={"description": "shown once"})
+
+
+class TokenListQuery(Schema):
+    all = fields.Boolean(load_default=False,
+                         metadata={"description": "admins: every member's tokens"})
+
+
+class TokenListSchema(Schema):
+    tokens = fields.List(fields.Nested(TokenSchema))
+
+
+@blp.route("")
+@blp.arguments(TokenListQuery, location="query")
+@blp.response(200, TokenListSchema)
+@require_member()
+def list_tokens(query):
+    """Your tokens (never their secrets); admins may pass all=true."""
+    p = principal()
+    if query["all"] and p.role not in ADMINS:
+        raise ApiError(403, "Only owners and admins may list every member's tokens.")
+    return {"tokens": tokens.list_member_tokens(db(), None if query["all"] else p.member_id)}
+
+
+@blp.route("", methods=["POST"])
+@blp.arguments(TokenSchema)
+@blp.response(201, NewTokenSchema)
+@require_member()
+def create_token(body):
+    """Create a token for yourself. The secret is in this response only."""
+    p = principal()
+    expires_at = body.get("expires_at")
+    if body.get("expires_in_days"):
+        expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(days=body["expires_in_days"])
+    secret, row = tokens.issue_member_token(db(), p.tenant_id, p.member_id, body["name"],
+                                            expires_at)
+    audit_event("token.create", target_type="token", target_id=row.token_id,
+                details={"name": row.name, "expires_at": expires_at})
+    commit()
+    return {**TokenSchema().dump(row), "token": secret}
+
+
+@blp.route("/<uuid:token_id>", methods=["DELETE"])
+@blp.response(204)
+@require_member()
+def revoke_token(token_id):
+    """Revoke one of your tokens; owners and admins may revoke any member token."""
+    p = principal()
+    token = tokens.get_token(db(), token_id)
+    if token.kind != "member" or (token.member_id != p.member_id and p.role not in ADMINS):
+        raise ApiError(404, "token not found")
+    tokens.revoke_token(db(), token)
+    audit_event("token.revoke", target_type="token", target_id=token_id,
+                details={"member_id": str(token.member_id)})
+    commit()

@@ -1,0 +1,82 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+from flask import Flask, request
+from flask_smorest import Api
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import sessionmaker
+
+from govern.config import Config
+from govern.db import make_engine, make_sessionmaker
+from govern.errors import ApiError, register_error_handlers
+from govern.observability import configure_logging, init_request_observability
+
+API_VERSION = "1.0.0"
+
+# Endpoints that take their clients' native non-JSON bodies (form posts, query strings).
+NON_JSON_ENDPOINTS: set[str] = set()
+
+
+@dataclass
+class GovernExtension:
+    config: Config
+    engine: Engine
+    sessions: sessionmaker
+
+
+def _json_serializer(value) -> str:
+    return orjson.dumps(value, default=str).decode()
+
+
+def create_app(config: Config | None = None) -> Flask:
+    config = config or Config.from_env()
+    configure_logging(config.log_level)
+    app = Flask("govern")
+    app.config.update(
+        GOVERN=config,
+        MAX_CONTENT_LENGTH=config.max_body_bytes,
+        API_TITLE="govern",
+        API_VERSION=API_VERSION,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        API_SPEC_OPTIONS={
+            "info": {"description": "A location data governor: consent, precision and "
+                                    "retention enforced in PostGIS."},
+            "components": {"securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer"}}},
+            "security": [{"bearerAuth": []}],
+        },
+    )
+    engine = make_engine(config.app_database_url, pool_size=config.db_pool_size,
+                         statement_timeout_ms=config.db_statement_timeout_ms,
+                         json_serializer=_json_serializer)
+    app.extensions["govern"] = GovernExtension(config, engine, make_sessionmaker(engine))
+
+    init_request_observability(app)
+    api = Api(app)
+    register_error_handlers(app)
+
+    from govern.api import register
+
+    register(app, api)
+
+    from govern.api.common import close_request_session
+
+    app.teardown_request(close_request_session)
+
+    @app.before_request
+    def _require_json_bodies():
+        if request.method in ("POST", "PUT", "PATCH") and request.endpoint not in NON_JSON_ENDPOINTS:
+            if request.content_length == 0 and not request.mimetype:
+                return None
+            if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
+                raise ApiError(415, "Send the body as application/json.",
+                               details={"content_type": request.mimetype or None})
+        return None
+
+    return app

@@ -1,0 +1,176 @@
+"""Bearer tokens: random, shown once, kept only as a SHA-256, scoped to one tenant.
+
+A token reads `gv_<tenant hex>_<secret>`. The tenant part lets authentication set the
+row-level-security scope before it looks the hash up, so even this lookup never reads
+across tenants (and routes to one shard under Citus).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from functools import wraps
+
+from flask import current_app, g, request
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from govern.db import scope_to_tenant
+from govern.errors import ApiError
+
+TOKEN_RE = re.compile(r"^gv_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$")
+SECRET_BYTES = 32
+
+
+@dataclass(frozen=True)
+class NewToken:
+    token: str
+    token_hash: bytes
+    hint: str
+
+
+@dataclass(frozen=True)
+class Principal:
+    tenant_id: uuid.UUID
+    kind: str  # "member" or "device"
+    token_id: uuid.UUID
+    member_id: uuid.UUID | None = None
+    role: str | None = None
+    device_id: uuid.UUID | None = None
+    subject_id: uuid.UUID | None = None
+
+    @property
+    def actor_id(self) -> str:
+        return f"{self.kind}:{self.member_id or self.device_id}"
+
+
+def hash_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def mint_token(tenant_id: uuid.UUID) -> NewToken:
+    secret = secrets.token_urlsafe(SECRET_BYTES)
+    token = f"gv_{tenant_id.hex}_{secret}"
+    return NewToken(token=token, token_hash=hash_token(token), hint=secret[:6])
+
+
+def tenant_of_token(token: str) -> uuid.UUID | None:
+    m = TOKEN_RE.match(token)
+    return uuid.UUID(m.group(1)) if m else None
+
+
+_LOOKUP = text(
+    """
+    SELECT t.token_id, t.kind, t.member_id, m.role, t.device_id, d.subject_id,
+           t.last_used_at
+    FROM api_tokens t
+    LEFT JOIN members m ON m.tenant_id = t.tenant_id AND m.member_id = t.member_id
+                        AND m.removed_at IS NULL
+    LEFT JOIN devices d ON d.tenant_id = t.tenant_id AND d.device_id = t.device_id
+                        AND d.revoked_at IS NULL
+    WHERE t.tenant_id = :tenant_id AND t.token_hash = :token_hash
+      AND t.revoked_at IS NULL
+      AND (t.expires_at IS NULL OR t.expires_at > now())
+    """
+)
+
+
+def authenticate(session: Session, token: str, touch_seconds: int = 60) -> Principal | None:
+    """The principal behind a token, or None when it is unknown, revoked or expired."""
+    tenant_id = tenant_of_token(token)
+    if tenant_id is None:
+        return None
+    scope_to_tenant(session, tenant_id)
+    row = session.execute(
+        _LOOKUP, {"tenant_id": tenant_id, "token_hash": hash_token(token)}
+    ).first()
+    if row is None:
+        return None
+    if row.kind == "member" and row.role is None:
+        return None  # member removed
+    if row.kind == "device" and row.subject_id is None:
+        return None  # device revoked
+    now = dt.datetime.now(dt.UTC)
+    if row.last_used_at is None or (now - row.last_used_at).total_seconds() > touch_seconds:
+        session.execute(
+            text("UPDATE api_tokens SET last_used_at = now() "
+                 "WHERE tenant_id = :t AND token_id = :id"),
+            {"t": tenant_id, "id": row.token_id},
+        )
+    return Principal(
+        tenant_id=tenant_id,
+        kind=row.kind,
+        token_id=row.token_id,
+        member_id=row.member_id,
+        role=row.role,
+        device_id=row.device_id,
+        subject_id=row.subject_id,
+    )
+
+
+def bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+def unauthenticated(message: str = "A valid bearer token is required.") -> ApiError:
+    return ApiError(401, message, headers={"WWW-Authenticate": 'Bearer realm="govern"'})
+
+
+def load_principal(token: str | None) -> Principal:
+    """Authenticate the request's token against the request's session; 401 when it fails."""
+    from govern.api.common import db
+
+    if not token:
+        raise unauthenticated()
+    principal = authenticate(db(), token, current_app.config["GOVERN"].token_touch_seconds)
+    if principal is None:
+        raise unauthenticated("The token is unknown, revoked or expired.")
+    g.principal = principal
+    return principal
+
+
+def require_member(*roles: str):
+    """Handler decorator: a member token whose role is one of `roles` (any role if none)."""
+
+    def decorator(fn):
+        @wraps(fn)
+        def wrapper(*args, **kwargs):
+            principal = load_principal(bearer_token())
+            if principal.kind != "member":
+                raise ApiError(403, "This endpoint needs a member token, not a device token.")
+            if roles and principal.role not in roles:
+                raise ApiError(
+                    403,
+                    f"The role '{principal.role}' may not do this.",
+                    details={"allowed_roles": list(roles)},
+                )
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def require_device(fn):
+    """Handler decorator: a device token (its subject is on the principal)."""
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        principal = load_principal(bearer_token())
+        if principal.kind != "device":
+            raise ApiError(403, "This endpoint needs a device token.")
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def principal() -> Principal:
+    return g.principal

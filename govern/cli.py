@@ -1,0 +1,227 @@
+"""The `govern` command line (click, through Flask's CLI)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+from flask.cli import FlaskGroup
+
+from govern.config import Config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _create_app():
+    from govern.app import create_app
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False,
+             add_version_option=False, load_dotenv=False)
+def main():
+    """govern: a location data governor for mobile backends."""
+
+
+def _config() -> Config:
+    from govern.observability import configure_logging
+
+    config = Config.from_env()
+    configure_logging(config.log_level)
+    return config
+
+
+def _owner_sessions(config: Config):
+    from govern.app import _json_serializer
+    from govern.db import make_engine, make_sessionmaker
+
+    return make_sessionmaker(make_engine(config.app_database_url, pool_size=1,
+                                         json_serializer=_json_serializer))
+
+
+# ---- db -------------------------------------------------------------------------------------
+
+@main.group()
+def db():
+    """Schema migrations (run with DATABASE_URL, the schema owner)."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision):
+    """Apply migrations up to REVISION (default: head)."""
+    from govern import migrate
+
+    migrate.upgrade(_config().database_url, revision)
+    click.echo(f"database at {revision}")
+
+
+@db.command("downgrade")
+@click.argument("revision", default="-1")
+def db_downgrade(revision):
+    """Revert migrations down to REVISION (default: one step; 'base' for all)."""
+    from govern import migrate
+
+    migrate.downgrade(_config().database_url, revision)
+    click.echo(f"database downgraded to {revision}")
+
+
+# ---- tenants --------------------------------------------------------------------------------
+
+@main.group()
+def tenant():
+    """Tenants (client organisations)."""
+
+
+@tenant.command("create")
+@click.argument("name")
+@click.option("--owner-email", default="owner@localhost", show_default=True)
+def tenant_create(name, owner_email):
+    """Create a tenant with its owner; prints the owner token once, as JSON."""
+    from govern.db import tenant_session
+    from govern.domain.tenants import create_tenant
+
+    sessions = _owner_sessions(_config())
+    with tenant_session(sessions, None) as session:
+        created = create_tenant(session, name, owner_email=owner_email)
+    click.echo(json.dumps({"tenant_id": str(created.tenant_id),
+                           "owner_token": created.owner_token}))
+
+
+# ---- processes ------------------------------------------------------------------------------
+
+@main.command("serve")
+@click.option("--bind", default=None, help="host:port (default 127.0.0.1:$PORT or 8000)")
+@click.option("--workers", default=None, type=int, help="gunicorn workers (default 2 x cores)")
+def serve(bind, workers):
+    """Serve the API with gunicorn (wsgi:app)."""
+    bind = bind or f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+    workers = workers or int(os.environ.get("WEB_WORKERS", 2 * (os.cpu_count() or 1)))
+    _prometheus_dir()
+    args = [sys.executable, "-m", "gunicorn", "--chdir", str(ROOT), "--bind", bind,
+            "--workers", str(workers), "--access-logfile", "-", "--access-logformat",
+            '{"gunicorn": "access", "status": %(s)s, "path": "%(U)s", "ms": %(M)s}',
+            "--graceful-timeout", "20", "--timeout", "60", "wsgi:app"]
+    os.execv(sys.executable, args)
+
+
+def _prometheus_dir() -> None:
+    """gunicorn workers are separate processes: let prometheus-client aggregate them."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="govern-metrics-")
+
+
+@main.command("scheduler")
+def scheduler():
+    """Run the job scheduler (one leader across all instances, by advisory lock)."""
+    from govern import scheduler as sched
+
+    sched.main(_config())
+
+
+@main.command("demo")
+@click.option("--name", default="Demo Field Services", show_default=True)
+@click.option("--days", default=3, show_default=True, type=int)
+@click.option("--subjects", default=12, show_default=True, type=int)
+def demo(name, days, subjects):
+    """Seed a demo tenant with realistic synthetic field-worker movement."""
+    from govern.demo import seed_demo
+
+    result = seed_demo(_owner_sessions(_config()), name=name, days=days, n_subjects=subjects)
+    click.echo(json.dumps(result, indent=2))
+
+
+# ---- local development ----------------------------------------------------------------------
+
+def local_cluster():
+    from govern.localdb import LocalCluster
+
+    return LocalCluster(ROOT / "var" / "pg", port=int(os.environ.get("GOVERN_PG_PORT", "5432")))
+
+
+@main.group()
+def localdb():
+    """The project-local PostGIS cluster under var/ (used when DATABASE_URL is not set)."""
+
+
+@localdb.command("start")
+def localdb_start():
+    cluster = local_cluster()
+    cluster.start()
+    click.echo(cluster.ensure_database())
+
+
+@localdb.command("stop")
+def localdb_stop():
+    local_cluster().stop()
+
+
+@main.command("up")
+@click.option("--demo/--no-demo", default=True, help="seed the demo on an empty database")
+def up(demo):
+    """What `make run` does: database, migrations, demo data, web and scheduler; Ctrl-C stops all."""
+    from govern import migrate
+
+    cluster = None
+    if not os.environ.get("DATABASE_URL"):
+        cluster = local_cluster()
+        click.echo(f"starting the local PostGIS cluster in {cluster.base.relative_to(ROOT)}/")
+        cluster.start()
+        os.environ["DATABASE_URL"] = cluster.ensure_database()
+    config = _config()
+    migrate.upgrade(config.database_url)
+    click.echo("migrations applied")
+    if demo and _no_tenants(config):
+        click.echo("empty database: seeding the demo tenant (govern demo)")
+        from govern.demo import seed_demo
+
+        click.echo(json.dumps(seed_demo(_owner_sessions(config)), indent=2))
+    port = os.environ.get("PORT", "8000")
+    env = dict(os.environ)
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "govern.cli", "serve"], env=env),
+        subprocess.Popen([sys.executable, "-m", "govern.cli", "scheduler"], env=env),
+    ]
+    click.echo(f"govern is serving on http://127.0.0.1:{port} (Ctrl-C stops it)")
+
+    def shutdown(*_):
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, shutdown)
+    signal.signal(signal.SIGTERM, shutdown)
+    try:
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+    finally:
+        shutdown()
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if cluster is not None:
+            click.echo("stopping the local PostGIS cluster")
+            cluster.stop()
+
+
+def _no_tenants(config: Config) -> bool:
+    import psycopg
+
+    url = config.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT NOT EXISTS (SELECT 1 FROM tenants)").fetchone()[0]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Configuration, read once from the environment into one object."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+APP_ROLE = "govern_app"
+
+
+def _int(env: dict, name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Use the psycopg 3 driver whatever scheme the operator wrote."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def app_url_from(owner_url: str) -> str:
+    """The app role's URL: the owner's URL with the user swapped for the app role.
+
+    Good for local clusters with trust or peer auth; production sets APP_DATABASE_URL.
+    """
+    parts = urlsplit(owner_url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{APP_ROLE}@{host}"))
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str
+    app_database_url: str
+    log_level: str = "INFO"
+    max_body_bytes: int = 2 * 1024 * 1024
+    max_batch_pings: int = 1000
+    max_zone_vertices: int = 10_000
+    request_due_days: int = 30
+    token_touch_seconds: int = 60
+    db_pool_size: int = 5
+    db_statement_timeout_ms: int = 30_000
+    retry_after_seconds: int = 5
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: dict | None = None, **overrides) -> Config:
+        env = dict(os.environ if env is None else env)
+        database_url = overrides.pop("database_url", None) or env.get("DATABASE_URL")
+        if not database_url:
+            raise RuntimeError(
+                "DATABASE_URL is not set. `make run` starts a project-local PostGIS and sets it."
+            )
+        app_url = (
+            overrides.pop("app_database_url", None)
+            or env.get("APP_DATABASE_URL")
+            or app_url_from(database_url)
+        )
+        values = dict(
+            database_url=sqlalchemy_url(database_url),
+            app_database_url=sqlalchemy_url(app_url),
+            log_level=env.get("LOG_LEVEL", "INFO").upper(),
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", 2 * 1024 * 1024),
+            max_batch_pings=_int(env, "MAX_BATCH_PINGS", 1000),
+            max_zone_vertices=_int(env, "MAX_ZONE_VERTICES", 10_000),
+            request_due_days=_int(env, "REQUEST_DUE_DAYS", 30),
+            token_touch_seconds=_int(env, "TOKEN_TOUCH_SECONDS", 60),
+            db_pool_size=_int(env, "DB_POOL_SIZE", 5),
+            db_statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", 30_000),
+            retry_after_seconds=_int(env, "RETRY_AFTER_SECONDS", 5),
+        )
+        values.update(overrides)
+        return cls(**values)

@@ -1,0 +1,73 @@
+"""Engines, sessions, and the per-transaction tenant scope that row-level security reads."""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import contextmanager
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+TENANT_SETTING = "govern.tenant_id"
+
+
+def make_engine(url: str, *, pool_size: int = 5, statement_timeout_ms: int = 30_000,
+                **kwargs) -> Engine:
+    engine = create_engine(
+        url,
+        **kwargs,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={
+            "connect_timeout": 5,
+            "options": f"-c statement_timeout={statement_timeout_ms}",
+            "application_name": "govern",
+        },
+    )
+    return engine
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
+
+
+@event.listens_for(Session, "after_begin")
+def _apply_tenant_scope(session: Session, transaction, connection) -> None:
+    """Every transaction starts scoped to the session's tenant, or to none.
+
+    set_config(..., true) is transaction-local, so a pooled connection handed to
+    another request never carries the previous tenant.
+    """
+    tenant_id = session.info.get("tenant_id")
+    connection.exec_driver_sql(
+        "SELECT set_config(%(name)s, %(value)s, true)",
+        {"name": TENANT_SETTING, "value": str(tenant_id) if tenant_id else ""},
+    )
+
+
+def scope_to_tenant(session: Session, tenant_id: uuid.UUID | str | None) -> None:
+    """Point the session at a tenant; takes effect at once, and for every later transaction."""
+    session.info["tenant_id"] = tenant_id
+    if session.in_transaction():
+        session.execute(
+            text("SELECT set_config(:name, :value, true)"),
+            {"name": TENANT_SETTING, "value": str(tenant_id) if tenant_id else ""},
+        )
+
+
+@contextmanager
+def tenant_session(factory: sessionmaker[Session], tenant_id):
+    """A session for one unit of work in one tenant: commit on success, rollback on error."""
+    session = factory()
+    session.info["tenant_id"] = tenant_id
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

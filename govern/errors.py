@@ -1,0 +1,114 @@
+"""One error shape for every 4xx and 5xx: {"error": {"code", "message", "details"}}."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, current_app, jsonify
+from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger("govern.errors")
+
+CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    """Raised by domain code and handlers; rendered as the standard error body."""
+
+    def __init__(self, status: int, message: str, code: str | None = None, details=None,
+                 headers: dict | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code or CODES.get(status, "error")
+        self.message = message
+        self.details = details
+        self.headers = headers or {}
+
+
+class NotFound(ApiError):
+    def __init__(self, what: str = "resource"):
+        super().__init__(404, f"{what} not found")
+
+
+class Conflict(ApiError):
+    def __init__(self, message: str, code: str = "conflict", details=None):
+        super().__init__(409, message, code, details)
+
+
+class Invalid(ApiError):
+    def __init__(self, message: str, details=None, code: str = "validation_failed"):
+        super().__init__(422, message, code, details)
+
+
+def error_response(status: int, code: str, message: str, details=None, headers=None):
+    body = {"error": {"code": code, "message": message, "details": details or {}}}
+    resp = jsonify(body)
+    resp.status_code = status
+    for k, v in (headers or {}).items():
+        resp.headers[k] = v
+    return resp
+
+
+def _is_connection_error(exc: DBAPIError) -> bool:
+    return isinstance(exc, OperationalError) or bool(getattr(exc, "connection_invalidated", False))
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        status = exc.code or 500
+        details = None
+        data = getattr(exc, "data", None)
+        if isinstance(data, dict):
+            details = data.get("messages") or data.get("errors")
+            if isinstance(details, dict) and set(details) <= {"json", "query", "form", "files",
+                                                              "headers", "path", "view_args"}:
+                # webargs nests by location; flatten the common single-location case
+                if len(details) == 1:
+                    details = next(iter(details.values()))
+        message = exc.description if isinstance(exc.description, str) else exc.name
+        if data and isinstance(data, dict) and data.get("message"):
+            message = data["message"]
+        if status == 422:
+            message = "The request did not validate; see details."
+        headers = {}
+        if status == 405 and exc.get_headers():
+            headers = {k: v for k, v in exc.get_headers() if k.lower() == "allow"}
+        return error_response(status, CODES.get(status, exc.name.lower().replace(" ", "_")),
+                              message, details, headers)
+
+    @app.errorhandler(DBAPIError)
+    def _db_error(exc: DBAPIError):
+        if _is_connection_error(exc):
+            log.warning("database unavailable: %s", str(exc.orig or exc).splitlines()[0])
+            retry = str(current_app.config["GOVERN"].retry_after_seconds)
+            return error_response(503, "unavailable",
+                                  "The database is unreachable; nothing was stored. Retry later.",
+                                  headers={"Retry-After": retry})
+        log.exception("database error")
+        return error_response(500, "internal_error", "Internal error.")
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        if isinstance(exc, HTTPException):
+            return _http_error(exc)
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "Internal error.")

@@ -1,0 +1,97 @@
+"""Test fixtures: a real PostGIS cluster started for the session, and tenant factories.
+
+Set TEST_DATABASE_URL (a superuser URL) to use an existing server instead; a fresh
+database is created in it for the run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from govern import migrate
+from govern.config import Config
+from govern.localdb import FAST_SETTINGS, LocalCluster
+
+
+def _plain(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@pytest.fixture(scope="session")
+def database_url():
+    given = os.environ.get("TEST_DATABASE_URL")
+    if given:
+        dbname = f"govern_test_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(given, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{dbname}"')
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(given)
+        url = urlunsplit(parts._replace(path=f"/{dbname}"))
+        migrate.upgrade(url)
+        yield url
+        with psycopg.connect(given, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        return
+    base = Path(tempfile.mkdtemp(prefix="govern-test-pg-"))
+    cluster = LocalCluster(base, settings=FAST_SETTINGS)
+    cluster.start()
+    try:
+        url = cluster.ensure_database()
+        migrate.upgrade(url)
+        yield url
+    finally:
+        cluster.stop("immediate")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def config(database_url) -> Config:
+    return Config.from_env({"DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"})
+
+
+@pytest.fixture(scope="session")
+def app(config):
+    from govern.app import create_app
+
+    application = create_app(config)
+    application.testing = True
+    return application
+
+
+@pytest.fixture(scope="session")
+def sessions(app):
+    return app.extensions["govern"].sessions
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def superuser(database_url):
+    """A superuser connection: sees through RLS, for test set-up and proofs only."""
+    with psycopg.connect(_plain(database_url), autocommit=True) as conn:
+        yield conn
+
+
+TENANT_TABLES_TRUNCATE = "TRUNCATE tenants CASCADE"
+
+
+@pytest.fixture(autouse=True)
+def _clean_database(request, database_url):
+    yield
+    if "database_url" in request.fixturenames or "app" in request.fixturenames:
+        with psycopg.connect(_plain(database_url), autocommit=True) as conn:
+            conn.execute(TENANT_TABLES_TRUNCATE)
+
+
+from tests.factories import *  # noqa: E402,F401,F403

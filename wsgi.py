@@ -1,0 +1,3 @@
+from govern import create_app
+
+app = create_app()
