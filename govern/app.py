@@ -71,8 +71,11 @@ def create_app(config: Config | None = None) -> Flask:
 
     @app.before_request
     def _require_json_bodies():
-        if request.method in ("POST", "PUT", "PATCH") and request.endpoint not in NON_JSON_ENDPOINTS:
-            if request.content_length == 0 and not request.mimetype:
+        if request.routing_exception is not None:
+            return None  # let routing answer 404/405 first
+        if (request.method in ("POST", "PUT", "PATCH")
+                and request.endpoint not in NON_JSON_ENDPOINTS):
+            if not request.content_length and not request.mimetype:
                 return None
             if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
                 raise ApiError(415, "Send the body as application/json.",

@@ -168,7 +168,7 @@ def localdb_stop():
 @main.command("up")
 @click.option("--demo/--no-demo", default=True, help="seed the demo on an empty database")
 def up(demo):
-    """What `make run` does: database, migrations, demo data, web and scheduler; Ctrl-C stops all."""
+    """What `make run` does: database, migrations, demo, web and scheduler; Ctrl-C stops all."""
     from govern import migrate
 
     cluster = None

@@ -162,5 +162,6 @@ class AuditEntry(Base):
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id"], ["tenants.tenant_id"], ondelete="CASCADE"),
         Index("audit_log_at", "tenant_id", "at"),
-        Index("audit_log_subject", "tenant_id", "subject_id", postgresql_where="subject_id IS NOT NULL"),
+        Index("audit_log_subject", "tenant_id", "subject_id",
+              postgresql_where="subject_id IS NOT NULL"),
     )

@@ -10,7 +10,7 @@ from govern.observability import current_request_id
 
 
 def db():
-    """The request's session; created on first use, closed (rolled back if uncommitted) at teardown."""
+    """The request's session: made on first use, rolled back if uncommitted at teardown."""
     session = g.get("db")
     if session is None:
         session = current_app.extensions["govern"].sessions()
@@ -36,3 +36,10 @@ def audit_event(action: str, **kwargs) -> None:
     """Record an event for the calling principal in the request's transaction."""
     p = principal()
     audit.record(db(), p.tenant_id, p.actor_id, action, request_id=current_request_id(), **kwargs)
+
+
+def row_dict(obj, **extra) -> dict:
+    """A mapped row's column values as a dict (for responses that add a one-time secret)."""
+    values = {k: v for k, v in vars(obj).items() if not k.startswith("_")}
+    values.update(extra)
+    return values

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from govern.api.common import commit, db
+from govern.api.common import commit, db, row_dict
 from govern.auth import principal, require_member
 from govern.domain import members
 from govern.models import ROLES
@@ -54,7 +54,7 @@ def invite_member(body):
     member, token = members.invite_member(db(), principal(), body["email"], body["role"],
                                           body.get("display_name"))
     commit()
-    return {**MemberSchema().dump(member), "token": token}
+    return row_dict(member, token=token)
 
 
 @blp.route("/<uuid:member_id>")

@@ -7,7 +7,7 @@ import datetime as dt
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from govern.api.common import audit_event, commit, db
+from govern.api.common import audit_event, commit, db, row_dict
 from govern.auth import principal, require_member
 from govern.domain import tokens
 from govern.errors import ApiError
@@ -76,7 +76,7 @@ def create_token(body):
     audit_event("token.create", target_type="token", target_id=row.token_id,
                 details={"name": row.name, "expires_at": expires_at})
     commit()
-    return {**TokenSchema().dump(row), "token": secret}
+    return row_dict(row, token=secret)
 
 
 @blp.route("/<uuid:token_id>", methods=["DELETE"])
