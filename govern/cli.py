@@ -11,28 +11,27 @@ import time
 from pathlib import Path
 
 import click
-from flask.cli import FlaskGroup
 
 from govern.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _create_app():
-    from govern.app import create_app
-
-    return create_app()
-
-
-@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False,
-             add_version_option=False, load_dotenv=False)
+@click.group()
 def main():
-    """govern: a location data governor for mobile backends."""
+    """govern: a location data governor for mobile backends.
+
+    Without DATABASE_URL, commands use the project-local cluster that `make run` started.
+    """
 
 
 def _config() -> Config:
     from govern.observability import configure_logging
 
+    if not os.environ.get("DATABASE_URL"):
+        cluster = local_cluster()
+        if cluster.initialised() and cluster.running():
+            os.environ["DATABASE_URL"] = cluster.url()
     config = Config.from_env()
     configure_logging(config.log_level)
     return config
@@ -155,6 +154,7 @@ def localdb():
 
 @localdb.command("start")
 def localdb_start():
+    """Start (initialising if needed) the local cluster and print its DATABASE_URL."""
     cluster = local_cluster()
     cluster.start()
     click.echo(cluster.ensure_database())
@@ -162,6 +162,7 @@ def localdb_start():
 
 @localdb.command("stop")
 def localdb_stop():
+    """Stop the local cluster."""
     local_cluster().stop()
 
 
