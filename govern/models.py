@@ -5,19 +5,25 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+from geoalchemy2 import Geometry
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKeyConstraint,
+    Identity,
     Index,
+    Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ROLES = ("owner", "admin", "analyst", "dispatcher", "auditor")
@@ -164,4 +170,91 @@ class AuditEntry(Base):
         Index("audit_log_at", "tenant_id", "at"),
         Index("audit_log_subject", "tenant_id", "subject_id",
               postgresql_where="subject_id IS NOT NULL"),
+    )
+
+
+class Purpose(Base):
+    """Why location is processed. `bit` is the purpose's place in a ping's purpose mask."""
+
+    __tablename__ = "purposes"
+    tenant_id: Mapped[uuid.UUID] = _tenant_pk()
+    purpose_id: Mapped[uuid.UUID] = _uuid_pk()
+    bit: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    key: Mapped[str] = mapped_column(String(64), nullable=False)
+    title: Mapped[str] = mapped_column(String(200), nullable=False)
+    description: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    requires_consent: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    precision_m: Mapped[int] = mapped_column(Integer, nullable=False)
+    retention_days: Mapped[int] = mapped_column(Integer, nullable=False)
+    individual_access: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    aggregate_use: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    reader_roles: Mapped[list[str]] = mapped_column(ARRAY(String(20)), nullable=False,
+                                                    default=list)
+    created_at: Mapped[dt.datetime] = _now()
+    updated_at: Mapped[dt.datetime] = _now()
+    archived_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id"], ["tenants.tenant_id"], ondelete="CASCADE"),
+        UniqueConstraint("tenant_id", "key", name="purposes_key_unique"),
+        UniqueConstraint("tenant_id", "bit", name="purposes_bit_unique"),
+    )
+
+
+class ConsentEvent(Base):
+    """One line of the append-only consent ledger."""
+
+    __tablename__ = "consent_events"
+    tenant_id: Mapped[uuid.UUID] = _tenant_pk()
+    event_id: Mapped[uuid.UUID] = _uuid_pk()
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True), nullable=False)
+    subject_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    purpose_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    status: Mapped[str] = mapped_column(String(10), nullable=False)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    recorded_at: Mapped[dt.datetime] = _now()
+    policy_version: Mapped[str] = mapped_column(String(100), nullable=False)
+    source: Mapped[str] = mapped_column(String(10), nullable=False)
+    actor_id: Mapped[str] = mapped_column(Text, nullable=False)
+    evidence: Mapped[dict] = mapped_column(JSONB, nullable=False, default=dict)
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "subject_id"], ["subjects.tenant_id", "subjects.subject_id"]
+        ),
+        ForeignKeyConstraint(
+            ["tenant_id", "purpose_id"], ["purposes.tenant_id", "purposes.purpose_id"]
+        ),
+    )
+
+
+class PolicyVersion(Base):
+    __tablename__ = "policy_versions"
+    tenant_id: Mapped[uuid.UUID] = _tenant_pk()
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    policy: Mapped[dict] = mapped_column(JSONB, nullable=False)
+    changed: Mapped[list] = mapped_column(JSONB, nullable=False, default=list)
+    created_at: Mapped[dt.datetime] = _now()
+    created_by: Mapped[str] = mapped_column(Text, nullable=False)
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id"], ["tenants.tenant_id"], ondelete="CASCADE"),
+    )
+
+
+class Zone(Base):
+    """A privacy zone: nothing recorded inside it is kept. Tenant-wide or for one subject."""
+
+    __tablename__ = "zones"
+    tenant_id: Mapped[uuid.UUID] = _tenant_pk()
+    zone_id: Mapped[uuid.UUID] = _uuid_pk()
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    subject_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    geometry: Mapped[dict] = mapped_column(JSONB, nullable=False)
+    radius_m: Mapped[float | None] = mapped_column(Float)
+    area = mapped_column(Geometry("MULTIPOLYGON", srid=4326, spatial_index=False),
+                         nullable=False)
+    created_at: Mapped[dt.datetime] = _now()
+    created_by: Mapped[str] = mapped_column(Text, nullable=False)
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "subject_id"], ["subjects.tenant_id", "subjects.subject_id"]
+        ),
     )

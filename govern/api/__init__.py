@@ -7,9 +7,19 @@ from flask_smorest import Api
 
 
 def register(app: Flask, api: Api) -> None:
-    from govern.api import docs, health, members, tokens
+    from govern.api import (
+        device,
+        devices,
+        docs,
+        health,
+        members,
+        policy,
+        purposes,
+        subjects,
+        tokens,
+        zones,
+    )
 
-    api.register_blueprint(health.blp)
-    api.register_blueprint(members.blp)
-    api.register_blueprint(tokens.blp)
+    for module in (health, members, tokens, purposes, subjects, devices, device, policy, zones):
+        api.register_blueprint(module.blp)
     app.register_blueprint(docs.bp)

@@ -43,3 +43,10 @@ def row_dict(obj, **extra) -> dict:
     values = {k: v for k, v in vars(obj).items() if not k.startswith("_")}
     values.update(extra)
     return values
+
+
+def actor_kwargs() -> dict:
+    """tenant_id, actor and request_id of the caller, as domain functions take them."""
+    p = principal()
+    return {"tenant_id": p.tenant_id, "actor": p.actor_id, "request_id": current_request_id()}
+

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from govern.db import scope_to_tenant
 from govern.domain import audit
+from govern.domain.policy import write_initial_policy
 from govern.domain.tokens import issue_member_token
 from govern.models import Member, Tenant
 
@@ -33,6 +34,7 @@ def create_tenant(session: Session, name: str, owner_email: str = "owner@localho
                    display_name="Owner", role="owner")
     session.add(owner)
     session.flush()
+    write_initial_policy(session, tenant_id, actor)
     token, _ = issue_member_token(session, tenant_id, owner.member_id, name="initial owner token")
     audit.record(session, tenant_id, actor, "tenant.create", target_type="tenant",
                  target_id=tenant_id, details={"name": name})

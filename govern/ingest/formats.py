@@ -135,10 +135,12 @@ def _owntracks_location(item: Mapping) -> dict:
 # --- Traccar Client / OsmAnd --------------------------------------------------------------
 
 
-def _param_number(value: str | None) -> Any:
+def _param_number(value: Any) -> Any:
     """A query-string number as a float; garbage is kept as the string so validation names it."""
     if value is None or value == "":
         return None
+    if not isinstance(value, str):
+        return value
     text = value.strip()
     if _NUMBER_STRING.fullmatch(text):
         return float(text)

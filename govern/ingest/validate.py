@@ -74,6 +74,8 @@ class Flawed(dict):
 
 
 def _check_range(dt: datetime) -> datetime:
+    if not 1999 <= dt.year <= 2101:  # checked first: converting year 1 or 9999 can overflow
+        raise ValueError(YEAR_RANGE)
     if dt.tzinfo is not UTC:
         dt = dt.astimezone(UTC)
     if not 2000 <= dt.year <= 2100:
@@ -119,12 +121,23 @@ def parse_time(value: object) -> datetime:
 
 
 def _time(value: object) -> datetime | str:
-    """Native `t`: an ISO-8601 string (or an aware datetime from a converter); else a message."""
-    if isinstance(value, str):
+    """Native `t`: an ISO-8601 string (or an aware datetime from a converter); else a message.
+
+    Inlined rather than built on parse_time because it runs once per ping.
+    """
+    if type(value) is str:
         try:
-            return _parse_iso(value)
-        except ValueError as error:
-            return str(error)
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            return NOT_ISO
+        tz = dt.tzinfo
+        if tz is not UTC:
+            if tz is None or dt.utcoffset() is None:
+                return NEEDS_OFFSET
+            if not 1999 <= dt.year <= 2101:  # converting year 1 or 9999 can overflow
+                return YEAR_RANGE
+            dt = dt.astimezone(UTC)
+        return dt if 2000 <= dt.year <= 2100 else YEAR_RANGE
     if isinstance(value, datetime):
         try:
             return parse_time(value)
@@ -135,15 +148,18 @@ def _time(value: object) -> datetime | str:
 
 def _number(value: object, lo: float, hi: float) -> float | str:
     """A finite int or float within [lo, hi] as a float, or the message saying what is wrong."""
-    kind = type(value)
+    kind = type(value)  # exact types: bool is a subclass of int but is not a number here
     if kind is float:
+        if lo <= value <= hi:  # also false for NaN and infinities
+            return value
         if not math.isfinite(value):
             return "must be a finite number"
-    elif kind is not int:  # bool is a subclass of int, but type() tells them apart
+    elif kind is int:
+        if lo <= value <= hi:
+            return float(value)
+    else:
         return "must be a number"
-    if not lo <= value <= hi:
-        return f"must be between {lo} and {hi}"
-    return float(value)
+    return f"must be between {lo} and {hi}"
 
 
 def validate_ping(raw: object) -> tuple[Ping | None, dict[str, list[str]]]:

@@ -8,6 +8,7 @@ from govern.config import app_url_from
 from govern.db import make_engine, make_sessionmaker, tenant_session
 from govern.domain.tenants import create_tenant
 
+ROUTING_TABLES = {"device_routes"}
 TENANT_TABLES = ["tenants", "members", "subjects", "devices", "api_tokens", "audit_log"]
 
 
@@ -102,7 +103,19 @@ def test_every_tenant_table_has_forced_rls(superuser):
     ).fetchall()
     assert rows, "no tenant tables found"
     for name, enabled, forced in rows:
+        if name in ROUTING_TABLES:
+            continue
         assert enabled and forced, name
+
+
+def test_routing_tables_are_closed_to_the_app_role(config, superuser):
+    """device_routes maps an OsmAnd identifier to its tenant; the app may only ask one
+    identifier at a time through a function, never list the table."""
+    with psycopg.connect(_plain(config.app_database_url)) as conn:
+        for table in ROUTING_TABLES:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(f"SELECT * FROM {table}")
+            conn.rollback()
 
 
 def test_app_url_swaps_the_user():

@@ -1,0 +1,105 @@
+"""/v1/purposes: why location is processed, and the rules each purpose sets."""
+
+from __future__ import annotations
+
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from govern.api.common import actor_kwargs, commit, db
+from govern.api.schemas import SLUG, Roles
+from govern.auth import require_member
+from govern.domain import purposes
+
+blp = Blueprint("purposes", __name__, url_prefix="/v1/purposes",
+                description="Purposes: consent, precision, retention and readers.")
+
+WRITERS = ("owner", "admin")
+
+
+class PurposeSchema(Schema):
+    purpose_id = fields.UUID(dump_only=True)
+    key = fields.String(required=True, validate=SLUG)
+    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    description = fields.String(load_default="", validate=validate.Length(max=2000))
+    requires_consent = fields.Boolean(load_default=True)
+    precision_m = fields.Integer(required=True, validate=validate.Range(min=1, max=1_000_000),
+                                 metadata={"description": "finest precision allowed, metres"})
+    retention_days = fields.Integer(required=True, validate=validate.Range(min=1, max=3650))
+    individual_access = fields.Boolean(load_default=False)
+    aggregate_use = fields.Boolean(load_default=False)
+    reader_roles = Roles(load_default=list)
+    created_at = fields.DateTime(dump_only=True)
+    updated_at = fields.DateTime(dump_only=True)
+    archived_at = fields.DateTime(dump_only=True)
+
+
+class PurposePatchSchema(PurposeSchema):
+    class Meta:
+        exclude = ("key",)
+
+    def __init__(self, **kwargs):
+        super().__init__(partial=True, **kwargs)
+
+
+class PurposeListSchema(Schema):
+    purposes = fields.List(fields.Nested(PurposeSchema))
+
+
+class ListQuery(Schema):
+    include_archived = fields.Boolean(load_default=False)
+
+
+class RemovedSchema(Schema):
+    outcome = fields.String(metadata={"description": "deleted, or archived when in use"})
+
+
+@blp.route("")
+@blp.arguments(ListQuery, location="query")
+@blp.response(200, PurposeListSchema)
+@require_member()
+def list_purposes(query):
+    """All purposes (any member may read them)."""
+    return {"purposes": purposes.list_purposes(db(), query["include_archived"])}
+
+
+@blp.route("", methods=["POST"])
+@blp.arguments(PurposeSchema)
+@blp.response(201, PurposeSchema)
+@require_member(*WRITERS)
+def create_purpose(body):
+    """Declare a purpose."""
+    ctx = actor_kwargs()
+    purpose = purposes.create_purpose(db(), ctx["tenant_id"], ctx["actor"], body,
+                                      ctx["request_id"])
+    commit()
+    return purpose
+
+
+@blp.route("/<uuid:purpose_id>")
+@blp.response(200, PurposeSchema)
+@require_member()
+def get_purpose(purpose_id):
+    return purposes.get_purpose(db(), purpose_id)
+
+
+@blp.route("/<uuid:purpose_id>", methods=["PATCH"])
+@blp.arguments(PurposePatchSchema)
+@blp.response(200, PurposeSchema)
+@require_member(*WRITERS)
+def update_purpose(body, purpose_id):
+    """Change a purpose; precision and retention changes apply to stored data too."""
+    ctx = actor_kwargs()
+    purpose = purposes.update_purpose(db(), ctx["actor"], purpose_id, body, ctx["request_id"])
+    commit()
+    return purpose
+
+
+@blp.route("/<uuid:purpose_id>", methods=["DELETE"])
+@blp.response(200, RemovedSchema)
+@require_member(*WRITERS)
+def remove_purpose(purpose_id):
+    """Delete an unused purpose, or archive one that consents or pings refer to."""
+    ctx = actor_kwargs()
+    outcome = purposes.remove_purpose(db(), ctx["actor"], purpose_id, ctx["request_id"])
+    commit()
+    return {"outcome": outcome}

@@ -1,0 +1,78 @@
+"""/v1/zones: privacy zones, tenant-wide or per subject; nothing recorded inside is kept."""
+
+from __future__ import annotations
+
+from flask import current_app
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from govern.api.common import actor_kwargs, commit, db
+from govern.auth import require_member
+from govern.domain import zones
+
+blp = Blueprint("zones", __name__, url_prefix="/v1/zones",
+                description="Privacy zones: polygons, or circles (Point + radius_m).")
+
+WRITERS = ("owner", "admin")
+READERS = ("owner", "admin", "auditor")
+
+
+class ZoneSchema(Schema):
+    zone_id = fields.UUID(dump_only=True)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    subject_id = fields.UUID(load_default=None, allow_none=True,
+                             metadata={"description": "null: applies to every subject"})
+    geometry = fields.Raw(required=True,
+                          metadata={"description": "GeoJSON Polygon, MultiPolygon or Point"})
+    radius_m = fields.Raw(load_default=None, allow_none=True,
+                          metadata={"description": "with a Point: circle radius, 0 < r <= 50000"})
+    created_at = fields.DateTime(dump_only=True)
+    created_by = fields.String(dump_only=True)
+
+
+class ZoneQuery(Schema):
+    subject_id = fields.UUID(load_default=None)
+
+
+class ZoneListSchema(Schema):
+    zones = fields.List(fields.Nested(ZoneSchema))
+
+
+@blp.route("")
+@blp.arguments(ZoneQuery, location="query")
+@blp.response(200, ZoneListSchema)
+@require_member(*READERS)
+def list_zones(query):
+    return {"zones": zones.list_zones(db(), query["subject_id"])}
+
+
+@blp.route("", methods=["POST"])
+@blp.arguments(ZoneSchema)
+@blp.response(201, ZoneSchema)
+@require_member(*WRITERS)
+def create_zone(body):
+    """Add a zone. Invalid geometry answers 422 with the reason and where it is."""
+    ctx = actor_kwargs()
+    zone = zones.create_zone(
+        db(), ctx["tenant_id"], ctx["actor"], name=body["name"], geometry=body["geometry"],
+        radius_m=body["radius_m"], subject_id=body["subject_id"],
+        max_vertices=current_app.config["GOVERN"].max_zone_vertices,
+        request_id=ctx["request_id"])
+    commit()
+    return zone
+
+
+@blp.route("/<uuid:zone_id>")
+@blp.response(200, ZoneSchema)
+@require_member(*READERS)
+def get_zone(zone_id):
+    return zones.get_zone(db(), zone_id)
+
+
+@blp.route("/<uuid:zone_id>", methods=["DELETE"])
+@blp.response(204)
+@require_member(*WRITERS)
+def delete_zone(zone_id):
+    ctx = actor_kwargs()
+    zones.delete_zone(db(), ctx["actor"], zone_id, ctx["request_id"])
+    commit()

@@ -1,0 +1,159 @@
+"""Subjects (tracked people) and their devices."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+import uuid
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from govern.domain import audit
+from govern.domain.tokens import issue_device_token
+from govern.errors import Conflict, Invalid, NotFound
+from govern.models import ApiToken, Device, Subject
+
+IDENTIFIER_RE = re.compile(r"^[A-Za-z0-9._:-]{4,100}$")
+SUBJECT_FIELDS = ("display_name", "timezone", "collection_windows", "collection_blocked",
+                  "blocked_reason")
+
+
+def get_subject(session: Session, subject_id: uuid.UUID) -> Subject:
+    subject = session.scalar(select(Subject).where(Subject.subject_id == subject_id))
+    if subject is None:
+        raise NotFound("subject")
+    return subject
+
+
+def list_subjects(session: Session, limit: int, after: uuid.UUID | None = None,
+                  external_ref: str | None = None) -> list[Subject]:
+    stmt = select(Subject).order_by(Subject.subject_id).limit(limit)
+    if after is not None:
+        stmt = stmt.where(Subject.subject_id > after)
+    if external_ref is not None:
+        stmt = stmt.where(Subject.external_ref == external_ref)
+    return list(session.scalars(stmt))
+
+
+def _check_block(values: dict, subject: Subject | None = None) -> None:
+    blocked = values.get("collection_blocked", subject.collection_blocked if subject else False)
+    reason = values.get("blocked_reason", subject.blocked_reason if subject else None)
+    if blocked and not (reason or "").strip():
+        raise Invalid("A blocked subject needs a blocked_reason (for example: a minor).",
+                      {"blocked_reason": ["required when collection_blocked is true"]})
+
+
+def create_subject(session: Session, tenant_id: uuid.UUID, actor: str, values: dict,
+                   request_id: str | None = None) -> Subject:
+    _check_block(values)
+    subject = Subject(tenant_id=tenant_id, subject_id=uuid.uuid4(), **values)
+    try:
+        with session.begin_nested():
+            session.add(subject)
+            session.flush()
+    except IntegrityError as exc:
+        raise Conflict("A subject with this external_ref already exists.",
+                       "subject_exists") from exc
+    audit.record(session, tenant_id, actor, "subject.create", target_type="subject",
+                 target_id=subject.subject_id, subject_id=subject.subject_id,
+                 request_id=request_id, details={"external_ref": subject.external_ref})
+    return subject
+
+
+def update_subject(session: Session, actor: str, subject_id: uuid.UUID, changes: dict,
+                   request_id: str | None = None) -> Subject:
+    subject = get_subject(session, subject_id)
+    _check_block(changes, subject)
+    diff = {}
+    for key in SUBJECT_FIELDS:
+        if key in changes and getattr(subject, key) != changes[key]:
+            diff[key] = {"from": getattr(subject, key), "to": changes[key]}
+            setattr(subject, key, changes[key])
+    if changes.get("collection_blocked") is False:
+        subject.blocked_reason = None
+    if diff:
+        session.flush()
+        audit.record(session, subject.tenant_id, actor, "subject.update", target_type="subject",
+                     target_id=subject_id, subject_id=subject_id, request_id=request_id,
+                     details={"changed": diff})
+    return subject
+
+
+def set_duty(session: Session, subject: Subject, on_duty: bool, actor: str,
+             request_id: str | None = None) -> Subject:
+    if subject.on_duty != on_duty:
+        subject.on_duty = on_duty
+        subject.duty_changed_at = dt.datetime.now(dt.UTC)
+        session.flush()
+        audit.record(session, subject.tenant_id, actor, "subject.duty", target_type="subject",
+                     target_id=subject.subject_id, subject_id=subject.subject_id,
+                     request_id=request_id, details={"on_duty": on_duty})
+    return subject
+
+
+# ---- devices ---------------------------------------------------------------------------------
+
+def get_device(session: Session, device_id: uuid.UUID) -> Device:
+    device = session.scalar(select(Device).where(Device.device_id == device_id))
+    if device is None:
+        raise NotFound("device")
+    return device
+
+
+def list_devices(session: Session, subject_id: uuid.UUID | None = None,
+                 include_revoked: bool = False) -> list[Device]:
+    stmt = select(Device).order_by(Device.created_at)
+    if subject_id is not None:
+        stmt = stmt.where(Device.subject_id == subject_id)
+    if not include_revoked:
+        stmt = stmt.where(Device.revoked_at.is_(None))
+    return list(session.scalars(stmt))
+
+
+def generate_identifier() -> str:
+    """Short enough to type into Traccar Client, random enough not to be guessed."""
+    return secrets.token_hex(8)
+
+
+def enrol_device(session: Session, tenant_id: uuid.UUID, actor: str, subject_id: uuid.UUID,
+                 identifier: str | None = None, name: str | None = None,
+                 platform: str | None = None,
+                 request_id: str | None = None) -> tuple[Device, str]:
+    get_subject(session, subject_id)
+    identifier = identifier or generate_identifier()
+    if not IDENTIFIER_RE.match(identifier):
+        raise Invalid("identifier must be 4 to 100 letters, digits, '.', '_', ':' or '-'.",
+                      {"identifier": ["invalid format"]})
+    device = Device(tenant_id=tenant_id, device_id=uuid.uuid4(), subject_id=subject_id,
+                    identifier=identifier, name=name, platform=platform)
+    try:
+        with session.begin_nested():
+            session.add(device)
+            session.flush()
+    except IntegrityError as exc:
+        raise Conflict("This device identifier is already enrolled.",
+                       "identifier_taken") from exc
+    token, _ = issue_device_token(session, tenant_id, device.device_id)
+    audit.record(session, tenant_id, actor, "device.enrol", target_type="device",
+                 target_id=device.device_id, subject_id=subject_id, request_id=request_id,
+                 details={"identifier": identifier})
+    return device, token
+
+
+def revoke_device(session: Session, actor: str, device_id: uuid.UUID,
+                  request_id: str | None = None) -> Device:
+    device = get_device(session, device_id)
+    if device.revoked_at is None:
+        now = dt.datetime.now(dt.UTC)
+        device.revoked_at = now
+        session.execute(update(ApiToken)
+                        .where(ApiToken.device_id == device_id, ApiToken.revoked_at.is_(None))
+                        .values(revoked_at=now))
+        session.flush()
+        audit.record(session, device.tenant_id, actor, "device.revoke", target_type="device",
+                     target_id=device_id, subject_id=device.subject_id, request_id=request_id,
+                     details={"identifier": device.identifier})
+    return device

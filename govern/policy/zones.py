@@ -1,0 +1,223 @@
+"""Validation of privacy zone and site geometries sent as GeoJSON.
+
+A zone decides where nothing is kept, so a shape that is silently "repaired" (a ring
+closed for you, a bow-tie untangled) would protect a different area than the admin drew.
+Anything ambiguous is refused with a reason an admin can act on, and size is checked on
+the raw JSON so a huge polygon costs nothing to refuse.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import shapely
+from shapely.validation import explain_validity
+
+MAX_RADIUS_M = 50_000.0
+MAX_DETAIL_KEYS = 20  # keep 422 bodies small when every vertex of a big polygon is wrong
+ACCEPTED_TYPES = ("Polygon", "MultiPolygon", "Point")
+
+
+class GeometryInvalid(ValueError):
+    """A zone geometry cannot be used; details name each bad field."""
+
+    def __init__(self, message: str, details: dict[str, list[str]]):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class _Problems:
+    def __init__(self):
+        self.details: dict[str, list[str]] = {}
+        self.count = 0
+
+    def add(self, key: str, message: str) -> None:
+        self.count += 1
+        if key in self.details or len(self.details) < MAX_DETAIL_KEYS:
+            self.details.setdefault(key, []).append(message)
+
+    def raise_if_any(self) -> None:
+        if not self.details:
+            return
+        key, messages = next(iter(self.details.items()))
+        extra = self.count - 1
+        more = f" (and {extra} more problem{'s' if extra > 1 else ''})" if extra else ""
+        raise GeometryInvalid(f"invalid zone geometry: {key}: {messages[0]}{more}", self.details)
+
+
+def _show(value: object) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= 30 else text[:30] + "..."
+
+
+def _number(value: object) -> float | None:
+    """`value` as a finite float, or None for bools, strings, NaN, Infinity and huge ints."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _position(raw: object, key: str, problems: _Problems) -> tuple[float, float] | None:
+    """(lon, lat) of a GeoJSON position; altitude is accepted and dropped."""
+    if not isinstance(raw, list | tuple) or len(raw) not in (2, 3):
+        problems.add(key, "a position must be [longitude, latitude] or "
+                          "[longitude, latitude, altitude]")
+        return None
+    numbers = [_number(v) for v in raw]
+    if any(n is None for n in numbers):
+        problems.add(key, f"a position must contain only finite numbers, got {_show(raw)}")
+        return None
+    lon, lat = numbers[0], numbers[1]
+    ok = True
+    if not -180.0 <= lon <= 180.0:
+        problems.add(key, f"longitude {lon:g} is outside -180..180 "
+                          "(positions are [longitude, latitude])")
+        ok = False
+    if not -90.0 <= lat <= 90.0:
+        problems.add(key, f"latitude {lat:g} is outside -90..90 "
+                          "(positions are [longitude, latitude])")
+        ok = False
+    return (lon, lat) if ok else None
+
+
+def _radius(raw: object, key: str, problems: _Problems) -> float | None:
+    radius = _number(raw)
+    if radius is None:
+        problems.add(key, "must be a number of metres")
+    elif radius <= 0:
+        problems.add(key, "must be greater than 0 metres")
+    elif radius > MAX_RADIUS_M:
+        problems.add(key, f"must be at most {MAX_RADIUS_M:.0f} metres")
+    else:
+        return radius
+    return None
+
+
+def _rings_of(polygon: object, key: str, kind: str, problems: _Problems) -> list | None:
+    """The rings of one polygon's coordinates, checking only list structure (cheap)."""
+    if not isinstance(polygon, list):
+        problems.add(key, f"a {kind} must be a list of rings, each a list of positions")
+        return None
+    if not polygon:
+        problems.add(key, f"the {kind} is empty; it needs at least its outer ring")
+        return None
+    ok = True
+    for r, ring in enumerate(polygon):
+        if not isinstance(ring, list):
+            problems.add(f"{key}[{r}]", "a ring must be a list of positions")
+            ok = False
+    return polygon if ok else None
+
+
+def _ring(raw: list, key: str, problems: _Problems) -> list[tuple[float, float]] | None:
+    if len(raw) < 4:
+        problems.add(key, f"a ring needs at least 4 positions (the first repeated as the last), "
+                          f"got {len(raw)}")
+        return None
+    positions = [_position(p, f"{key}[{k}]", problems) for k, p in enumerate(raw)]
+    if any(p is None for p in positions):
+        return None
+    if positions[0] != positions[-1]:
+        lon, lat = positions[0]
+        problems.add(key, f"the ring is not closed: its last position must repeat the first "
+                          f"([{lon:g}, {lat:g}])")
+        return None
+    return positions
+
+
+_REASON_RE = re.compile(r"^(.*)\[(\S+) (\S+)\]$")
+
+
+def _validity_reason(geometry) -> str:
+    """shapely's reason, e.g. 'Self-intersection[0.5 0.5]', phrased for an admin."""
+    reason = explain_validity(geometry)
+    match = _REASON_RE.match(reason)
+    if match:
+        what, lon, lat = match.groups()
+        return f"{what.lower()} near [{lon}, {lat}]"
+    return reason.lower()
+
+
+def validate_zone(geometry: object, radius_m: object = None, max_vertices: int = 10_000, *,
+                  field: str = "geometry", radius_field: str = "radius_m"):
+    """Return the shapely geometry of a valid zone, else raise GeometryInvalid.
+
+    Polygon and MultiPolygon are used as drawn; a Point needs `radius_m` and stands for a
+    circle (the caller buffers it on geography). Altitudes are dropped: zones are 2D.
+    `field`/`radius_field` prefix the detail keys, e.g. "geometry.coordinates[0][3]".
+    """
+    problems = _Problems()
+    if not isinstance(geometry, dict):
+        problems.add(field, 'must be a GeoJSON geometry object such as '
+                            '{"type": "Polygon", "coordinates": [...]}')
+        problems.raise_if_any()
+    gtype = geometry.get("type")
+    if gtype is None:
+        problems.add(f"{field}.type", "is required: Polygon, MultiPolygon or Point")
+    elif gtype in ("Feature", "FeatureCollection"):
+        problems.add(f"{field}.type", f"a {gtype} is not accepted; send its geometry object "
+                                      "(Polygon, MultiPolygon or Point)")
+    elif gtype not in ACCEPTED_TYPES:
+        problems.add(f"{field}.type", f"'{_show(gtype)}' is not accepted; use Polygon, "
+                                      "MultiPolygon or Point with a radius (case-sensitive)")
+    problems.raise_if_any()
+
+    if gtype == "Point":
+        if radius_m is None:
+            problems.add(radius_field, "is required for a Point: the circle's radius in metres")
+        else:
+            _radius(radius_m, radius_field, problems)
+    elif radius_m is not None:
+        problems.add(radius_field, "is only allowed with a Point geometry (a circle); "
+                                   "leave it out for polygons")
+
+    coordinates = geometry.get("coordinates")
+    key = f"{field}.coordinates"
+    if coordinates is None:
+        problems.add(key, "is required")
+        problems.raise_if_any()
+    if not isinstance(coordinates, list):
+        problems.add(key, f"must be a list, got {_show(coordinates)}")
+        problems.raise_if_any()
+
+    if gtype == "Point":
+        position = _position(coordinates, key, problems)
+        problems.raise_if_any()
+        return shapely.Point(position)
+
+    # Structure and size first, on the raw lists, before looking at any number.
+    if gtype == "Polygon":
+        polygons = [(key, _rings_of(coordinates, key, "polygon", problems))]
+    else:
+        if not coordinates:
+            problems.add(key, "the multipolygon is empty; it needs at least one polygon")
+        polygons = [(f"{key}[{p}]", _rings_of(poly, f"{key}[{p}]", "polygon", problems))
+                    for p, poly in enumerate(coordinates)]
+    problems.raise_if_any()
+    total = sum(len(ring) for _, rings in polygons for ring in rings)
+    if total > max_vertices:
+        problems.add(key, f"has {total} positions; at most {max_vertices} are allowed, "
+                          "simplify the shape")
+        problems.raise_if_any()
+
+    shapes = []
+    for poly_key, rings in polygons:
+        parsed = [_ring(ring, f"{poly_key}[{r}]", problems) for r, ring in enumerate(rings)]
+        if all(ring is not None for ring in parsed):
+            shapes.append(shapely.Polygon(parsed[0], parsed[1:]))
+    problems.raise_if_any()
+
+    result = shapes[0] if gtype == "Polygon" else shapely.MultiPolygon(shapes)
+    kind = gtype.lower()
+    if not result.is_valid:
+        problems.add(field, f"the {kind} is not valid: {_validity_reason(result)}")
+    elif result.area == 0:
+        problems.add(field, f"the {kind} encloses no area")
+    problems.raise_if_any()
+    return result
