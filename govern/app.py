@@ -48,7 +48,8 @@ def create_app(config: Config | None = None) -> Flask:
             "info": {"description": "A location data governor: consent, precision and "
                                     "retention enforced in PostGIS."},
             "components": {"securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer"}}},
+                "bearerAuth": {"type": "http", "scheme": "bearer"},
+                "basicAuth": {"type": "http", "scheme": "basic"}}},
             "security": [{"bearerAuth": []}],
         },
     )

@@ -37,7 +37,7 @@ class NewToken:
 class Principal:
     tenant_id: uuid.UUID
     kind: str  # "member" or "device"
-    token_id: uuid.UUID
+    token_id: uuid.UUID | None  # None for a device named by identifier alone (OsmAnd)
     member_id: uuid.UUID | None = None
     role: str | None = None
     device_id: uuid.UUID | None = None

@@ -83,7 +83,7 @@ def superuser(database_url):
         yield conn
 
 
-TENANT_TABLES_TRUNCATE = "TRUNCATE tenants CASCADE"
+KEEP_TABLES = ("alembic_version", "spatial_ref_sys")
 
 
 @pytest.fixture(autouse=True)
@@ -93,7 +93,12 @@ def _clean_database(request):
     if "database_url" in request.fixturenames:
         url = request.getfixturevalue("database_url")
         with psycopg.connect(_plain(url), autocommit=True) as conn:
-            conn.execute(TENANT_TABLES_TRUNCATE)
+            tables = [r[0] for r in conn.execute(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') "
+                "AND NOT c.relispartition AND c.relname <> ALL(%s)", (list(KEEP_TABLES),))]
+            conn.execute("TRUNCATE " + ", ".join(tables) + " CASCADE")
 
 
 from tests.factories import *  # noqa: E402,F401,F403
+from tests.tracking import make_tracked  # noqa: E402,F401

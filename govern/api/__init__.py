@@ -12,7 +12,9 @@ def register(app: Flask, api: Api) -> None:
         devices,
         docs,
         health,
+        ingest,
         members,
+        pings,
         policy,
         purposes,
         subjects,
@@ -20,6 +22,7 @@ def register(app: Flask, api: Api) -> None:
         zones,
     )
 
-    for module in (health, members, tokens, purposes, subjects, devices, device, policy, zones):
+    for module in (health, members, tokens, purposes, subjects, devices, device, policy, zones,
+                   pings, ingest):
         api.register_blueprint(module.blp)
     app.register_blueprint(docs.bp)

@@ -7,7 +7,7 @@ import re
 import secrets
 import uuid
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -85,9 +85,16 @@ def update_subject(session: Session, actor: str, subject_id: uuid.UUID, changes:
 def set_duty(session: Session, subject: Subject, on_duty: bool, actor: str,
              request_id: str | None = None) -> Subject:
     if subject.on_duty != on_duty:
+        now = dt.datetime.now(dt.UTC)
         subject.on_duty = on_duty
-        subject.duty_changed_at = dt.datetime.now(dt.UTC)
+        subject.duty_changed_at = now
         session.flush()
+        # the history ingest judges late pings by: off duty then means dropped, even if the
+        # app uploads them after going back on duty
+        session.execute(text("INSERT INTO duty_events (tenant_id, subject_id, at, on_duty) "
+                             "VALUES (:t, :s, :at, :on)"),
+                        {"t": subject.tenant_id, "s": subject.subject_id, "at": now,
+                         "on": on_duty})
         audit.record(session, subject.tenant_id, actor, "subject.duty", target_type="subject",
                      target_id=subject.subject_id, subject_id=subject.subject_id,
                      request_id=request_id, details={"on_duty": on_duty})

@@ -1,0 +1,119 @@
+"""Ingest in the formats of apps people already use, posted unchanged.
+
+OwnTracks (HTTP mode), Traccar Client (OsmAnd protocol, query/form or JSON), Transistor
+background-geolocation and Overland. Each is converted to native pings and governed
+exactly like POST /v1/pings; the answer is what each app expects.
+"""
+
+from __future__ import annotations
+
+from flask import Response, g, jsonify, request
+from flask_smorest import Blueprint
+from sqlalchemy import select, text
+
+from govern.api.common import db
+from govern.api.pings import check_batch_size, ingest_for_device
+from govern.app import NON_JSON_ENDPOINTS
+from govern.auth import Principal, load_principal
+from govern.db import scope_to_tenant
+from govern.errors import ApiError, NotFound
+from govern.ingest import formats
+from govern.models import Device
+
+blp = Blueprint("ingest", __name__, url_prefix="/v1/ingest",
+                description="Ingest in existing apps' native formats.")
+
+
+def _device_token() -> str | None:
+    auth = request.authorization
+    if auth is None:
+        return None
+    if auth.type == "basic":
+        return auth.password or None  # OwnTracks: any user name, the device token as password
+    if auth.type == "bearer":
+        return auth.token
+    return None
+
+
+def _device_principal() -> Principal:
+    principal = load_principal(_device_token())
+    if principal.kind != "device":
+        raise ApiError(403, "This endpoint needs a device token.")
+    return principal
+
+
+def _json_body():
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ApiError(400, "The body must be JSON.", code="bad_request")
+    return body
+
+
+def _converted(fn, *args):
+    try:
+        return fn(*args)
+    except formats.FormatError as exc:
+        raise ApiError(422, exc.message, details={"body": [exc.message]}) from exc
+
+
+def _principal_for_identifier(identifier: str) -> Principal:
+    """OsmAnd names the device, nothing more: route the identifier to its tenant."""
+    route = db().execute(text("SELECT tenant_id, device_id FROM govern_device_route(:i)"),
+                         {"i": identifier}).first()
+    if route is None:
+        raise NotFound("device")
+    scope_to_tenant(db(), route.tenant_id)
+    device = db().scalar(select(Device).where(Device.device_id == route.device_id,
+                                              Device.revoked_at.is_(None)))
+    if device is None:
+        raise NotFound("device")
+    principal = Principal(tenant_id=route.tenant_id, kind="device", token_id=None,
+                          device_id=device.device_id, subject_id=device.subject_id)
+    g.principal = principal
+    return principal
+
+
+@blp.route("/owntracks", methods=["POST"])
+@blp.doc(security=[{"basicAuth": []}])
+def owntracks():
+    """OwnTracks HTTP mode. Basic auth: any user, the device token as password. Answers []."""
+    _device_principal()
+    items, _ignored = _converted(formats.from_owntracks, _json_body())
+    ingest_for_device(check_batch_size(items))
+    return jsonify([])
+
+
+@blp.route("/osmand", methods=["GET", "POST"])
+@blp.doc(security=[])
+def osmand():
+    """Traccar Client (OsmAnd protocol): query or form parameters, or the JSON variant.
+    The device is its enrolled identifier; the protocol carries no secret."""
+    if request.mimetype == "application/json":
+        identifier, items = _converted(formats.from_osmand_json, _json_body())
+    else:
+        params = {**request.args.to_dict(), **request.form.to_dict()}
+        identifier, item = _converted(formats.from_osmand, params)
+        items = [item]
+    _principal_for_identifier(identifier)
+    ingest_for_device(check_batch_size(items))
+    return Response("", status=200)
+
+
+@blp.route("/transistor", methods=["POST"])
+def transistor():
+    """Transistor background-geolocation: {"location": {...}} or {"location": [...]}."""
+    _device_principal()
+    items = _converted(formats.from_transistor, _json_body())
+    return jsonify(ingest_for_device(check_batch_size(items)))
+
+
+@blp.route("/overland", methods=["POST"])
+def overland():
+    """Overland: {"locations": [GeoJSON Feature, ...]}. Answers {"result": "ok"}."""
+    _device_principal()
+    items = _converted(formats.from_overland, _json_body())
+    ingest_for_device(check_batch_size(items))
+    return jsonify({"result": "ok"})
+
+
+NON_JSON_ENDPOINTS.add("ingest.osmand")
