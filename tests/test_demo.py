@@ -1,0 +1,20 @@
+"""`govern demo` seeds a usable tenant through the governed path."""
+
+from sqlalchemy import text
+
+from govern.db import tenant_session
+from govern.demo import seed_demo
+
+
+def test_demo_seeds_governed_movement(sessions, client):
+    out = seed_demo(sessions, days=1, n_subjects=4, progress=False)
+    assert out["pings"]["accepted"] > 300
+    assert out["pings"]["dropped"] > 0  # home zones, blocked apprentice
+    members = client.get("/v1/members",
+                         headers={"Authorization": f"Bearer {out['tokens']['owner']}"})
+    assert len(members.get_json()["members"]) == 5
+    with tenant_session(sessions, out["tenant_id"]) as s:
+        blocked = s.execute(text("SELECT count(*) FROM pings p JOIN subjects s USING "
+                                 "(tenant_id, subject_id) WHERE s.collection_blocked")).scalar()
+        assert blocked == 0
+        assert s.execute(text("SELECT count(*) FROM rollups")).scalar() > 0
