@@ -94,6 +94,32 @@ def tenant_create(name, owner_email):
                            "owner_token": created.owner_token}))
 
 
+# ---- retention ------------------------------------------------------------------------------
+
+@main.group()
+def retention():
+    """Retention: age, coarsen and delete pings as windows close."""
+
+
+@retention.command("run")
+@click.option("--tenant", "tenant_id", default=None, type=click.UUID,
+              help="only this tenant (skips partition maintenance)")
+@click.option("--dry-run", is_flag=True, help="count what would change; change nothing")
+def retention_run(tenant_id, dry_run):
+    """Run the retention job once, as the scheduler does, and print what it did."""
+    from tqdm import tqdm
+
+    from govern.db import make_engine
+    from govern.domain.retention import Budget, run_all
+
+    config = _config()
+    owner = make_engine(config.database_url, pool_size=1)
+    with tqdm(desc="retention", unit=" pings", disable=None) as bar:
+        report = run_all(owner, _owner_sessions(config), tenant_id=tenant_id, dry_run=dry_run,
+                         budget=Budget(on_batch=bar.update))
+    click.echo(json.dumps({"dry_run": dry_run, **report}, indent=2, default=str))
+
+
 # ---- processes ------------------------------------------------------------------------------
 
 @main.command("serve")

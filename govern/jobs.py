@@ -2,8 +2,43 @@
 
 from __future__ import annotations
 
+import functools
+
 from govern.config import Config
 from govern.scheduler import Job
+
+
+@functools.cache
+def _engines(config: Config):
+    from govern.app import _json_serializer
+    from govern.db import make_engine, make_sessionmaker
+
+    owner = make_engine(config.database_url, pool_size=1)
+    app = make_engine(config.app_database_url, pool_size=2, json_serializer=_json_serializer)
+    return owner, make_sessionmaker(app)
+
+
+def partitions(config: Config) -> dict:
+    """Day partitions ahead of time, and whole days past every window dropped."""
+    import datetime as dt
+
+    from govern.domain.retention import maintain_partitions
+
+    owner, sessions = _engines(config)
+    return maintain_partitions(owner, sessions, dt.datetime.now(dt.UTC))
+
+
+def retention(config: Config) -> dict:
+    """Age, coarsen and delete per purpose, apply withdrawals, holds and rollup retention."""
+    from govern.domain.retention import run_all
+
+    owner, sessions = _engines(config)
+    report = run_all(owner, sessions)
+    totals = {"aged": 0, "deleted": 0, "tenants": len(report["tenants"])}
+    for t in report["tenants"].values():
+        totals["aged"] += t["aged"]
+        totals["deleted"] += t["deleted"]
+    return {**totals, "partitions_dropped": report["partitions"]["dropped"]}
 
 
 def heartbeat(config: Config) -> dict:
@@ -13,4 +48,6 @@ def heartbeat(config: Config) -> dict:
 
 JOBS: list[Job] = [
     Job("heartbeat", 60, heartbeat),
+    Job("partitions", 3600, partitions),
+    Job("retention", 900, retention),
 ]

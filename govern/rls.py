@@ -31,3 +31,11 @@ def append_only(table: str) -> list[str]:
         f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
         "FOR EACH ROW EXECUTE FUNCTION govern_refuse_change()",
     ]
+
+
+def owner_maintenance(table: str) -> str:
+    """Let the schema owner (the migrating role: scheduler maintenance jobs, never the app)
+    read across tenants under FORCE RLS, so jobs that drop whole partitions see every
+    tenant's windows and holds even when the owner is not a superuser."""
+    return (f"CREATE POLICY owner_maintenance ON {table} FOR SELECT TO CURRENT_USER "
+            "USING (true)")

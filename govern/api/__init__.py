@@ -12,17 +12,20 @@ def register(app: Flask, api: Api) -> None:
         devices,
         docs,
         health,
+        holds,
         ingest,
         members,
         pings,
         policy,
         purposes,
+        retention,
         subjects,
         tokens,
+        tracks,
         zones,
     )
 
     for module in (health, members, tokens, purposes, subjects, devices, device, policy, zones,
-                   pings, ingest):
+                   pings, ingest, holds, retention, tracks):
         api.register_blueprint(module.blp)
     app.register_blueprint(docs.bp)

@@ -57,6 +57,10 @@ def create_purpose(session: Session, tenant_id: uuid.UUID, actor: str, values: d
                       **values)
     session.add(purpose)
     session.flush()
+    # stored pings of a new purpose are at its precision: retention starts from here
+    session.execute(text("INSERT INTO retention_state (tenant_id, purpose_id, "
+                         "precision_applied) VALUES (:t, :p, :pr)"),
+                    {"t": tenant_id, "p": purpose.purpose_id, "pr": purpose.precision_m})
     audit.record(session, tenant_id, actor, "purpose.create", target_type="purpose",
                  target_id=purpose.purpose_id, request_id=request_id,
                  details={k: values.get(k) for k in ("key", *EDITABLE)})

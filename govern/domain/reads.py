@@ -1,0 +1,126 @@
+"""Individual-level reads: always under a purpose, only to the roles it names, only what
+serves it now, never finer than it allows, and always audited."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from govern.auth import Principal
+from govern.domain import audit
+from govern.domain.purposes import purpose_by_key
+from govern.errors import ApiError, Invalid
+from govern.models import Purpose
+from govern.sql import reads as sql
+
+MAX_RANGE = dt.timedelta(days=31)
+CURSOR_START = (dt.datetime.min.replace(tzinfo=dt.UTC), uuid.UUID(int=0), "")
+
+
+def may_read_individuals(purpose: Purpose, role: str | None) -> bool:
+    """Individual data only under a purpose that allows it, and only for roles it names."""
+    return purpose.individual_access and role in (purpose.reader_roles or [])
+
+
+def window_start(purpose: Purpose, now: dt.datetime) -> dt.datetime:
+    """Nothing recorded at or before this instant may serve the purpose any more."""
+    return now - dt.timedelta(days=purpose.retention_days)
+
+
+def readable_purpose(session: Session, principal: Principal, key: str) -> Purpose:
+    purpose = purpose_by_key(session, key)
+    if purpose is None:
+        raise Invalid(f"Unknown purpose '{key}'.", {"purpose": ["unknown purpose"]})
+    if not purpose.individual_access:
+        raise ApiError(403, f"Purpose '{key}' allows aggregate use only.",
+                       code="aggregate_only")
+    if not may_read_individuals(purpose, principal.role):
+        raise ApiError(403, f"The role '{principal.role}' may not read under '{key}'.",
+                       details={"reader_roles": purpose.reader_roles})
+    return purpose
+
+
+def encode_cursor(t: dt.datetime, device_id: uuid.UUID, key: str) -> str:
+    raw = f"{t.isoformat()}|{device_id}|{key}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> tuple:
+    if not cursor:
+        return CURSOR_START
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        t, device, key = raw.split("|", 2)
+        return dt.datetime.fromisoformat(t), uuid.UUID(device), key
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Invalid("The cursor is not one this API gave out.", {"cursor": ["invalid"]}) \
+            from exc
+
+
+def check_range(t_from: dt.datetime, t_to: dt.datetime) -> None:
+    if t_to <= t_from:
+        raise Invalid("'to' must be after 'from'.", {"to": ["must be after from"]})
+    if t_to - t_from > MAX_RANGE:
+        raise Invalid(f"A time range may span at most {MAX_RANGE.days} days.",
+                      {"to": [f"at most {MAX_RANGE.days} days after from"]})
+
+
+@dataclass
+class Track:
+    points: list
+    next_cursor: str | None
+    precision_m: int
+
+
+def read_track(session: Session, principal: Principal, subject_id: uuid.UUID, purpose_key: str,
+               t_from: dt.datetime, t_to: dt.datetime, *, limit: int, cursor: str | None,
+               request_id: str | None = None, fmt: str = "geojson") -> Track:
+    from govern.domain.subjects import get_subject
+
+    check_range(t_from, t_to)
+    purpose = readable_purpose(session, principal, purpose_key)
+    get_subject(session, subject_id)
+    now = dt.datetime.now(dt.UTC)
+    c_t, c_device, c_key = decode_cursor(cursor)
+    readable = session.execute(sql.READABLE_SUBJECTS, {
+        "requires_consent": purpose.requires_consent, "purpose_id": purpose.purpose_id,
+        "now": now, "subject_id": subject_id}).first()
+    rows = []
+    if readable is not None:
+        rows = session.execute(sql.TRACK, {
+            "subject_id": subject_id, "bit": 1 << purpose.bit, "precision": purpose.precision_m,
+            "window_start": window_start(purpose, now), "t_from": t_from, "t_to": t_to,
+            "c_t": c_t, "c_device": c_device, "c_key": c_key, "limit": limit + 1}).all()
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = encode_cursor(last.at, last.device_id, last.client_key)
+    audit.record(session, principal.tenant_id, principal.actor_id, "read.track",
+                 target_type="subject", target_id=subject_id, subject_id=subject_id,
+                 request_id=request_id,
+                 details={"purpose": purpose_key, "from": t_from, "to": t_to,
+                          "returned": len(rows), "format": fmt,
+                          "consent_active": readable is not None})
+    return Track(rows, next_cursor, purpose.precision_m)
+
+
+def latest_positions(session: Session, principal: Principal, purpose_key: str,
+                     request_id: str | None = None) -> list:
+    purpose = readable_purpose(session, principal, purpose_key)
+    now = dt.datetime.now(dt.UTC)
+    subjects = [r.subject_id for r in session.execute(sql.READABLE_SUBJECTS, {
+        "requires_consent": purpose.requires_consent, "purpose_id": purpose.purpose_id,
+        "now": now, "subject_id": None})]
+    rows = session.execute(sql.LATEST, {
+        "subject_ids": subjects, "bit": 1 << purpose.bit, "precision": purpose.precision_m,
+        "window_start": window_start(purpose, now)}).all() if subjects else []
+    audit.record(session, principal.tenant_id, principal.actor_id, "read.positions",
+                 target_type="purpose", target_id=purpose_key, request_id=request_id,
+                 details={"purpose": purpose_key, "returned": len(rows),
+                          "subjects": [str(r.subject_id) for r in rows]})
+    return rows
