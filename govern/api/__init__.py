@@ -18,6 +18,7 @@ def register(app: Flask, api: Api) -> None:
         pings,
         policy,
         purposes,
+        reports,
         retention,
         subjects,
         tokens,
@@ -26,6 +27,6 @@ def register(app: Flask, api: Api) -> None:
     )
 
     for module in (health, members, tokens, purposes, subjects, devices, device, policy, zones,
-                   pings, ingest, holds, retention, tracks):
+                   pings, ingest, holds, retention, tracks, reports):
         api.register_blueprint(module.blp)
     app.register_blueprint(docs.bp)

@@ -62,3 +62,11 @@ class CollectionWindows(fields.Field):
 
     def _serialize(self, value, attr, obj, **kwargs):
         return value
+
+
+class FeatureCollection(Schema):
+    """RFC 7946 FeatureCollection; `properties` carries the request's metadata."""
+
+    type = fields.String()
+    features = fields.List(fields.Dict())
+    properties = fields.Dict()

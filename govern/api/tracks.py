@@ -11,6 +11,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from govern.api.common import actor_kwargs, commit, db
+from govern.api.schemas import FeatureCollection
 from govern.auth import principal, require_member
 from govern.domain import reads
 
@@ -29,12 +30,6 @@ class TrackQuery(Schema):
 
 class PositionsQuery(Schema):
     purpose = fields.String(required=True, validate=validate.Length(min=1, max=64))
-
-
-class FeatureCollection(Schema):
-    type = fields.String()
-    features = fields.List(fields.Dict())
-    properties = fields.Dict()
 
 
 def _range(query) -> tuple[dt.datetime, dt.datetime]:

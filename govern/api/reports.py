@@ -1,0 +1,68 @@
+"""/v1/reports: aggregate reports from rollups; never a cell under k subjects."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+
+import h3.api.basic_int as h3
+from flask import Response
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from govern.api.common import actor_kwargs, commit, db
+from govern.api.schemas import FeatureCollection
+from govern.auth import principal, require_member
+from govern.domain import reports
+
+blp = Blueprint("reports", __name__, url_prefix="/v1/reports",
+                description="Aggregate reports with a k floor and optional differential "
+                            "privacy.")
+
+READERS = ("owner", "admin", "analyst")
+
+
+class HeatmapQuery(Schema):
+    from_ = fields.AwareDateTime(data_key="from", required=True)
+    to = fields.AwareDateTime(required=True)
+    resolution = fields.Integer(load_default=7, validate=validate.Range(min=5, max=9),
+                                metadata={"description": "H3 resolution, 5 (coarse) to 9"})
+    format = fields.String(load_default="geojson", validate=validate.OneOf(("geojson", "csv")))
+
+
+@blp.route("/heatmap")
+@blp.arguments(HeatmapQuery, location="query")
+@blp.response(200, FeatureCollection)
+@blp.alt_response(200, content_type="text/csv", description="format=csv")
+@require_member(*READERS)
+def heatmap(query):
+    """Hexagons (H3) with pings and distinct subjects, from rollups only. Cells under the
+    tenant's k are suppressed and only counted. Without differential privacy, only whole
+    UTC days, ISO weeks or months; with it, any whole hours, charged to the daily budget."""
+    ctx = actor_kwargs()
+    result = reports.heatmap(db(), principal(), query["from_"], query["to"],
+                             query["resolution"], ctx["request_id"])
+    commit()
+    meta = {"from": query["from_"].isoformat(), "to": query["to"].isoformat(),
+            "resolution": result.resolution, "k_min_subjects": result.k,
+            "suppressed": result.suppressed, "mode": result.mode, "period": result.period,
+            "epsilon": result.epsilon, "budget": result.budget or None,
+            "generated_at": dt.datetime.now(dt.UTC).isoformat()}
+    if query["format"] == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["cell", "lat", "lon", "pings", "subjects"])
+        for c in result.cells:
+            lat, lon = reports.cell_centre(c["cell"])
+            writer.writerow([h3.int_to_str(c["cell"]), f"{lat:.6f}", f"{lon:.6f}", c["pings"],
+                             c["subjects"]])
+        resp = Response(out.getvalue(), mimetype="text/csv")
+        resp.headers["Content-Disposition"] = "attachment; filename=heatmap.csv"
+        resp.headers["X-Suppressed-Cells"] = str(result.suppressed)
+        return resp
+    return {"type": "FeatureCollection", "properties": meta, "features": [
+        {"type": "Feature",
+         "geometry": {"type": "Polygon", "coordinates": reports.cell_polygon(c["cell"])},
+         "properties": {"cell": h3.int_to_str(c["cell"]), "pings": c["pings"],
+                        "subjects": c["subjects"]}} for c in result.cells]}

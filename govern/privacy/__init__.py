@@ -1,0 +1,1 @@
+"""Release mechanisms for aggregates: the k floor and differential privacy."""
