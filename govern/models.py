@@ -83,7 +83,7 @@ class Subject(Base):
     external_ref: Mapped[str] = mapped_column(String(200), nullable=False)
     display_name: Mapped[str | None] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64), nullable=False, default="UTC")
-    collection_windows: Mapped[list | None] = mapped_column(JSONB)
+    collection_windows: Mapped[list | None] = mapped_column(JSONB(none_as_null=True))
     collection_blocked: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     blocked_reason: Mapped[str | None] = mapped_column(Text)
     on_duty: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)

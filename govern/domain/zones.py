@@ -3,6 +3,7 @@ circles are buffered on the spheroid (geography), so a radius is true metres any
 
 from __future__ import annotations
 
+import math
 import uuid
 
 import orjson
@@ -16,17 +17,60 @@ from govern.models import Zone
 from govern.policy.zones import GeometryInvalid, validate_zone
 
 AREA_SQL = {
-    # quad_segs=16: 64 segments per circle; the polygon lies inside the true circle by < 0.2%
-    "circle": "ST_Multi(ST_Buffer(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, "
-              ":radius, 'quad_segs=16')::geometry)",
+    "circle": "ST_Multi(ST_SetSRID(ST_GeomFromText(:wkt), 4326))",
     "polygon": "ST_Multi(ST_Force2D(ST_SetSRID(ST_GeomFromGeoJSON(:geojson), 4326)))",
 }
+CIRCLE_SEGMENTS = 64
+
+# Points around the centre at `radius` on the spheroid (PostGIS ST_Project), the radius
+# stretched so the 64-gon circumscribes the circle: every point within the radius is inside.
+_RING = text(
+    """
+    SELECT ST_X(p::geometry) AS lon, ST_Y(p::geometry) AS lat
+    FROM generate_series(0, :n - 1) AS k,
+         LATERAL ST_Project(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography,
+                            :radius / cos(pi() / :n), 2 * pi() * k / :n) AS p
+    ORDER BY k
+    """
+)
+_POLE_DISTANCE = text(
+    "SELECT ST_Distance(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, "
+    "ST_SetSRID(ST_MakePoint(0, :pole), 4326)::geography)"
+)
 
 
-def area_expression(geometry: dict, radius_m: float | None) -> tuple[str, dict]:
+def circle_wkt(session: Session, lon: float, lat: float, radius: float) -> str:
+    """A circle as lon/lat polygons that stay valid across the antimeridian and the poles.
+
+    Across the antimeridian the ring is unwrapped around the centre and split in two; a
+    circle that contains a pole becomes the whole polar cap down to its lowest latitude
+    (larger than the circle: a zone errs on the side of keeping nothing)."""
+    from shapely.affinity import translate
+    from shapely.geometry import MultiPolygon, Polygon, box
+
+    ring = session.execute(_RING, {"lon": lon, "lat": lat, "radius": radius,
+                                   "n": CIRCLE_SEGMENTS}).all()
+    for pole in (90.0, -90.0):
+        if session.execute(_POLE_DISTANCE, {"lon": lon, "lat": lat, "pole": pole}).scalar() \
+                <= radius / math.cos(math.pi / CIRCLE_SEGMENTS):
+            edge = min(r.lat for r in ring) if pole > 0 else max(r.lat for r in ring)
+            return box(-180, min(edge, pole), 180, max(edge, pole)).wkt
+    points = [(r.lon + 360 * round((lon - r.lon) / 360), r.lat) for r in ring]
+    shape = Polygon(points)
+    parts = []
+    for shift in (-360, 0, 360):
+        piece = shape.intersection(box(-180 - shift, -90, 180 - shift, 90))
+        if not piece.is_empty:
+            piece = translate(piece, xoff=shift)
+            parts.extend(piece.geoms if hasattr(piece, "geoms") else [piece])
+    return MultiPolygon([p for p in parts if isinstance(p, Polygon)]).wkt
+
+
+def area_expression(session: Session, geometry: dict,
+                    radius_m: float | None) -> tuple[str, dict]:
     if geometry.get("type") == "Point":
         lon, lat = geometry["coordinates"][:2]
-        return AREA_SQL["circle"], {"lon": lon, "lat": lat, "radius": radius_m}
+        return AREA_SQL["circle"], {"wkt": circle_wkt(session, lon, lat, float(radius_m))}
     return AREA_SQL["polygon"], {"geojson": orjson.dumps(geometry).decode()}
 
 
@@ -43,7 +87,7 @@ def create_zone(session: Session, tenant_id: uuid.UUID, actor: str, *, name: str
     validated(geometry, radius_m, max_vertices)
     if subject_id is not None:
         get_subject(session, subject_id)
-    expr, params = area_expression(geometry, radius_m)
+    expr, params = area_expression(session, geometry, radius_m)
     zone_id = uuid.uuid4()
     session.execute(
         text(f"INSERT INTO zones (tenant_id, zone_id, name, subject_id, geometry, radius_m, "
