@@ -96,11 +96,7 @@ def authenticate(session: Session, token: str, touch_seconds: int = 60) -> Princ
         return None  # device revoked
     now = dt.datetime.now(dt.UTC)
     if row.last_used_at is None or (now - row.last_used_at).total_seconds() > touch_seconds:
-        session.execute(
-            text("UPDATE api_tokens SET last_used_at = now() "
-                 "WHERE tenant_id = :t AND token_id = :id"),
-            {"t": tenant_id, "id": row.token_id},
-        )
+        touch(session, tenant_id, row.token_id, row.device_id if row.kind == "device" else None)
     return Principal(
         tenant_id=tenant_id,
         kind=row.kind,
@@ -110,6 +106,23 @@ def authenticate(session: Session, token: str, touch_seconds: int = 60) -> Princ
         device_id=row.device_id,
         subject_id=row.subject_id,
     )
+
+
+def touch(session: Session, tenant_id: uuid.UUID, token_id: uuid.UUID,
+          device_id: uuid.UUID | None) -> None:
+    """Record token use (and device contact) in its own short transaction, so it sticks
+    even when the request itself only reads or fails."""
+    with session.get_bind().connect() as conn:
+        conn.execute(text("SELECT set_config('govern.tenant_id', :t, true)"),
+                     {"t": str(tenant_id)})
+        conn.execute(text("UPDATE api_tokens SET last_used_at = now() "
+                          "WHERE tenant_id = :t AND token_id = :id"),
+                     {"t": tenant_id, "id": token_id})
+        if device_id is not None:
+            conn.execute(text("UPDATE devices SET last_seen_at = now() "
+                              "WHERE tenant_id = :t AND device_id = :id"),
+                         {"t": tenant_id, "id": device_id})
+        conn.commit()
 
 
 def bearer_token() -> str | None:
@@ -147,6 +160,7 @@ def require_member(*roles: str):
             if principal.kind != "member":
                 raise ApiError(403, "This endpoint needs a member token, not a device token.")
             if roles and principal.role not in roles:
+                record_denied(principal, list(roles))
                 raise ApiError(
                     403,
                     f"The role '{principal.role}' may not do this.",
@@ -157,6 +171,19 @@ def require_member(*roles: str):
         return wrapper
 
     return decorator
+
+
+def record_denied(principal: Principal, allowed: list[str]) -> None:
+    """Audit a refused authorisation in its own transaction (the request's rolls back)."""
+    from govern.db import tenant_session
+    from govern.domain import audit
+
+    with tenant_session(current_app.extensions["govern"].sessions, principal.tenant_id) as s:
+        audit.record(s, principal.tenant_id, principal.actor_id, "auth.denied",
+                     target_type="endpoint", target_id=request.endpoint,
+                     request_id=g.get("request_id"),
+                     details={"method": request.method, "path": request.path,
+                              "role": principal.role, "allowed_roles": allowed})
 
 
 def require_device(fn):

@@ -45,6 +45,7 @@ class Config:
     max_body_bytes: int = 2 * 1024 * 1024
     max_batch_pings: int = 1000
     max_zone_vertices: int = 10_000
+    request_due_days: int = 30
     token_touch_seconds: int = 60
     db_pool_size: int = 5
     db_statement_timeout_ms: int = 30_000
@@ -70,6 +71,7 @@ class Config:
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 2 * 1024 * 1024),
             max_batch_pings=_int(env, "MAX_BATCH_PINGS", 1000),
             max_zone_vertices=_int(env, "MAX_ZONE_VERTICES", 10_000),
+            request_due_days=_int(env, "REQUEST_DUE_DAYS", 30),
             token_touch_seconds=_int(env, "TOKEN_TOUCH_SECONDS", 60),
             db_pool_size=_int(env, "DB_POOL_SIZE", 5),
             db_statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", 30_000),

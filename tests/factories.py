@@ -51,6 +51,43 @@ class TenantHandle:
             self.tokens[role] = self.member(role)["token"]
         return self.tokens[role]
 
+    def purpose(self, key: str = "navigation", **values) -> dict:
+        """Declare a purpose (defaults: consent required, 10 m, 30 days); returns its body."""
+        body = {"key": key, "title": key.replace("_", " ").title(), "precision_m": 10,
+                "retention_days": 30, **values}
+        resp = self.post("/v1/purposes", body)
+        assert resp.status_code == 201, resp.get_json()
+        return resp.get_json()
+
+    def subject(self, external_ref: str | None = None, **values) -> dict:
+        """Add a subject; returns its body."""
+        body = {"external_ref": external_ref or f"emp-{uuid.uuid4().hex[:8]}", **values}
+        resp = self.post("/v1/subjects", body)
+        assert resp.status_code == 201, resp.get_json()
+        return resp.get_json()
+
+    def device(self, subject_id, **values) -> dict:
+        """Enrol a device for a subject; returns the body, with its one-time token."""
+        resp = self.post("/v1/devices", {"subject_id": str(subject_id), **values})
+        assert resp.status_code == 201, resp.get_json()
+        return resp.get_json()
+
+    def consent(self, subject_id, purpose: str, status: str = "granted", at=None,
+                **values) -> dict:
+        """Record a consent event as an admin (`at`: an aware datetime or None for now)."""
+        body = {"purpose": purpose, "status": status, "policy_version": "v1",
+                "evidence": {"form": "paper-1"}, **values}
+        if at is not None:
+            body["at"] = at.isoformat()
+        resp = self.post(f"/v1/subjects/{subject_id}/consents", body)
+        assert resp.status_code == 201, resp.get_json()
+        return resp.get_json()
+
+    def audit_actions(self, superuser) -> list[str]:
+        """This tenant's audit actions, oldest first (read through RLS by a superuser)."""
+        return [r[0] for r in superuser.execute(
+            "SELECT action FROM audit_log WHERE tenant_id = %s ORDER BY seq", (self.tenant_id,))]
+
 
 @pytest.fixture
 def make_tenant(sessions, client):

@@ -8,8 +8,10 @@ from flask_smorest import Api
 
 def register(app: Flask, api: Api) -> None:
     from govern.api import (
+        audit,
         device,
         devices,
+        disclosures,
         docs,
         health,
         holds,
@@ -19,6 +21,7 @@ def register(app: Flask, api: Api) -> None:
         policy,
         purposes,
         reports,
+        requests,
         retention,
         subjects,
         tokens,
@@ -27,6 +30,7 @@ def register(app: Flask, api: Api) -> None:
     )
 
     for module in (health, members, tokens, purposes, subjects, devices, device, policy, zones,
-                   pings, ingest, holds, retention, tracks, reports):
+                   pings, ingest, holds, retention, tracks, reports, audit, requests,
+                   disclosures):
         api.register_blueprint(module.blp)
     app.register_blueprint(docs.bp)

@@ -40,7 +40,9 @@ def audit_event(action: str, **kwargs) -> None:
 
 def row_dict(obj, **extra) -> dict:
     """A mapped row's column values as a dict (for responses that add a one-time secret)."""
-    values = {k: v for k, v in vars(obj).items() if not k.startswith("_")}
+    from sqlalchemy import inspect
+
+    values = {attr.key: getattr(obj, attr.key) for attr in inspect(obj).mapper.column_attrs}
     values.update(extra)
     return values
 

@@ -3,14 +3,16 @@ collection policy, switch duty. (Pings have their own blueprint.)"""
 
 from __future__ import annotations
 
+from flask import current_app
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from govern.api.common import actor_kwargs, commit, db
+from govern.api.requests import RequestSchema
 from govern.api.schemas import CollectionWindows, JsonObject
 from govern.api.subjects import ConsentEventSchema, ConsentInSchema, event_view
 from govern.auth import principal, require_device
-from govern.domain import consents, subjects
+from govern.domain import consents, rights, subjects
 from govern.domain.collection import collection_status
 
 blp = Blueprint("device", __name__, url_prefix="/v1/device",
@@ -69,6 +71,27 @@ def device_policy():
     """What to collect now, at what precision, and when that next changes."""
     subject = subjects.get_subject(db(), principal().subject_id)
     return collection_status(db(), subject)
+
+
+class DeviceRequestSchema(Schema):
+    kind = fields.String(required=True, validate=validate.OneOf(("access", "erasure")))
+    note = fields.String(load_default=None, validate=validate.Length(max=2000))
+
+
+@blp.route("/requests", methods=["POST"])
+@blp.arguments(DeviceRequestSchema)
+@blp.response(201, RequestSchema)
+@require_device
+def subject_request(body):
+    """The subject asks, from the app, for a copy or erasure of their data."""
+    p = principal()
+    ctx = actor_kwargs()
+    req = rights.create_request(db(), p.tenant_id, ctx["actor"], subject_id=p.subject_id,
+                                kind=body["kind"], source="device", note=body["note"],
+                                due_days=current_app.config["GOVERN"].request_due_days,
+                                request_id=ctx["request_id"])
+    commit()
+    return req
 
 
 @blp.route("/duty", methods=["POST"])

@@ -46,5 +46,19 @@ def readyz():
 @blp.route("/metrics")
 @blp.doc(security=[])
 def metrics():
-    """Prometheus text exposition."""
-    return metrics_response()
+    """Prometheus text exposition, with open and overdue subject requests across tenants."""
+    resp = metrics_response()
+    try:
+        with current_app.extensions["govern"].engine.connect() as conn:
+            open_, overdue = conn.execute(text("SELECT * FROM govern_request_counts()")).one()
+    except Exception:  # metrics must answer even when the database does not
+        return resp
+    extra = (
+        "# HELP govern_subject_requests_open Open data subject requests.\n"
+        "# TYPE govern_subject_requests_open gauge\n"
+        f"govern_subject_requests_open {open_}\n"
+        "# HELP govern_subject_requests_overdue Open data subject requests past their due date.\n"
+        "# TYPE govern_subject_requests_overdue gauge\n"
+        f"govern_subject_requests_overdue {overdue}\n")
+    resp.set_data(resp.get_data() + extra.encode())
+    return resp

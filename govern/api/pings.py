@@ -66,7 +66,8 @@ def check_batch_size(items: list) -> list:
 def ingest_for_device(items: list) -> dict:
     p = principal()
     ext = current_app.extensions["govern"]
-    result = ingest(db(), ext.engine, p.tenant_id, p.device_id, p.subject_id, items)
+    result = ingest(db(), ext.engine, p.tenant_id, p.device_id, p.subject_id, items,
+                    touch_device=p.token_id is None)
     commit()
     return result.as_dict()
 

@@ -216,8 +216,12 @@ def _no_partition(exc: DBAPIError) -> bool:
 
 
 def ingest(session: Session, engine: Engine, tenant_id: uuid.UUID, device_id: uuid.UUID,
-           subject_id: uuid.UUID, items: list, now: dt.datetime | None = None) -> IngestResult:
-    """Judge and store one batch. The caller commits: acknowledged means committed."""
+           subject_id: uuid.UUID, items: list, now: dt.datetime | None = None,
+           touch_device: bool = False) -> IngestResult:
+    """Judge and store one batch. The caller commits: acknowledged means committed.
+
+    `touch_device`: record the device as seen (token-authenticated devices are marked seen
+    at authentication, throttled; a device named by identifier alone is not)."""
     now = now or dt.datetime.now(dt.UTC)
     result = IngestResult()
     valid: list[tuple[int, Ping]] = []
@@ -249,7 +253,8 @@ def ingest(session: Session, engine: Engine, tenant_id: uuid.UUID, device_id: uu
             PARTITIONS.ensure(engine, {a.ping.t.date() for a in admitted})
             stored, dupes = store(session, tenant_id, device_id, ctx, admitted)
         result.accepted, result.duplicates = stored, dupes
-    session.execute(sql.TOUCH_DEVICE, {"tenant_id": tenant_id, "device_id": device_id})
+    if touch_device:
+        session.execute(sql.TOUCH_DEVICE, {"tenant_id": tenant_id, "device_id": device_id})
     _count(result)
     return result
 

@@ -1,0 +1,76 @@
+"""/v1/audit: the tenant's hash-chained audit log, and its verification."""
+
+from __future__ import annotations
+
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from govern.api.common import db
+from govern.auth import require_member
+from govern.domain import audit
+
+blp = Blueprint("audit", __name__, url_prefix="/v1/audit",
+                description="Append-only, hash-chained audit log (owner, auditor).")
+
+READERS = ("owner", "auditor")
+
+
+class AuditQuery(Schema):
+    from_ = fields.AwareDateTime(data_key="from", load_default=None)
+    to = fields.AwareDateTime(load_default=None)
+    actor = fields.String(load_default=None, metadata={"description": "e.g. member:<id>"})
+    action = fields.String(load_default=None,
+                           metadata={"description": "exact, or a prefix such as 'read'"})
+    subject_id = fields.UUID(load_default=None)
+    after = fields.Integer(load_default=None, metadata={"description": "cursor: last seq"})
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class EntrySchema(Schema):
+    seq = fields.Integer()
+    at = fields.DateTime()
+    actor_kind = fields.String()
+    actor_id = fields.String(allow_none=True)
+    action = fields.String()
+    target_type = fields.String(allow_none=True)
+    target_id = fields.String(allow_none=True)
+    subject_id = fields.UUID(allow_none=True)
+    request_id = fields.String(allow_none=True)
+    details = fields.Dict()
+    hash = fields.String()
+
+
+class EntryListSchema(Schema):
+    entries = fields.List(fields.Nested(EntrySchema))
+    next_after = fields.Integer(allow_none=True)
+
+
+class VerifySchema(Schema):
+    ok = fields.Boolean()
+    entries = fields.Integer()
+    head = fields.String(allow_none=True, metadata={"description": "hash of the last entry"})
+    first_broken_seq = fields.Integer()
+    reasons = fields.List(fields.String())
+
+
+@blp.route("")
+@blp.arguments(AuditQuery, location="query")
+@blp.response(200, EntryListSchema)
+@require_member(*READERS)
+def list_entries(query):
+    """Entries in order, filtered; page with ?after=<next_after>."""
+    rows = audit.list_entries(db(), t_from=query["from_"], t_to=query["to"],
+                              actor=query["actor"], action=query["action"],
+                              subject_id=query["subject_id"], after_seq=query["after"],
+                              limit=query["limit"])
+    entries = [dict(r._mapping) for r in rows]
+    return {"entries": entries,
+            "next_after": entries[-1]["seq"] if len(entries) == query["limit"] else None}
+
+
+@blp.route("/verify")
+@blp.response(200, VerifySchema)
+@require_member(*READERS)
+def verify():
+    """Recompute the chain: ok, or the first entry where it breaks (edit, deletion, reorder)."""
+    return audit.verify_chain(db())

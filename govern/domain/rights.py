@@ -1,0 +1,377 @@
+"""Data subject rights: access (a complete export) and erasure (with a tombstone), as
+requests with due dates; and the disclosure records an access bundle lists."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+
+from govern.db import tenant_session
+from govern.domain import audit
+from govern.domain.holds import is_held
+from govern.domain.policy import current_policy
+from govern.domain.subjects import get_subject
+from govern.errors import Conflict, Invalid, NotFound
+
+DEFAULT_DUE_DAYS = 30
+ERASE_BATCH = 5000
+_REQUEST_COLUMNS = ("request_id, subject_id, kind, status, source, received_at, due_at, "
+                    "completed_at, note, evidence, created_by")
+
+
+# ---- requests ---------------------------------------------------------------------------------
+
+def _request_view(row, now: dt.datetime) -> dict:
+    d = dict(row._mapping)
+    d["overdue"] = d["status"] == "open" and d["due_at"] < now
+    return d
+
+
+def create_request(session: Session, tenant_id: uuid.UUID, actor: str, *, subject_id,
+                   kind: str, source: str, note: str | None = None,
+                   due_days: int = DEFAULT_DUE_DAYS, received_at: dt.datetime | None = None,
+                   request_id: str | None = None) -> dict:
+    get_subject(session, subject_id)
+    received_at = received_at or dt.datetime.now(dt.UTC)
+    rid = uuid.uuid4()
+    row = session.execute(text(
+        f"INSERT INTO subject_requests (tenant_id, request_id, subject_id, kind, source, "
+        f"received_at, due_at, note, created_by) VALUES (:t, :r, :s, :k, :src, :received, "
+        f":due, :note, :actor) RETURNING {_REQUEST_COLUMNS}"),
+        {"t": tenant_id, "r": rid, "s": subject_id, "k": kind, "src": source,
+         "received": received_at, "due": received_at + dt.timedelta(days=due_days),
+         "note": note, "actor": actor}).one()
+    audit.record(session, tenant_id, actor, f"request.{kind}", target_type="subject_request",
+                 target_id=rid, subject_id=subject_id, request_id=request_id,
+                 details={"source": source, "due_at": row.due_at})
+    return _request_view(row, dt.datetime.now(dt.UTC))
+
+
+def get_request(session: Session, request_id: uuid.UUID) -> dict:
+    row = session.execute(text(f"SELECT {_REQUEST_COLUMNS} FROM subject_requests "
+                               "WHERE request_id = :r"), {"r": request_id}).first()
+    if row is None:
+        raise NotFound("request")
+    return _request_view(row, dt.datetime.now(dt.UTC))
+
+
+def list_requests(session: Session, *, overdue: bool | None = None, status: str | None = None,
+                  subject_id=None) -> list[dict]:
+    now = dt.datetime.now(dt.UTC)
+    rows = session.execute(text(
+        f"SELECT {_REQUEST_COLUMNS} FROM subject_requests "
+        "WHERE (CAST(:status AS text) IS NULL OR status = :status) "
+        "AND (CAST(:s AS uuid) IS NULL OR subject_id = :s) "
+        "AND (NOT CAST(:overdue AS boolean) OR (status = 'open' AND due_at < :now)) "
+        "ORDER BY due_at"),
+        {"status": status, "s": subject_id, "overdue": bool(overdue), "now": now}).all()
+    return [_request_view(r, now) for r in rows]
+
+
+def complete_request(session: Session, tenant_id, actor: str, request_id: uuid.UUID,
+                     evidence: dict, status: str = "completed") -> dict:
+    session.execute(text(
+        "UPDATE subject_requests SET status = :st, completed_at = now(), "
+        "evidence = CAST(:e AS jsonb) WHERE request_id = :r"),
+        {"st": status, "e": orjson.dumps(evidence, default=str).decode(), "r": request_id})
+    req = get_request(session, request_id)
+    audit.record(session, tenant_id, actor, f"request.{status}",
+                 target_type="subject_request", target_id=request_id,
+                 subject_id=req["subject_id"], details={"kind": req["kind"], **evidence})
+    return req
+
+
+def open_request(session: Session, request_id: uuid.UUID, kind: str) -> dict:
+    req = get_request(session, request_id)
+    if req["kind"] != kind:
+        raise Conflict(f"This is an {req['kind']} request, not {kind}.", "wrong_kind")
+    if req["status"] != "open":
+        raise Conflict(f"This request is already {req['status']}.", "request_closed")
+    return req
+
+
+# ---- erasure ----------------------------------------------------------------------------------
+
+def erase_subject(sessions: sessionmaker, tenant_id: uuid.UUID, subject_id: uuid.UUID,
+                  actor: str, *, request_id: uuid.UUID | None = None,
+                  on_batch: Callable[[int], None] | None = None,
+                  now: dt.datetime | None = None) -> dict:
+    """Delete the subject's pings (in batches), trips, devices, tokens, zones, duty history,
+    and the consent ledger unless the tenant keeps proof of consent; scrub the subject and
+    leave a tombstone. Refused while a legal hold applies. Rollups (aggregates) stay."""
+    now = now or dt.datetime.now(dt.UTC)
+    with tenant_session(sessions, tenant_id) as s:
+        subject = get_subject(s, subject_id)
+        if subject.erased_at is not None:
+            raise Conflict("This subject was already erased.", "already_erased")
+        if is_held(s, subject_id, now):
+            raise Conflict("A legal hold applies to this subject; erasure must wait for it "
+                           "to end.", "legal_hold")
+        # stop collection first, so nothing new arrives while we delete
+        s.execute(text("UPDATE subjects SET collection_blocked = true, "
+                       "blocked_reason = 'erasure in progress' WHERE subject_id = :s"),
+                  {"s": subject_id})
+        s.execute(text("UPDATE api_tokens SET revoked_at = now() WHERE device_id IN "
+                       "(SELECT device_id FROM devices WHERE subject_id = :s) "
+                       "AND revoked_at IS NULL"), {"s": subject_id})
+        keep_ledger = current_policy(s)["keep_consent_proof_on_erasure"]
+    pings = 0
+    while True:
+        with tenant_session(sessions, tenant_id) as s:
+            n = s.execute(text(
+                "WITH doomed AS (SELECT tenant_id, device_id, t, client_key FROM pings "
+                "WHERE subject_id = :s LIMIT :n) DELETE FROM pings p USING doomed d "
+                "WHERE p.tenant_id = d.tenant_id AND p.device_id = d.device_id "
+                "AND p.t = d.t AND p.client_key = d.client_key"),
+                {"s": subject_id, "n": ERASE_BATCH}).rowcount
+        pings += n
+        if on_batch and n:
+            on_batch(n)
+        if n < ERASE_BATCH:
+            break
+    counts = {"pings": pings}
+    with tenant_session(sessions, tenant_id) as s:
+        counts["trips"] = _delete_if_exists(s, "trips", subject_id)
+        counts["stops"] = _delete_if_exists(s, "stops", subject_id)
+        counts["tokens"] = s.execute(text(
+            "DELETE FROM api_tokens WHERE device_id IN (SELECT device_id FROM devices "
+            "WHERE subject_id = :s)"), {"s": subject_id}).rowcount
+        counts["devices"] = s.execute(text("DELETE FROM devices WHERE subject_id = :s"),
+                                      {"s": subject_id}).rowcount
+        counts["zones"] = s.execute(text("DELETE FROM zones WHERE subject_id = :s"),
+                                    {"s": subject_id}).rowcount
+        counts["duty_events"] = s.execute(text("DELETE FROM duty_events WHERE subject_id = :s"),
+                                          {"s": subject_id}).rowcount
+        counts["consent_events"] = 0 if keep_ledger else s.execute(text(
+            "SELECT govern_erase_consent_ledger(:s)"), {"s": subject_id}).scalar()
+        s.execute(text(
+            "UPDATE subjects SET external_ref = 'erased-' || subject_id::text, "
+            "display_name = NULL, collection_windows = NULL, collection_blocked = true, "
+            "blocked_reason = 'erased', erased_at = :now WHERE subject_id = :s"),
+            {"s": subject_id, "now": now})
+        s.execute(text(
+            "INSERT INTO erasure_tombstones (tenant_id, subject_id, erased_at, erased_by, "
+            "request_id, counts, consent_ledger_kept) VALUES (:t, :s, :now, :actor, :r, "
+            "CAST(:c AS jsonb), :kept)"),
+            {"t": tenant_id, "s": subject_id, "now": now, "actor": actor, "r": request_id,
+             "c": orjson.dumps(counts).decode(), "kept": keep_ledger})
+        audit.record(s, tenant_id, actor, "subject.erase", target_type="subject",
+                     target_id=subject_id, subject_id=subject_id,
+                     details={"counts": counts, "consent_ledger_kept": keep_ledger,
+                              "request_id": str(request_id) if request_id else None})
+        if request_id is not None:
+            complete_request(s, tenant_id, actor, request_id,
+                             {"erased_at": now, "counts": counts})
+    return {"subject_id": str(subject_id), "erased_at": now, "counts": counts,
+            "consent_ledger_kept": keep_ledger}
+
+
+def _delete_if_exists(session: Session, table: str, subject_id) -> int:
+    if not session.execute(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": table}).scalar():
+        return 0
+    return session.execute(text(f"DELETE FROM {table} WHERE subject_id = :s"),
+                           {"s": subject_id}).rowcount
+
+
+def tombstones(session: Session, subject_id=None) -> list[dict]:
+    rows = session.execute(text(
+        "SELECT subject_id, erased_at, erased_by, request_id, counts, consent_ledger_kept "
+        "FROM erasure_tombstones WHERE CAST(:s AS uuid) IS NULL OR subject_id = :s "
+        "ORDER BY erased_at DESC"), {"s": subject_id}).all()
+    return [dict(r._mapping) for r in rows]
+
+
+# ---- access: the export bundle ------------------------------------------------------------------
+
+class _Sink(io.RawIOBase):
+    """A write-only stream that hands out what was written, for a streamed zip."""
+
+    def __init__(self):
+        self.chunks: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:
+        self.chunks.append(bytes(b))
+        return len(b)
+
+    def take(self) -> bytes:
+        data = b"".join(self.chunks)
+        self.chunks.clear()
+        return data
+
+
+def _json(value) -> bytes:
+    return orjson.dumps(value, default=str, option=orjson.OPT_INDENT_2)
+
+
+EXPORT_README = """This archive holds everything {tenant} holds about you in govern, as of {at}.
+
+subject.json      your record, devices and legal holds
+pings.geojson     every stored location (GeoJSON, at the precision it is stored at)
+consents.json     your consent history (grants and withdrawals)
+access_log.json   who accessed your data, when, and under which purpose
+disclosures.json  disclosures to authorities that included your data
+requests.json     your access and erasure requests
+{extra}"""
+
+
+def export_bundle(sessions: sessionmaker, tenant_id: uuid.UUID, subject_id: uuid.UUID,
+                  on_rows: Callable[[int], None] | None = None) -> Iterator[bytes]:
+    """Stream a zip of everything held about the subject; pings are read with a server-side
+    cursor and written as they come, so a million-ping subject never sits in memory."""
+    sink = _Sink()
+    now = dt.datetime.now(dt.UTC)
+    with tenant_session(sessions, tenant_id) as s, \
+            zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        subject = get_subject(s, subject_id)
+        tenant_name = s.execute(text("SELECT name FROM tenants")).scalar()
+        has_trips = s.execute(text("SELECT to_regclass('trips') IS NOT NULL")).scalar()
+        extra = "trips.json        trips and stops built from your locations\n" \
+            if has_trips else ""
+        zf.writestr("README.txt", EXPORT_README.format(tenant=tenant_name, at=now.isoformat(),
+                                                       extra=extra))
+        devices = [dict(r._mapping) for r in s.execute(text(
+            "SELECT device_id, identifier, name, platform, created_at, revoked_at, "
+            "last_seen_at FROM devices WHERE subject_id = :s"), {"s": subject_id})]
+        holds = [dict(r._mapping) for r in s.execute(text(
+            "SELECT hold_id, reason, starts_at, ends_at FROM legal_holds "
+            "WHERE subject_id = :s OR subject_id IS NULL"), {"s": subject_id})]
+        zf.writestr("subject.json", _json({
+            "subject_id": subject.subject_id, "external_ref": subject.external_ref,
+            "display_name": subject.display_name, "timezone": subject.timezone,
+            "collection_windows": subject.collection_windows,
+            "collection_blocked": subject.collection_blocked,
+            "blocked_reason": subject.blocked_reason, "on_duty": subject.on_duty,
+            "created_at": subject.created_at, "devices": devices, "legal_holds": holds}))
+        yield sink.take()
+        with zf.open("pings.geojson", "w", force_zip64=True) as out:
+            out.write(b'{"type": "FeatureCollection", "features": [\n')
+            first = True
+            purposes = {r.bit: r.key for r in s.execute(text("SELECT bit, key FROM purposes"))}
+            result = s.execute(text(
+                "SELECT t, ST_X(geom) AS lon, ST_Y(geom) AS lat, precision_m, purpose_mask, "
+                "acc, alt, speed, heading, battery, activity, received_at FROM pings "
+                "WHERE subject_id = :s ORDER BY t"), {"s": subject_id},
+                execution_options={"yield_per": 5000})
+            n = 0
+            for r in result:
+                feature = {"type": "Feature",
+                           "geometry": {"type": "Point", "coordinates": [r.lon, r.lat]},
+                           "properties": {
+                               "t": r[0], "precision_m": r.precision_m,
+                               "purposes": [k for b, k in purposes.items()
+                                            if r.purpose_mask & (1 << b)],
+                               "acc": r.acc, "alt": r.alt, "speed": r.speed,
+                               "heading": r.heading, "battery": r.battery,
+                               "activity": r.activity, "received_at": r.received_at}}
+                out.write((b"" if first else b",\n") + orjson.dumps(feature, default=str))
+                first = False
+                n += 1
+                if n % 5000 == 0:
+                    if on_rows:
+                        on_rows(5000)
+                    yield sink.take()
+            out.write(b"\n]}\n")
+            if on_rows and n % 5000:
+                on_rows(n % 5000)
+        yield sink.take()
+        consents = [dict(r._mapping) for r in s.execute(text(
+            "SELECT p.key AS purpose, c.status, c.at, c.recorded_at, c.policy_version, "
+            "c.source, c.evidence FROM consent_events c JOIN purposes p USING "
+            "(tenant_id, purpose_id) WHERE c.subject_id = :s ORDER BY c.at, c.seq"),
+            {"s": subject_id})]
+        zf.writestr("consents.json", _json(consents))
+        access = [dict(r._mapping) for r in s.execute(text(
+            "SELECT at, actor_id, action, details->>'purpose' AS purpose, details FROM audit_log "
+            "WHERE subject_id = :s ORDER BY seq"), {"s": subject_id})]
+        zf.writestr("access_log.json", _json(access))
+        disclosures = [dict(r._mapping) for r in s.execute(text(
+            "SELECT disclosure_id, authority, legal_basis, range_from, range_to, description, "
+            "disclosed_at, notified_at, not_notified_reason FROM disclosures "
+            "WHERE :s = ANY(subject_ids) ORDER BY disclosed_at"), {"s": subject_id})]
+        zf.writestr("disclosures.json", _json(disclosures))
+        zf.writestr("requests.json", _json(list_requests(s, subject_id=subject_id)))
+        if has_trips:
+            trips = [dict(r._mapping) for r in s.execute(text(
+                "SELECT * FROM trips WHERE subject_id = :s ORDER BY started_at"),
+                {"s": subject_id})]
+            zf.writestr("trips.json", _json(trips))
+    yield sink.take()
+
+
+def export_counts(session: Session, subject_id) -> dict:
+    return dict(session.execute(text(
+        "SELECT (SELECT count(*) FROM pings WHERE subject_id = :s) AS pings, "
+        "(SELECT count(*) FROM consent_events WHERE subject_id = :s) AS consent_events, "
+        "(SELECT count(*) FROM audit_log WHERE subject_id = :s) AS access_log_entries, "
+        "(SELECT count(*) FROM disclosures WHERE :s = ANY(subject_ids)) AS disclosures"),
+        {"s": subject_id}).one()._mapping)
+
+
+# ---- disclosures ---------------------------------------------------------------------------
+
+_DISCLOSURE_COLUMNS = ("disclosure_id, authority, legal_basis, subject_ids, range_from, "
+                       "range_to, description, disclosed_at, notified_at, "
+                       "not_notified_reason, created_at, created_by")
+
+
+def create_disclosure(session: Session, tenant_id, actor: str, values: dict,
+                      request_id: str | None = None) -> dict:
+    for sid in values["subject_ids"]:
+        get_subject(session, sid)
+    if values.get("notified_at") is None and not values.get("not_notified_reason"):
+        raise Invalid("Record when the client was notified, or why not.",
+                      {"notified_at": ["give notified_at or not_notified_reason"]})
+    did = uuid.uuid4()
+    row = session.execute(text(
+        f"INSERT INTO disclosures (tenant_id, disclosure_id, authority, legal_basis, "
+        f"subject_ids, range_from, range_to, description, disclosed_at, notified_at, "
+        f"not_notified_reason, created_by) VALUES (:t, :d, :authority, :legal_basis, "
+        f"CAST(:subject_ids AS uuid[]), :range_from, :range_to, :description, :disclosed_at, "
+        f":notified_at, :not_notified_reason, :actor) RETURNING {_DISCLOSURE_COLUMNS}"),
+        {"t": tenant_id, "d": did, "actor": actor, "range_from": None, "range_to": None,
+         "notified_at": None, "not_notified_reason": None, **values}).one()
+    for sid in values["subject_ids"]:
+        audit.record(session, tenant_id, actor, "disclosure.create", target_type="disclosure",
+                     target_id=did, subject_id=sid, request_id=request_id,
+                     details={"authority": values["authority"],
+                              "legal_basis": values["legal_basis"]})
+    return dict(row._mapping)
+
+
+def update_disclosure(session: Session, tenant_id, actor: str, disclosure_id, values: dict,
+                      request_id: str | None = None) -> dict:
+    get_disclosure(session, disclosure_id)  # 404 for an unknown (or another tenant's) one
+    session.execute(text(
+        "UPDATE disclosures SET notified_at = coalesce(:n, notified_at), "
+        "not_notified_reason = coalesce(:r, not_notified_reason) WHERE disclosure_id = :d"),
+        {"n": values.get("notified_at"), "r": values.get("not_notified_reason"),
+         "d": disclosure_id})
+    audit.record(session, tenant_id, actor, "disclosure.update", target_type="disclosure",
+                 target_id=disclosure_id, request_id=request_id, details=values)
+    return get_disclosure(session, disclosure_id)
+
+
+def get_disclosure(session: Session, disclosure_id) -> dict:
+    row = session.execute(text(f"SELECT {_DISCLOSURE_COLUMNS} FROM disclosures "
+                               "WHERE disclosure_id = :d"), {"d": disclosure_id}).first()
+    if row is None:
+        raise NotFound("disclosure")
+    return dict(row._mapping)
+
+
+def list_disclosures(session: Session, subject_id=None) -> list[dict]:
+    rows = session.execute(text(
+        f"SELECT {_DISCLOSURE_COLUMNS} FROM disclosures "
+        "WHERE CAST(:s AS uuid) IS NULL OR :s = ANY(subject_ids) ORDER BY disclosed_at DESC"),
+        {"s": subject_id}).all()
+    return [dict(r._mapping) for r in rows]
