@@ -120,6 +120,84 @@ def retention_run(tenant_id, dry_run):
     click.echo(json.dumps({"dry_run": dry_run, **report}, indent=2, default=str))
 
 
+# ---- subjects and audit ---------------------------------------------------------------------
+
+@main.group()
+def subject():
+    """Data subject rights from the command line."""
+
+
+@subject.command("export")
+@click.argument("subject_id", type=click.UUID)
+@click.option("--tenant", "tenant_id", required=True, type=click.UUID)
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="the zip to write")
+def subject_export(subject_id, tenant_id, out_path):
+    """Write everything held about a subject to a zip (streamed; any size)."""
+    from tqdm import tqdm
+
+    from govern.domain.rights import export_bundle
+
+    sessions = _owner_sessions(_config())
+    with open(out_path, "wb") as fh, tqdm(desc="export", unit=" pings", disable=None) as bar:
+        for chunk in export_bundle(sessions, tenant_id, subject_id, on_rows=bar.update):
+            fh.write(chunk)
+    click.echo(json.dumps({"subject_id": str(subject_id), "written": out_path}))
+
+
+@subject.command("erase")
+@click.argument("subject_id", type=click.UUID)
+@click.option("--tenant", "tenant_id", required=True, type=click.UUID)
+@click.option("--request", "request_id", default=None, type=click.UUID,
+              help="the erasure request this fulfils")
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+def subject_erase(subject_id, tenant_id, request_id, yes):
+    """Erase a subject (refused while a legal hold applies); prints the tombstone."""
+    from tqdm import tqdm
+
+    from govern.domain.rights import erase_subject
+    from govern.errors import ApiError
+
+    if not yes:
+        click.confirm(f"Erase subject {subject_id}? This cannot be undone", abort=True)
+    sessions = _owner_sessions(_config())
+    try:
+        with tqdm(desc="erase", unit=" pings", disable=None) as bar:
+            result = erase_subject(sessions, tenant_id, subject_id, "cli", request_id=request_id,
+                                   on_batch=bar.update)
+    except ApiError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(json.dumps(result, default=str, indent=2))
+
+
+@main.group("audit")
+def audit_group():
+    """The tamper-evident audit log."""
+
+
+@audit_group.command("verify")
+@click.option("--tenant", "tenant_id", default=None, type=click.UUID,
+              help="one tenant (default: all)")
+def audit_verify(tenant_id):
+    """Check every tenant's hash chain; exit 1 if any is broken."""
+    from govern.db import make_engine, tenant_session
+    from govern.domain.audit import verify_chain
+    from govern.domain.retention import tenant_ids
+
+    config = _config()
+    sessions = _owner_sessions(config)
+    ids = [tenant_id] if tenant_id else tenant_ids(make_engine(config.database_url,
+                                                               pool_size=1))
+    broken = 0
+    for tid in ids:
+        with tenant_session(sessions, tid) as s:
+            result = verify_chain(s)
+        broken += not result["ok"]
+        click.echo(json.dumps({"tenant_id": str(tid), **result}))
+    if broken:
+        raise SystemExit(1)
+
+
 # ---- processes ------------------------------------------------------------------------------
 
 @main.command("serve")

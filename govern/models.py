@@ -89,6 +89,7 @@ class Subject(Base):
     on_duty: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     duty_changed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = _now()
+    erased_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id"], ["tenants.tenant_id"], ondelete="CASCADE"),
         UniqueConstraint("tenant_id", "external_ref", name="subjects_external_ref_unique"),

@@ -1,0 +1,104 @@
+"""The audit chain detects an edit, a deletion and a reorder; refused writes are audited."""
+
+import pytest
+
+from govern.db import tenant_session
+from govern.domain.audit import verify_chain
+
+
+def verify(sessions, tenant):
+    with tenant_session(sessions, tenant.tenant_id) as s:
+        return verify_chain(s)
+
+
+@pytest.fixture
+def chained(tenant):
+    for role in ("analyst", "auditor", "dispatcher"):
+        tenant.member(role)
+    return tenant
+
+
+def tamper(superuser, sql, *params):
+    """As the table owner, with the append-only trigger out of the way."""
+    superuser.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
+    superuser.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_chain")
+    try:
+        superuser.execute(sql, params)
+    finally:
+        superuser.execute("ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only")
+        superuser.execute("ALTER TABLE audit_log ENABLE TRIGGER audit_log_chain")
+
+
+def test_intact_chain_verifies(chained, sessions):
+    result = verify(sessions, chained)
+    assert result["ok"] and result["entries"] == 4 and len(result["head"]) == 64
+
+
+def test_edit_is_detected(chained, sessions, superuser):
+    tamper(superuser, "UPDATE audit_log SET details = '{\"role\": \"owner\"}' WHERE seq = 2")
+    result = verify(sessions, chained)
+    assert not result["ok"] and result["first_broken_seq"] == 2
+    assert "content_changed" in result["reasons"]
+
+
+def test_deletion_is_detected(chained, sessions, superuser):
+    tamper(superuser, "DELETE FROM audit_log WHERE seq = 2")
+    result = verify(sessions, chained)
+    assert not result["ok"] and result["first_broken_seq"] == 3
+    assert "chain_link_broken" in result["reasons"] and "sequence_gap" in result["reasons"]
+
+
+def test_reorder_is_detected(chained, sessions, superuser):
+    for sql in ("UPDATE audit_log SET seq = -2 WHERE seq = 2",
+                "UPDATE audit_log SET seq = 2 WHERE seq = 3",
+                "UPDATE audit_log SET seq = 3 WHERE seq = -2"):
+        tamper(superuser, sql)
+    assert not verify(sessions, chained)["ok"]
+
+
+def test_app_role_cannot_change_or_delete(chained, config):
+    import psycopg
+
+    url = config.app_database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(url) as conn:
+        conn.execute("SELECT set_config('govern.tenant_id', %s, false)",
+                     (str(chained.tenant_id),))
+        for sql in ("UPDATE audit_log SET action = 'x'", "DELETE FROM audit_log"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(sql)
+            conn.rollback()
+
+
+def test_verify_endpoint_and_listing(chained):
+    auditor = chained.token_for("auditor")
+    assert chained.get("/v1/audit/verify", token=auditor).get_json()["ok"]
+    page = chained.get("/v1/audit?limit=2", token=auditor).get_json()
+    assert [e["seq"] for e in page["entries"]] == [1, 2]
+    rest = chained.get(f"/v1/audit?after={page['next_after']}", token=auditor).get_json()
+    assert rest["entries"][0]["seq"] == 3
+    invites = chained.get("/v1/audit?action=member", token=auditor).get_json()["entries"]
+    assert {e["action"] for e in invites} == {"member.invite"}
+    assert chained.get("/v1/audit", token=chained.token_for("analyst")).status_code == 403
+
+
+def test_refused_authorisation_is_audited(chained, superuser):
+    analyst = chained.token_for("analyst")
+    assert chained.patch("/v1/policy", {"k_min_subjects": 9}, token=analyst).status_code == 403
+    row = superuser.execute("SELECT action, details->>'role', details->>'path' FROM audit_log "
+                            "ORDER BY seq DESC LIMIT 1").fetchone()
+    assert row == ("auth.denied", "analyst", "/v1/policy")
+
+
+def test_cli_verify_exits_nonzero_on_a_broken_chain(chained, superuser, database_url):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DATABASE_URL": database_url}
+    ok = subprocess.run([sys.executable, "-m", "govern.cli", "audit", "verify"], env=env,
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    tamper(superuser, "UPDATE audit_log SET action = 'x' WHERE seq = 1")
+    bad = subprocess.run([sys.executable, "-m", "govern.cli", "audit", "verify", "--tenant",
+                          str(chained.tenant_id)], env=env, capture_output=True, text=True)
+    assert bad.returncode == 1 and '"first_broken_seq": 1' in bad.stdout
