@@ -16,6 +16,7 @@ def register(app: Flask, api: Api) -> None:
         health,
         holds,
         ingest,
+        me,
         members,
         pings,
         policy,
@@ -29,7 +30,7 @@ def register(app: Flask, api: Api) -> None:
         zones,
     )
 
-    for module in (health, members, tokens, purposes, subjects, devices, device, policy, zones,
+    for module in (health, me, members, tokens, purposes, subjects, devices, device, policy, zones,
                    pings, ingest, holds, retention, tracks, reports, audit, requests,
                    disclosures):
         api.register_blueprint(module.blp)

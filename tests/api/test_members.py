@@ -93,3 +93,10 @@ def test_member_changes_are_audited(tenant, superuser):
     actions = [r[0] for r in superuser.execute(
         "SELECT action FROM audit_log WHERE tenant_id = %s ORDER BY seq", (tenant.tenant_id,))]
     assert actions == ["tenant.create", "member.invite", "member.role_change", "member.remove"]
+
+
+def test_me_tells_the_tenant_and_role(tenant):
+    analyst = tenant.member("analyst", "ann@example.com")
+    me = tenant.get("/v1/me", token=analyst["token"]).get_json()
+    assert me["role"] == "analyst" and me["email"] == "ann@example.com"
+    assert me["tenant_name"] == "acme" and me["tenant_id"] == str(tenant.tenant_id)
