@@ -13,6 +13,7 @@ from sqlalchemy.orm import sessionmaker
 from govern.config import Config
 from govern.db import make_engine, make_sessionmaker
 from govern.errors import ApiError, register_error_handlers
+from govern.hardening import init_rate_limits, init_security_headers
 from govern.observability import configure_logging, init_request_observability
 
 API_VERSION = "1.0.0"
@@ -59,6 +60,8 @@ def create_app(config: Config | None = None) -> Flask:
     app.extensions["govern"] = GovernExtension(config, engine, make_sessionmaker(engine))
 
     init_request_observability(app)
+    init_security_headers(app, config)
+    init_rate_limits(app, config)
     api = Api(app)
     register_error_handlers(app)
 

@@ -50,6 +50,11 @@ class Config:
     db_pool_size: int = 5
     db_statement_timeout_ms: int = 30_000
     retry_after_seconds: int = 5
+    rate_limits_enabled: bool = True
+    rate_limit: str = "1200 per minute"
+    auth_failure_limit: str = "30 per minute"
+    redis_url: str | None = None
+    cors_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: dict | None = None, **overrides) -> Config:
@@ -76,6 +81,12 @@ class Config:
             db_pool_size=_int(env, "DB_POOL_SIZE", 5),
             db_statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", 30_000),
             retry_after_seconds=_int(env, "RETRY_AFTER_SECONDS", 5),
+            rate_limits_enabled=env.get("RATE_LIMITS", "on").lower() not in ("off", "0", "false"),
+            rate_limit=env.get("RATE_LIMIT", "1200 per minute"),
+            auth_failure_limit=env.get("AUTH_FAILURE_LIMIT", "30 per minute"),
+            redis_url=env.get("REDIS_URL") or None,
+            cors_origins=tuple(o.strip() for o in env.get("CORS_ORIGINS", "").split(",")
+                               if o.strip()),
         )
         values.update(overrides)
         return cls(**values)

@@ -54,7 +54,10 @@ def database_url():
 
 @pytest.fixture(scope="session")
 def config(database_url) -> Config:
-    return Config.from_env({"DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"})
+    # rate limits are tested on their own app (tests/api/test_hardening.py): the suite as a
+    # whole makes more failed logins per minute than any one client should
+    return Config.from_env({"DATABASE_URL": database_url, "LOG_LEVEL": "WARNING",
+                            "RATE_LIMITS": "off"})
 
 
 @pytest.fixture(scope="session")
