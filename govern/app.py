@@ -22,11 +22,37 @@ API_VERSION = "1.0.0"
 NON_JSON_ENDPOINTS: set[str] = set()
 
 
+class GovernApi(Api):
+    """flask-smorest's Api, documenting govern's own error body on every operation."""
+
+    def __init__(self, app=None, **kwargs):
+        from govern.api.schemas import ErrorSchema
+
+        self.ERROR_SCHEMA = ErrorSchema
+        super().__init__(app, **kwargs)
+
+
 @dataclass
 class GovernExtension:
     config: Config
     engine: Engine
     sessions: sessionmaker
+
+
+def contains_nul(value) -> bool:
+    """PostgreSQL text cannot hold NUL; refuse it at the door rather than fail later."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if "\x00" in v:
+                return True
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return False
 
 
 def _json_serializer(value) -> str:
@@ -62,7 +88,7 @@ def create_app(config: Config | None = None) -> Flask:
     init_request_observability(app)
     init_security_headers(app, config)
     init_rate_limits(app, config)
-    api = Api(app)
+    api = GovernApi(app)
     register_error_handlers(app)
 
     from govern.api import register
@@ -84,6 +110,10 @@ def create_app(config: Config | None = None) -> Flask:
             if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
                 raise ApiError(415, "Send the body as application/json.",
                                details={"content_type": request.mimetype or None})
+            body = request.get_json(silent=True)
+            if body is not None and contains_nul(body):
+                raise ApiError(422, "Text may not contain NUL (\\u0000) characters.",
+                               details={"body": ["contains a NUL character"]})
         return None
 
     return app

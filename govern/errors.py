@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, current_app, jsonify
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("govern.errors")
@@ -103,6 +103,12 @@ def register_error_handlers(app: Flask) -> None:
             return error_response(503, "unavailable",
                                   "The database is unreachable; nothing was stored. Retry later.",
                                   headers={"Retry-After": retry})
+        if isinstance(exc, DataError):
+            # a value the database cannot hold (out of range, bad encoding): the input's fault
+            log.info("database refused a value: %s", str(exc.orig or exc).splitlines()[0])
+            return error_response(422, "validation_failed",
+                                  "A value is out of the range the database can store.",
+                                  {"database": [str(exc.orig or exc).splitlines()[0][:200]]})
         log.exception("database error")
         return error_response(500, "internal_error", "Internal error.")
 

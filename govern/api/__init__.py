@@ -34,4 +34,12 @@ def register(app: Flask, api: Api) -> None:
                    pings, ingest, holds, retention, tracks, reports, audit, requests,
                    disclosures):
         api.register_blueprint(module.blp)
+    from govern.api import sites, travel
+
+    for module in (sites, travel):
+        api.register_blueprint(module.blp)
     app.register_blueprint(docs.bp)
+
+    from govern import console
+
+    app.register_blueprint(console.bp)

@@ -22,7 +22,8 @@ class AuditQuery(Schema):
     action = fields.String(load_default=None,
                            metadata={"description": "exact, or a prefix such as 'read'"})
     subject_id = fields.UUID(load_default=None)
-    after = fields.Integer(load_default=None, metadata={"description": "cursor: last seq"})
+    after = fields.Integer(load_default=None, validate=validate.Range(min=0, max=2**63 - 1),
+                           metadata={"description": "cursor: last seq"})
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
 
 
@@ -54,9 +55,9 @@ class VerifySchema(Schema):
 
 
 @blp.route("")
+@require_member(*READERS)
 @blp.arguments(AuditQuery, location="query")
 @blp.response(200, EntryListSchema)
-@require_member(*READERS)
 def list_entries(query):
     """Entries in order, filtered; page with ?after=<next_after>."""
     rows = audit.list_entries(db(), t_from=query["from_"], t_to=query["to"],
@@ -69,8 +70,8 @@ def list_entries(query):
 
 
 @blp.route("/verify")
-@blp.response(200, VerifySchema)
 @require_member(*READERS)
+@blp.response(200, VerifySchema)
 def verify():
     """Recompute the chain: ok, or the first entry where it breaks (edit, deletion, reorder)."""
     return audit.verify_chain(db())

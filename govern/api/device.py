@@ -9,7 +9,7 @@ from marshmallow import Schema, fields, validate
 
 from govern.api.common import actor_kwargs, commit, db
 from govern.api.requests import RequestSchema
-from govern.api.schemas import CollectionWindows, JsonObject
+from govern.api.schemas import CollectionWindows, JsonObject, StrictBoolean
 from govern.api.subjects import ConsentEventSchema, ConsentInSchema, event_view
 from govern.auth import principal, require_device
 from govern.domain import consents, rights, subjects
@@ -45,13 +45,13 @@ class DevicePolicySchema(Schema):
 
 
 class DutySchema(Schema):
-    on_duty = fields.Boolean(required=True)
+    on_duty = StrictBoolean(required=True)
 
 
 @blp.route("/consents", methods=["POST"])
+@require_device
 @blp.arguments(DeviceConsentInSchema)
 @blp.response(201, ConsentEventSchema)
-@require_device
 def record_consent(body):
     """The subject grants or withdraws consent from the app; effective at once."""
     p = principal()
@@ -65,8 +65,8 @@ def record_consent(body):
 
 
 @blp.route("/policy")
-@blp.response(200, DevicePolicySchema)
 @require_device
+@blp.response(200, DevicePolicySchema)
 def device_policy():
     """What to collect now, at what precision, and when that next changes."""
     subject = subjects.get_subject(db(), principal().subject_id)
@@ -79,9 +79,9 @@ class DeviceRequestSchema(Schema):
 
 
 @blp.route("/requests", methods=["POST"])
+@require_device
 @blp.arguments(DeviceRequestSchema)
 @blp.response(201, RequestSchema)
-@require_device
 def subject_request(body):
     """The subject asks, from the app, for a copy or erasure of their data."""
     p = principal()
@@ -95,9 +95,9 @@ def subject_request(body):
 
 
 @blp.route("/duty", methods=["POST"])
+@require_device
 @blp.arguments(DutySchema)
 @blp.response(200, DevicePolicySchema)
-@require_device
 def set_duty(body):
     """Go on or off duty; off-duty pings are dropped."""
     ctx = actor_kwargs()

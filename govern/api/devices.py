@@ -25,8 +25,8 @@ class DeviceSchema(Schema):
     name = fields.String(allow_none=True, validate=validate.Length(max=200))
     platform = fields.String(allow_none=True, validate=validate.Length(max=40))
     created_at = fields.DateTime(dump_only=True)
-    revoked_at = fields.DateTime(dump_only=True)
-    last_seen_at = fields.DateTime(dump_only=True)
+    revoked_at = fields.DateTime(dump_only=True, allow_none=True)
+    last_seen_at = fields.DateTime(dump_only=True, allow_none=True)
 
 
 class EnrolledDeviceSchema(DeviceSchema):
@@ -43,9 +43,9 @@ class DeviceListSchema(Schema):
 
 
 @blp.route("")
+@require_member(*READERS)
 @blp.arguments(DeviceQuery, location="query")
 @blp.response(200, DeviceListSchema)
-@require_member(*READERS)
 def list_devices(query):
     """Devices with their last-seen time."""
     return {"devices": subjects.list_devices(db(), query["subject_id"],
@@ -53,9 +53,9 @@ def list_devices(query):
 
 
 @blp.route("", methods=["POST"])
+@require_member(*WRITERS)
 @blp.arguments(DeviceSchema)
 @blp.response(201, EnrolledDeviceSchema)
-@require_member(*WRITERS)
 def enrol_device(body):
     """Enrol a device for a subject. The device token is in this response only."""
     ctx = actor_kwargs()
@@ -67,15 +67,15 @@ def enrol_device(body):
 
 
 @blp.route("/<uuid:device_id>")
-@blp.response(200, DeviceSchema)
 @require_member(*READERS)
+@blp.response(200, DeviceSchema)
 def get_device(device_id):
     return subjects.get_device(db(), device_id)
 
 
 @blp.route("/<uuid:device_id>", methods=["DELETE"])
-@blp.response(200, DeviceSchema)
 @require_member(*WRITERS)
+@blp.response(200, DeviceSchema)
 def revoke_device(device_id):
     """Revoke a device and its token; its identifier stops routing."""
     ctx = actor_kwargs()

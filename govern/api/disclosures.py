@@ -52,17 +52,17 @@ class DisclosureListSchema(Schema):
 
 
 @blp.route("")
+@require_member(*READERS)
 @blp.arguments(DisclosureQuery, location="query")
 @blp.response(200, DisclosureListSchema)
-@require_member(*READERS)
 def list_disclosures(query):
     return {"disclosures": rights.list_disclosures(db(), query["subject_id"])}
 
 
 @blp.route("", methods=["POST"])
+@require_member("owner")
 @blp.arguments(DisclosureSchema)
 @blp.response(201, DisclosureSchema)
-@require_member("owner")
 def create_disclosure(body):
     """Record a disclosure: who asked, on what basis, what, when, and the client notice."""
     ctx = actor_kwargs()
@@ -73,16 +73,16 @@ def create_disclosure(body):
 
 
 @blp.route("/<uuid:disclosure_id>")
-@blp.response(200, DisclosureSchema)
 @require_member(*READERS)
+@blp.response(200, DisclosureSchema)
 def get_disclosure(disclosure_id):
     return rights.get_disclosure(db(), disclosure_id)
 
 
 @blp.route("/<uuid:disclosure_id>", methods=["PATCH"])
-@blp.arguments(NotifySchema)
-@blp.response(200, DisclosureSchema)
 @require_member("owner")
+@blp.arguments(NotifySchema, required=False)
+@blp.response(200, DisclosureSchema)
 def notify(body, disclosure_id):
     """Record the notice given later (or why it may not be given)."""
     ctx = actor_kwargs()

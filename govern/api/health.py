@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import current_app, jsonify
 from flask_smorest import Blueprint
+from marshmallow import Schema, fields
 from sqlalchemy import text
 
 from govern.migrate import current_revision, head_revision
@@ -12,8 +13,21 @@ from govern.observability import metrics_response
 blp = Blueprint("health", __name__, description="Liveness, readiness and metrics for operators.")
 
 
+class HealthSchema(Schema):
+    status = fields.String()
+
+
+class ReadySchema(Schema):
+    status = fields.String(metadata={"description": "ok, migrations_pending or unavailable"})
+    database = fields.String()
+    schema_revision = fields.String(allow_none=True)
+    head_revision = fields.String(allow_none=True)
+    detail = fields.String()
+
+
 @blp.route("/healthz")
 @blp.doc(security=[])
+@blp.response(200, HealthSchema)
 def healthz():
     """The process is up (no database call)."""
     return jsonify({"status": "ok"})
@@ -21,6 +35,8 @@ def healthz():
 
 @blp.route("/readyz")
 @blp.doc(security=[])
+@blp.response(200, ReadySchema)
+@blp.alt_response(503, schema=ReadySchema, description="not ready")
 def readyz():
     """The database answers and its schema is at the migrations' head."""
     ext = current_app.extensions["govern"]
@@ -44,7 +60,9 @@ def readyz():
 
 
 @blp.route("/metrics")
-@blp.doc(security=[])
+@blp.doc(security=[], responses={"200": {
+    "description": "Prometheus text format",
+    "content": {"text/plain": {"schema": {"type": "string"}}}}})
 def metrics():
     """Prometheus text exposition, with open and overdue subject requests across tenants."""
     resp = metrics_response()

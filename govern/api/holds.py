@@ -41,17 +41,17 @@ class HoldListSchema(Schema):
 
 
 @blp.route("")
+@require_member(*READERS)
 @blp.arguments(HoldQuery, location="query")
 @blp.response(200, HoldListSchema)
-@require_member(*READERS)
 def list_holds(query):
     return {"legal_holds": holds.list_holds(db(), query["subject_id"])}
 
 
 @blp.route("", methods=["POST"])
+@require_member(*WRITERS)
 @blp.arguments(HoldSchema)
 @blp.response(201, HoldSchema)
-@require_member(*WRITERS)
 def create_hold(body):
     """Place a hold, with its reason; optionally with an end."""
     ctx = actor_kwargs()
@@ -63,16 +63,16 @@ def create_hold(body):
 
 
 @blp.route("/<uuid:hold_id>")
-@blp.response(200, HoldSchema)
 @require_member(*READERS)
+@blp.response(200, HoldSchema)
 def get_hold(hold_id):
     return holds.get_hold(db(), hold_id)
 
 
 @blp.route("/<uuid:hold_id>/end", methods=["POST"])
-@blp.arguments(EndSchema)
-@blp.response(200, HoldSchema)
 @require_member(*WRITERS)
+@blp.arguments(EndSchema, required=False)
+@blp.response(200, HoldSchema)
 def end_hold(body, hold_id):
     """End a hold (now, or at ends_at); what it paused is applied at the next retention run."""
     ctx = actor_kwargs()

@@ -83,8 +83,48 @@ def owntracks():
     return jsonify([])
 
 
-@blp.route("/osmand", methods=["GET", "POST"])
-@blp.doc(security=[])
+_OSMAND_FIELDS = {
+    "id": ("string", "the enrolled device identifier"),
+    "lat": ("number", "latitude"),
+    "lon": ("number", "longitude"),
+    "timestamp": ("string", "epoch seconds, epoch milliseconds or ISO-8601"),
+    "speed": ("number", "knots"),
+    "bearing": ("number", "degrees"),
+    "altitude": ("number", "metres"),
+    "accuracy": ("number", "metres"),
+    "batt": ("number", "percent"),
+}
+_OSMAND_REQUIRED = ("id", "lat", "lon", "timestamp")
+_OSMAND_FORM = {
+    "type": "object", "required": list(_OSMAND_REQUIRED),
+    "properties": {k: {"type": t, "description": d} for k, (t, d) in _OSMAND_FIELDS.items()},
+}
+
+
+@blp.route("/osmand", methods=["GET"])
+@blp.doc(security=[], parameters=[
+    {"in": "query", "name": k, "required": k in _OSMAND_REQUIRED,
+     "schema": {"type": t}, "description": d} for k, (t, d) in _OSMAND_FIELDS.items()],
+    responses={"200": {"description": "stored, dropped or rejected: the protocol has no "
+                                      "per-ping answer"}})
+def osmand_get():
+    """Traccar Client (OsmAnd protocol) as a query string."""
+    return osmand()
+
+
+@blp.route("/osmand", methods=["POST"])
+@blp.doc(security=[], requestBody={"content": {
+    "application/x-www-form-urlencoded": {"schema": _OSMAND_FORM},
+    "application/json": {"schema": {
+        "type": "object", "required": ["device_id", "location"],
+        "properties": {"device_id": {"type": "string"},
+                       "location": {"type": "object"}}}}}},
+    responses={"200": {"description": "accepted for governance"}})
+def osmand_post():
+    """Traccar Client (OsmAnd protocol) as a form post, or its JSON variant."""
+    return osmand()
+
+
 def osmand():
     """Traccar Client (OsmAnd protocol): query or form parameters, or the JSON variant.
     The device is its enrolled identifier; the protocol carries no secret."""
@@ -116,4 +156,4 @@ def overland():
     return jsonify({"result": "ok"})
 
 
-NON_JSON_ENDPOINTS.add("ingest.osmand")
+NON_JSON_ENDPOINTS.update({"ingest.osmand_get", "ingest.osmand_post"})

@@ -22,8 +22,8 @@ class MeSchema(Schema):
 
 
 @blp.route("")
-@blp.response(200, MeSchema)
 @require_member()
+@blp.response(200, MeSchema)
 def me():
     """The tenant, member and role behind this token."""
     p = principal()

@@ -38,17 +38,17 @@ class MemberListSchema(Schema):
 
 
 @blp.route("")
-@blp.response(200, MemberListSchema)
 @require_member(*READERS)
+@blp.response(200, MemberListSchema)
 def list_members():
     """List the tenant's active members."""
     return {"members": members.list_members(db())}
 
 
 @blp.route("", methods=["POST"])
+@require_member(*MANAGERS)
 @blp.arguments(MemberSchema)
 @blp.response(201, InvitedMemberSchema)
-@require_member(*MANAGERS)
 def invite_member(body):
     """Invite a member; the response carries their first token, shown once."""
     member, token = members.invite_member(db(), principal(), body["email"], body["role"],
@@ -58,17 +58,17 @@ def invite_member(body):
 
 
 @blp.route("/<uuid:member_id>")
-@blp.response(200, MemberSchema)
 @require_member(*READERS)
+@blp.response(200, MemberSchema)
 def get_member(member_id):
     """One member. Another tenant's member answers 404."""
     return members.get_member(db(), member_id)
 
 
 @blp.route("/<uuid:member_id>", methods=["PATCH"])
+@require_member(*MANAGERS)
 @blp.arguments(RoleChangeSchema)
 @blp.response(200, MemberSchema)
-@require_member(*MANAGERS)
 def change_role(body, member_id):
     """Change a member's role. The last owner cannot be demoted."""
     member = members.change_role(db(), principal(), member_id, body["role"])
@@ -77,8 +77,8 @@ def change_role(body, member_id):
 
 
 @blp.route("/<uuid:member_id>", methods=["DELETE"])
-@blp.response(204)
 @require_member(*MANAGERS)
+@blp.response(204)
 def remove_member(member_id):
     """Remove a member and revoke their tokens. The last owner cannot be removed."""
     members.remove_member(db(), principal(), member_id)

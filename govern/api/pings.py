@@ -73,9 +73,9 @@ def ingest_for_device(items: list) -> dict:
 
 
 @blp.route("", methods=["POST"])
+@require_device
 @blp.doc(requestBody={"content": {"application/json": {"schema": BatchSchema}}})
 @blp.response(200, IngestResultSchema)
-@require_device
 def post_pings():
     """Post a batch. Each ping is judged on its own; the answer says what became of each."""
     body = request.get_json(silent=False)

@@ -6,7 +6,13 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from govern.api.common import actor_kwargs, commit, db
-from govern.api.schemas import CollectionWindows, Timezone
+from govern.api.schemas import (
+    CollectionWindows,
+    StrictBoolean,
+    StrictFloat,
+    StrictInteger,
+    Timezone,
+)
 from govern.auth import require_member
 from govern.domain import policy
 
@@ -20,16 +26,16 @@ class PolicyDocSchema(Schema):
     timezone = Timezone(metadata={"description": "default time zone of subjects and windows"})
     collection_windows = CollectionWindows(
         metadata={"description": "weekly hours when pings are kept; [] means always"})
-    min_accuracy_m = fields.Float(allow_none=True, validate=validate.Range(min=1, max=100_000),
+    min_accuracy_m = StrictFloat(allow_none=True, validate=validate.Range(min=1, max=100_000),
                                   metadata={"description": "pings less accurate are dropped"})
-    k_min_subjects = fields.Integer(validate=validate.Range(min=2, max=1000))
-    dp_epsilon_per_query = fields.Float(allow_none=True,
+    k_min_subjects = StrictInteger(validate=validate.Range(min=2, max=1000))
+    dp_epsilon_per_query = StrictFloat(allow_none=True,
                                         validate=validate.Range(min=0.01, max=10))
-    dp_epsilon_per_day = fields.Float(allow_none=True, validate=validate.Range(min=0.01, max=100))
-    aggregate_retention_days = fields.Integer(validate=validate.Range(min=1, max=3650))
-    keep_consent_proof_on_erasure = fields.Boolean()
-    stay_radius_m = fields.Integer(validate=validate.Range(min=10, max=5000))
-    stay_min_minutes = fields.Integer(validate=validate.Range(min=1, max=1440))
+    dp_epsilon_per_day = StrictFloat(allow_none=True, validate=validate.Range(min=0.01, max=100))
+    aggregate_retention_days = StrictInteger(validate=validate.Range(min=1, max=3650))
+    keep_consent_proof_on_erasure = StrictBoolean()
+    stay_radius_m = StrictInteger(validate=validate.Range(min=10, max=5000))
+    stay_min_minutes = StrictInteger(validate=validate.Range(min=1, max=1440))
 
     @validates_schema
     def _dp_pair(self, data, **kwargs):
@@ -74,8 +80,8 @@ def view(row) -> dict:
 
 
 @blp.route("")
-@blp.response(200, PolicySchema)
 @require_member()
+@blp.response(200, PolicySchema)
 def get_policy():
     """The policy in force (any member may read it)."""
     return view(policy.current_policy_version(db()))
@@ -90,26 +96,26 @@ def _write(body, replace: bool):
 
 
 @blp.route("", methods=["PATCH"])
-@blp.arguments(PolicyPatchSchema)
-@blp.response(200, PolicySchema)
 @require_member(*WRITERS)
+@blp.arguments(PolicyPatchSchema, required=False)
+@blp.response(200, PolicySchema)
 def patch_policy(body):
     """Change some settings; the rest stay. A change makes a new version."""
     return _write(body, replace=False)
 
 
 @blp.route("", methods=["PUT"])
-@blp.arguments(PolicyDocSchema)
-@blp.response(200, PolicySchema)
 @require_member(*WRITERS)
+@blp.arguments(PolicyDocSchema, required=False)
+@blp.response(200, PolicySchema)
 def put_policy(body):
     """Replace the policy; settings left out take their defaults."""
     return _write(body, replace=True)
 
 
 @blp.route("/versions")
-@blp.response(200, VersionListSchema)
 @require_member(*WRITERS, "auditor")
+@blp.response(200, VersionListSchema)
 def list_versions():
     """Every version, newest first, with who changed what."""
     return {"versions": [

@@ -6,7 +6,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from govern.api.common import actor_kwargs, commit, db
-from govern.api.schemas import SLUG, Roles
+from govern.api.schemas import SLUG, Roles, StrictBoolean, StrictInteger
 from govern.auth import require_member
 from govern.domain import purposes
 
@@ -21,16 +21,16 @@ class PurposeSchema(Schema):
     key = fields.String(required=True, validate=SLUG)
     title = fields.String(required=True, validate=validate.Length(min=1, max=200))
     description = fields.String(load_default="", validate=validate.Length(max=2000))
-    requires_consent = fields.Boolean(load_default=True)
-    precision_m = fields.Integer(required=True, validate=validate.Range(min=1, max=1_000_000),
+    requires_consent = StrictBoolean(load_default=True)
+    precision_m = StrictInteger(required=True, validate=validate.Range(min=1, max=1_000_000),
                                  metadata={"description": "finest precision allowed, metres"})
-    retention_days = fields.Integer(required=True, validate=validate.Range(min=1, max=3650))
-    individual_access = fields.Boolean(load_default=False)
-    aggregate_use = fields.Boolean(load_default=False)
+    retention_days = StrictInteger(required=True, validate=validate.Range(min=1, max=3650))
+    individual_access = StrictBoolean(load_default=False)
+    aggregate_use = StrictBoolean(load_default=False)
     reader_roles = Roles(load_default=list)
     created_at = fields.DateTime(dump_only=True)
     updated_at = fields.DateTime(dump_only=True)
-    archived_at = fields.DateTime(dump_only=True)
+    archived_at = fields.DateTime(dump_only=True, allow_none=True)
 
 
 class PurposePatchSchema(PurposeSchema):
@@ -54,18 +54,18 @@ class RemovedSchema(Schema):
 
 
 @blp.route("")
+@require_member()
 @blp.arguments(ListQuery, location="query")
 @blp.response(200, PurposeListSchema)
-@require_member()
 def list_purposes(query):
     """All purposes (any member may read them)."""
     return {"purposes": purposes.list_purposes(db(), query["include_archived"])}
 
 
 @blp.route("", methods=["POST"])
+@require_member(*WRITERS)
 @blp.arguments(PurposeSchema)
 @blp.response(201, PurposeSchema)
-@require_member(*WRITERS)
 def create_purpose(body):
     """Declare a purpose."""
     ctx = actor_kwargs()
@@ -76,16 +76,16 @@ def create_purpose(body):
 
 
 @blp.route("/<uuid:purpose_id>")
-@blp.response(200, PurposeSchema)
 @require_member()
+@blp.response(200, PurposeSchema)
 def get_purpose(purpose_id):
     return purposes.get_purpose(db(), purpose_id)
 
 
 @blp.route("/<uuid:purpose_id>", methods=["PATCH"])
-@blp.arguments(PurposePatchSchema)
-@blp.response(200, PurposeSchema)
 @require_member(*WRITERS)
+@blp.arguments(PurposePatchSchema, required=False)
+@blp.response(200, PurposeSchema)
 def update_purpose(body, purpose_id):
     """Change a purpose; precision and retention changes apply to stored data too."""
     ctx = actor_kwargs()
@@ -95,8 +95,8 @@ def update_purpose(body, purpose_id):
 
 
 @blp.route("/<uuid:purpose_id>", methods=["DELETE"])
-@blp.response(200, RemovedSchema)
 @require_member(*WRITERS)
+@blp.response(200, RemovedSchema)
 def remove_purpose(purpose_id):
     """Delete an unused purpose, or archive one that consents or pings refer to."""
     ctx = actor_kwargs()

@@ -32,10 +32,10 @@ class HeatmapQuery(Schema):
 
 
 @blp.route("/heatmap")
+@require_member(*READERS)
 @blp.arguments(HeatmapQuery, location="query")
 @blp.response(200, FeatureCollection)
 @blp.alt_response(200, content_type="text/csv", description="format=csv")
-@require_member(*READERS)
 def heatmap(query):
     """Hexagons (H3) with pings and distinct subjects, from rollups only. Cells under the
     tenant's k are suppressed and only counted. Without differential privacy, only whole

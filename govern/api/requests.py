@@ -27,7 +27,7 @@ class RequestSchema(Schema):
     received_at = fields.AwareDateTime(load_default=None,
                                        metadata={"description": "default now"})
     due_at = fields.DateTime(dump_only=True)
-    completed_at = fields.DateTime(dump_only=True)
+    completed_at = fields.DateTime(dump_only=True, allow_none=True)
     overdue = fields.Boolean(dump_only=True)
     evidence = fields.Dict(dump_only=True)
     created_by = fields.String(dump_only=True)
@@ -52,9 +52,9 @@ class ErasureSchema(Schema):
 
 
 @blp.route("")
+@require_member(*READERS)
 @blp.arguments(RequestQuery, location="query")
 @blp.response(200, RequestListSchema)
-@require_member(*READERS)
 def list_requests(query):
     """Requests by due date; ?overdue=true lists the open ones past it."""
     return {"requests": rights.list_requests(db(), overdue=query["overdue"],
@@ -63,9 +63,9 @@ def list_requests(query):
 
 
 @blp.route("", methods=["POST"])
+@require_member(*WRITERS)
 @blp.arguments(RequestSchema)
 @blp.response(201, RequestSchema)
-@require_member(*WRITERS)
 def create_request(body):
     """Record a request received from a subject; it is due in 30 days (configurable)."""
     ctx = actor_kwargs()
@@ -78,15 +78,15 @@ def create_request(body):
 
 
 @blp.route("/<uuid:request_id>")
-@blp.response(200, RequestSchema)
 @require_member(*READERS)
+@blp.response(200, RequestSchema)
 def get_request(request_id):
     return rights.get_request(db(), request_id)
 
 
 @blp.route("/<uuid:request_id>/bundle")
-@blp.response(200, content_type="application/zip")
 @require_member(*WRITERS)
+@blp.response(200, content_type="application/zip")
 def access_bundle(request_id):
     """Fulfil an access request: a zip of everything held about the subject, streamed."""
     ctx = actor_kwargs()
@@ -104,8 +104,8 @@ def access_bundle(request_id):
 
 
 @blp.route("/<uuid:request_id>/erase", methods=["POST"])
-@blp.response(200, ErasureSchema)
 @require_member(*WRITERS)
+@blp.response(200, ErasureSchema)
 def erase(request_id):
     """Fulfil an erasure request. Refused with 409 while a legal hold applies."""
     ctx = actor_kwargs()

@@ -38,9 +38,9 @@ class RunListSchema(Schema):
 
 
 @blp.route("/runs")
+@require_member("owner", "admin", "auditor")
 @blp.arguments(RunQuery, location="query")
 @blp.response(200, RunListSchema)
-@require_member("owner", "admin", "auditor")
 def list_runs(query):
     """Per run, tenant and purpose: how many pings were aged or deleted, up to what cut-off."""
     rows = db().execute(text(

@@ -36,8 +36,18 @@ class JsonObject(fields.Dict):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
+def _zone_names() -> list[str]:
+    import zoneinfo
+
+    return sorted(z for z in zoneinfo.available_timezones() if z != "localtime")
+
+
 class Timezone(fields.String):
-    """An IANA time zone name, checked against the zone database."""
+    """An IANA time zone name, checked against the zone database (documented as an enum)."""
+
+    def __init__(self, **kwargs):
+        metadata = {"enum": _zone_names(), **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         from govern.policy.windows import validate_timezone
@@ -49,8 +59,29 @@ class Timezone(fields.String):
             raise ValidationError(str(exc)) from exc
 
 
+WINDOW_JSON_SCHEMA = {
+    "type": "array", "maxItems": 50,
+    "items": {
+        "type": "object", "additionalProperties": False,
+        "required": ["days", "start", "end"],
+        "properties": {
+            "days": {"type": "array", "minItems": 1, "uniqueItems": True,
+                     "items": {"type": "string", "enum": ["mon", "tue", "wed", "thu", "fri",
+                                                          "sat", "sun"]}},
+            "start": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"},
+            "end": {"type": "string", "pattern": "^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$",
+                    "description": "before start: overnight; start == end is refused"},
+        },
+    },
+}
+
+
 class CollectionWindows(fields.Field):
     """Weekly collection windows: [{"days": ["mon", ...], "start": "07:00", "end": "19:00"}]."""
+
+    def __init__(self, **kwargs):
+        metadata = {**WINDOW_JSON_SCHEMA, **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         from govern.policy.windows import WindowsInvalid, parse_windows, windows_to_json
@@ -70,3 +101,38 @@ class FeatureCollection(Schema):
     type = fields.String()
     features = fields.List(fields.Dict())
     properties = fields.Dict()
+
+
+class ErrorBodySchema(Schema):
+    code = fields.String(required=True, metadata={"description": "machine-readable"})
+    message = fields.String(required=True)
+    details = fields.Raw(metadata={"description": "per-field messages, limits, ..."})
+
+
+class ErrorSchema(Schema):
+    """Every 4xx and 5xx answers with this body."""
+
+    error = fields.Nested(ErrorBodySchema, required=True)
+
+
+class StrictBoolean(fields.Boolean):
+    """JSON true or false only (not "yes", 1 or "on")."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):  # 0 == False in Python: check the type itself
+            raise ValidationError("Not a valid boolean.")
+        return value
+
+
+class StrictFloat(fields.Float):
+    """A JSON number, never a string."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str | bool):
+            raise ValidationError("Not a valid number.")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def StrictInteger(**kwargs) -> fields.Integer:  # noqa: N802 - reads like a field class
+    """A JSON integer, never a string or a fraction."""
+    return fields.Integer(strict=True, **kwargs)

@@ -8,7 +8,13 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from govern.api.common import actor_kwargs, commit, db
-from govern.api.schemas import CollectionWindows, JsonObject, PageQuery, Timezone
+from govern.api.schemas import (
+    CollectionWindows,
+    JsonObject,
+    PageQuery,
+    StrictBoolean,
+    Timezone,
+)
 from govern.auth import require_member
 from govern.domain import consents, subjects
 from govern.domain.policy import current_policy
@@ -29,11 +35,11 @@ class SubjectSchema(Schema):
     collection_windows = CollectionWindows(
         allow_none=True, metadata={"description": "override of the tenant's windows; null: "
                                                   "use the tenant's"})
-    collection_blocked = fields.Boolean(load_default=False,
+    collection_blocked = StrictBoolean(load_default=False,
                                         metadata={"description": "never collect (e.g. a minor)"})
     blocked_reason = fields.String(allow_none=True, validate=validate.Length(max=500))
     on_duty = fields.Boolean(dump_only=True)
-    duty_changed_at = fields.DateTime(dump_only=True)
+    duty_changed_at = fields.DateTime(dump_only=True, allow_none=True)
     created_at = fields.DateTime(dump_only=True)
 
 
@@ -114,9 +120,9 @@ def state_view(subject_id, at, states) -> dict:
 
 
 @blp.route("")
+@require_member(*READERS)
 @blp.arguments(SubjectQuery, location="query")
 @blp.response(200, SubjectListSchema)
-@require_member(*READERS)
 def list_subjects(query):
     """Subjects, by id, a page at a time (?after= the previous page's next_after)."""
     rows = subjects.list_subjects(db(), query["limit"], query["after"], query["external_ref"])
@@ -125,9 +131,9 @@ def list_subjects(query):
 
 
 @blp.route("", methods=["POST"])
+@require_member(*WRITERS)
 @blp.arguments(SubjectSchema)
 @blp.response(201, SubjectSchema)
-@require_member(*WRITERS)
 def create_subject(body):
     """Add a subject. Without a timezone, the tenant policy's applies."""
     ctx = actor_kwargs()
@@ -139,16 +145,16 @@ def create_subject(body):
 
 
 @blp.route("/<uuid:subject_id>")
-@blp.response(200, SubjectSchema)
 @require_member(*READERS)
+@blp.response(200, SubjectSchema)
 def get_subject(subject_id):
     return subjects.get_subject(db(), subject_id)
 
 
 @blp.route("/<uuid:subject_id>", methods=["PATCH"])
-@blp.arguments(SubjectPatchSchema)
-@blp.response(200, SubjectSchema)
 @require_member(*WRITERS)
+@blp.arguments(SubjectPatchSchema, required=False)
+@blp.response(200, SubjectSchema)
 def update_subject(body, subject_id):
     """Change a subject: time zone, window override, block (a reason is required)."""
     ctx = actor_kwargs()
@@ -158,9 +164,9 @@ def update_subject(body, subject_id):
 
 
 @blp.route("/<uuid:subject_id>/consents", methods=["POST"])
+@require_member(*WRITERS)
 @blp.arguments(AdminConsentInSchema)
 @blp.response(201, ConsentEventSchema)
-@require_member(*WRITERS)
 def record_consent(body, subject_id):
     """Record a grant or withdrawal on the subject's behalf; evidence is required."""
     ctx = actor_kwargs()
@@ -173,8 +179,8 @@ def record_consent(body, subject_id):
 
 
 @blp.route("/<uuid:subject_id>/consents")
-@blp.response(200, ConsentHistorySchema)
 @require_member(*CONSENT_READERS)
+@blp.response(200, ConsentHistorySchema)
 def consent_history(subject_id):
     """The subject's consent ledger, oldest first."""
     subjects.get_subject(db(), subject_id)
@@ -182,9 +188,9 @@ def consent_history(subject_id):
 
 
 @blp.route("/<uuid:subject_id>/consent-state")
+@require_member(*CONSENT_READERS)
 @blp.arguments(StateQuery, location="query")
 @blp.response(200, ConsentStateSchema)
-@require_member(*CONSENT_READERS)
 def consent_state(query, subject_id):
     """Each purpose's consent state at ?at= (default now), derived from the ledger."""
     subjects.get_subject(db(), subject_id)

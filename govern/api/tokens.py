@@ -8,6 +8,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from govern.api.common import audit_event, commit, db, row_dict
+from govern.api.schemas import StrictInteger
 from govern.auth import principal, require_member
 from govern.domain import tokens
 from govern.errors import ApiError
@@ -25,10 +26,10 @@ class TokenSchema(Schema):
     hint = fields.String(dump_only=True, metadata={"description": "first characters of the secret"})
     created_at = fields.DateTime(dump_only=True)
     expires_at = fields.AwareDateTime(allow_none=True, load_default=None)
-    expires_in_days = fields.Integer(load_only=True, load_default=None,
+    expires_in_days = StrictInteger(load_only=True, load_default=None,
                                      validate=validate.Range(min=1, max=tokens.MAX_TOKEN_DAYS))
-    revoked_at = fields.DateTime(dump_only=True)
-    last_used_at = fields.DateTime(dump_only=True)
+    revoked_at = fields.DateTime(dump_only=True, allow_none=True)
+    last_used_at = fields.DateTime(dump_only=True, allow_none=True)
 
     @validates_schema
     def _one_expiry(self, data, **kwargs):
@@ -50,9 +51,9 @@ class TokenListSchema(Schema):
 
 
 @blp.route("")
+@require_member()
 @blp.arguments(TokenListQuery, location="query")
 @blp.response(200, TokenListSchema)
-@require_member()
 def list_tokens(query):
     """Your tokens (never their secrets); admins may pass all=true."""
     p = principal()
@@ -62,9 +63,9 @@ def list_tokens(query):
 
 
 @blp.route("", methods=["POST"])
-@blp.arguments(TokenSchema)
-@blp.response(201, NewTokenSchema)
 @require_member()
+@blp.arguments(TokenSchema, required=False)
+@blp.response(201, NewTokenSchema)
 def create_token(body):
     """Create a token for yourself. The secret is in this response only."""
     p = principal()
@@ -80,8 +81,8 @@ def create_token(body):
 
 
 @blp.route("/<uuid:token_id>", methods=["DELETE"])
-@blp.response(204)
 @require_member()
+@blp.response(204)
 def revoke_token(token_id):
     """Revoke one of your tokens; owners and admins may revoke any member token."""
     p = principal()

@@ -48,9 +48,9 @@ def _track(query, subject_id, fmt):
 
 
 @blp.route("/subjects/<uuid:subject_id>/track")
+@require_member()
 @blp.arguments(TrackQuery, location="query")
 @blp.response(200, FeatureCollection)
-@require_member()
 def track(query, subject_id):
     """A subject's pings that serve the purpose now, time-ordered, at its precision
     (RFC 7946 GeoJSON). Page with `cursor` = the previous page's `next_cursor`."""
@@ -63,9 +63,9 @@ def track(query, subject_id):
 
 
 @blp.route("/subjects/<uuid:subject_id>/track.gpx")
+@require_member()
 @blp.arguments(TrackQuery, location="query")
 @blp.response(200, content_type="application/gpx+xml")
-@require_member()
 def track_gpx(query, subject_id):
     """The same track as GPX 1.1, for GIS tools. The next page's cursor is in X-Next-Cursor."""
     t = _track(query, subject_id, "gpx")
@@ -84,9 +84,9 @@ def track_gpx(query, subject_id):
 
 
 @blp.route("/positions/latest")
+@require_member()
 @blp.arguments(PositionsQuery, location="query")
 @blp.response(200, FeatureCollection)
-@require_member()
 def latest_positions(query):
     """The latest allowed position of each subject under the purpose (dispatch)."""
     ctx = actor_kwargs()

@@ -39,17 +39,17 @@ class ZoneListSchema(Schema):
 
 
 @blp.route("")
+@require_member(*READERS)
 @blp.arguments(ZoneQuery, location="query")
 @blp.response(200, ZoneListSchema)
-@require_member(*READERS)
 def list_zones(query):
     return {"zones": zones.list_zones(db(), query["subject_id"])}
 
 
 @blp.route("", methods=["POST"])
+@require_member(*WRITERS)
 @blp.arguments(ZoneSchema)
 @blp.response(201, ZoneSchema)
-@require_member(*WRITERS)
 def create_zone(body):
     """Add a zone. Invalid geometry answers 422 with the reason and where it is."""
     ctx = actor_kwargs()
@@ -63,15 +63,15 @@ def create_zone(body):
 
 
 @blp.route("/<uuid:zone_id>")
-@blp.response(200, ZoneSchema)
 @require_member(*READERS)
+@blp.response(200, ZoneSchema)
 def get_zone(zone_id):
     return zones.get_zone(db(), zone_id)
 
 
 @blp.route("/<uuid:zone_id>", methods=["DELETE"])
-@blp.response(204)
 @require_member(*WRITERS)
+@blp.response(204)
 def delete_zone(zone_id):
     ctx = actor_kwargs()
     zones.delete_zone(db(), ctx["actor"], zone_id, ctx["request_id"])
