@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import orjson
 from flask import Flask, request
+from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
@@ -20,6 +22,33 @@ API_VERSION = "1.0.0"
 
 # Endpoints that take their clients' native non-JSON bodies (form posts, query strings).
 NON_JSON_ENDPOINTS: set[str] = set()
+
+
+MAX_JSON_DEPTH = 64
+
+
+class StrictJSONProvider(DefaultJSONProvider):
+    """JSON as RFC 8259 means it: no NaN or Infinity, no duplicate keys (two parsers could
+    read them differently), bounded nesting. Violations are 400s, never 500s."""
+
+    def loads(self, s, **kwargs):
+        def no_constants(name):
+            raise ValueError(f"{name} is not valid JSON")
+
+        def no_duplicates(pairs):
+            obj = {}
+            for key, value in pairs:
+                if key in obj:
+                    raise ValueError(f"duplicate key {key!r}")
+                obj[key] = value
+            return obj
+
+        if isinstance(s, bytes):
+            s = s.decode("utf-8")
+        try:
+            return json.loads(s, parse_constant=no_constants, object_pairs_hook=no_duplicates)
+        except RecursionError as exc:
+            raise ValueError("JSON nested too deeply") from exc
 
 
 class GovernApi(Api):
@@ -39,20 +68,22 @@ class GovernExtension:
     sessions: sessionmaker
 
 
-def contains_nul(value) -> bool:
-    """PostgreSQL text cannot hold NUL; refuse it at the door rather than fail later."""
-    stack = [value]
+def check_json_body(value) -> None:
+    """PostgreSQL text cannot hold NUL, and nothing we store needs deep nesting: refuse both
+    at the door with a 422 rather than fail later."""
+    stack = [(value, 1)]
     while stack:
-        v = stack.pop()
+        v, depth = stack.pop()
         if isinstance(v, str):
             if "\x00" in v:
-                return True
-        elif isinstance(v, dict):
-            stack.extend(v.keys())
-            stack.extend(v.values())
-        elif isinstance(v, list):
-            stack.extend(v)
-    return False
+                raise ApiError(422, "Text may not contain NUL (\\u0000) characters.",
+                               details={"body": ["contains a NUL character"]})
+        elif isinstance(v, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise ApiError(422, f"JSON may be nested at most {MAX_JSON_DEPTH} levels deep.",
+                               details={"body": [f"nested deeper than {MAX_JSON_DEPTH}"]})
+            items = [*v.keys(), *v.values()] if isinstance(v, dict) else v
+            stack.extend((item, depth + 1) for item in items)
 
 
 def _json_serializer(value) -> str:
@@ -62,6 +93,7 @@ def _json_serializer(value) -> str:
 def create_app(config: Config | None = None) -> Flask:
     config = config or Config.from_env()
     configure_logging(config.log_level)
+    Flask.json_provider_class = StrictJSONProvider
     app = Flask("govern")
     app.config.update(
         GOVERN=config,
@@ -110,10 +142,12 @@ def create_app(config: Config | None = None) -> Flask:
             if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
                 raise ApiError(415, "Send the body as application/json.",
                                details={"content_type": request.mimetype or None})
-            body = request.get_json(silent=True)
-            if body is not None and contains_nul(body):
-                raise ApiError(422, "Text may not contain NUL (\\u0000) characters.",
-                               details={"body": ["contains a NUL character"]})
+            if request.content_length or request.headers.get("Transfer-Encoding"):
+                # parse once, strictly, here: a body that is not JSON is a 400 for every
+                # endpoint, even those whose arguments are all optional
+                body = request.get_json(silent=False)
+                if body is not None:
+                    check_json_body(body)
         return None
 
     return app
