@@ -3,9 +3,9 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
-APT_PACKAGES := postgresql-15 postgresql-15-postgis-3 postgresql-15-hll
+APT_PACKAGES := postgresql-15 postgresql-15-postgis-3 postgresql-15-hll chromium
 
-.PHONY: run test install system-deps lint fmt bench clean-db
+.PHONY: run test install system-deps lint fmt bench clean-db console
 
 run: install
 	$(VENV)/bin/govern up
@@ -38,6 +38,20 @@ lint:
 
 fmt:
 	$(VENV)/bin/ruff check --fix govern tests migrations bench wsgi.py
+
+# The console's third-party files, from the npm registry into the package (committed, so a
+# fresh clone needs no npm): Leaflet, topojson-client and the world-atlas 110m basemap.
+VENDOR := govern/console/static/vendor
+NPM := console/node_modules
+console:
+	cd console && npm ci --no-audit --no-fund
+	rm -rf $(VENDOR) && mkdir -p $(VENDOR)/leaflet $(VENDOR)/topojson-client $(VENDOR)/world-atlas
+	cp -r $(NPM)/leaflet/dist/leaflet.js $(NPM)/leaflet/dist/leaflet.css \
+	  $(NPM)/leaflet/dist/images $(NPM)/leaflet/LICENSE $(VENDOR)/leaflet/
+	cp $(NPM)/topojson-client/dist/topojson-client.min.js $(NPM)/topojson-client/LICENSE \
+	  $(VENDOR)/topojson-client/
+	cp $(NPM)/world-atlas/countries-110m.json $(NPM)/world-atlas/LICENSE $(VENDOR)/world-atlas/
+	du -sh $(VENDOR)
 
 bench: install
 	$(PY) -m bench.run

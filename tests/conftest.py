@@ -24,6 +24,9 @@ def _plain(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
+CLUSTER: dict = {}
+
+
 @pytest.fixture(scope="session")
 def database_url():
     given = os.environ.get("TEST_DATABASE_URL")
@@ -43,6 +46,7 @@ def database_url():
     base = Path(tempfile.mkdtemp(prefix="govern-test-pg-"))
     cluster = LocalCluster(base, settings=FAST_SETTINGS)
     cluster.start()
+    CLUSTER["cluster"] = cluster
     try:
         url = cluster.ensure_database()
         migrate.upgrade(url)
@@ -79,7 +83,16 @@ def client(app):
     return app.test_client()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
+def pg_cluster(database_url):
+    """The suite's own cluster, for fault tests that stop and start it (skipped when the
+    suite runs against TEST_DATABASE_URL, a server we must not restart)."""
+    if "cluster" not in CLUSTER:
+        pytest.skip("needs the suite's own cluster")
+    return CLUSTER["cluster"]
+
+
+@pytest.fixture
 def superuser(database_url):
     """A superuser connection: sees through RLS, for test set-up and proofs only."""
     with psycopg.connect(_plain(database_url), autocommit=True) as conn:

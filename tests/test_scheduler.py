@@ -67,8 +67,9 @@ def test_one_leader_and_a_standby_that_takes_over(config, superuser):
     time.sleep(0.5)
     assert calls["b"] >= 1
     b.stop()
-    ta.join(5)
-    tb.join(5)
+    ta.join(15)
+    tb.join(15)
+    assert not ta.is_alive() and not tb.is_alive()
 
 
 def test_leader_lock_is_released_when_the_leader_stops(config):
@@ -77,8 +78,13 @@ def test_leader_lock_is_released_when_the_leader_stops(config):
     t.start()
     assert leader.is_leader.wait(10)
     leader.stop()
-    t.join(5)
-    with psycopg.connect(_plain(config.database_url)) as conn:
-        from govern.scheduler import LEADER_LOCK
+    t.join(15)
+    assert not t.is_alive()
+    from govern.scheduler import LEADER_LOCK
 
+    with psycopg.connect(_plain(config.database_url)) as conn:
+        holders = conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s",
+            (LEADER_LOCK,)).fetchone()[0]
+        assert holders == 0
         assert conn.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK,)).fetchone()[0]

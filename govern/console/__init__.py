@@ -1,0 +1,42 @@
+"""The web console at /console: static HTML, CSS and ES modules over the public API.
+
+The console has no server-side logic of its own: every page calls /v1 with the member's
+token (kept in the browser's sessionStorage), so it can do exactly what that token may.
+Third-party files (Leaflet, topojson-client, a world-atlas basemap) are vendored under
+static/vendor by `make console`; nothing is loaded from a CDN.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Blueprint, Response, send_from_directory
+
+STATIC = Path(__file__).parent / "static"
+
+bp = Blueprint("console", __name__)
+
+# The console's page: no inline script, nothing from another origin.
+CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+       "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+       "form-action 'self'; frame-ancestors 'none'")
+
+
+@bp.route("/console")
+@bp.route("/console/")
+def index():
+    resp: Response = send_from_directory(STATIC, "index.html", max_age=0)
+    resp.headers["Content-Security-Policy"] = CSP
+    resp.headers["Referrer-Policy"] = "no-referrer"
+    resp.headers["Cache-Control"] = "no-cache"
+    return resp
+
+
+@bp.route("/console/static/<path:filename>")
+def static(filename: str):
+    # vendored files change only with their version; our own modules revalidate
+    max_age = 86_400 if filename.startswith("vendor/") else 0
+    resp = send_from_directory(STATIC, filename, max_age=max_age)
+    if max_age == 0:
+        resp.headers["Cache-Control"] = "no-cache"
+    return resp

@@ -1,0 +1,66 @@
+// Positions: the team's latest allowed position under a purpose (dispatch). Every load is an
+// audited individual read, at no finer precision than the purpose allows.
+
+import { api } from '../api.js';
+import { makeMap } from '../map.js';
+import {
+  busy, button, card, clear, errorBox, field, fmtTime, h, select, table,
+} from '../ui.js';
+
+export async function render(root, { me }) {
+  const { purposes } = await api('/v1/purposes');
+  const readable = purposes.filter((p) => p.individual_access
+    && (p.reader_roles || []).includes(me.role));
+  root.append(h('div.page-head', {}, h('h1', {}, 'Positions'),
+    h('p.muted', {}, 'The latest position of each subject whose consent for the purpose is '
+      + 'active, at the purpose\'s precision. Each load is recorded in the audit log.')));
+  if (!readable.length) {
+    root.append(h('div.alert.info', {}, `No purpose lets the role "${me.role}" read individual `
+      + 'positions. A purpose\'s reader roles are set on the Policy page.'));
+    return null;
+  }
+  const purpose = select(readable.map((p) => [p.key, `${p.title} (${p.precision_m} m)`]),
+    readable.find((p) => p.key === 'dispatch') ? 'dispatch' : readable[0].key,
+    { name: 'purpose' });
+  const load = button('Load positions', null, { kind: 'primary', type: 'submit' });
+  const message = h('div.messages');
+  const list = h('div');
+  const mapEl = h('div.map', { id: 'positions-map' });
+  root.append(card(null, h('form.toolbar', {
+    onsubmit: (e) => { e.preventDefault(); busy(load, refresh); },
+  }, field('Purpose', purpose), h('div.toolbar-actions', {}, load)), message),
+  h('div.grid-2', {}, card(null, mapEl), card('Subjects', list)));
+  const map = await makeMap(mapEl);
+  const layer = window.L.layerGroup().addTo(map);
+
+  async function refresh() {
+    clear(message);
+    try {
+      const fc = await api('/v1/positions/latest', { query: { purpose: purpose.value } });
+      layer.clearLayers();
+      for (const f of fc.features) {
+        const [lon, lat] = f.geometry.coordinates;
+        const p = f.properties;
+        window.L.circle([lat, lon], { radius: p.precision_m, color: '#2563eb', weight: 1,
+          fillOpacity: 0.08, interactive: false }).addTo(layer);
+        window.L.circleMarker([lat, lon], { radius: 6, color: '#fff', weight: 2,
+          fillColor: '#2563eb', fillOpacity: 1 })
+          .bindTooltip(`${p.display_name || p.external_ref}`, { direction: 'top' })
+          .addTo(layer);
+      }
+      if (fc.features.length) {
+        map.fitBounds(window.L.geoJSON(fc).getBounds(), { padding: [30, 30], maxZoom: 14 });
+      }
+      clear(list, table([
+        { key: 'external_ref', label: 'subject' },
+        { key: 'display_name', label: 'name' },
+        { key: 't', label: 'at', render: (r) => fmtTime(r.t) },
+        { key: 'precision_m', label: 'precision', num: true, render: (r) => `${r.precision_m} m` },
+      ], fc.features.map((f) => f.properties), { empty: 'No allowed position right now.' }));
+    } catch (err) {
+      message.append(errorBox(err));
+    }
+  }
+  await refresh();
+  return () => map.remove();
+}

@@ -1,0 +1,78 @@
+"""Browser tests of the console: the demo tenant, served on 127.0.0.1, in headless Chromium.
+
+The demo is seeded once for the package (a test here does not empty the database after
+itself, as tests elsewhere do); the tables are emptied when the package is done.
+"""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from tests.e2e.harness import CHROMIUM, VIEWPORT, Server, add_travel, launch
+
+
+@pytest.fixture(autouse=True)
+def _clean_database():
+    """Overrides the suite's per-test cleanup: the package shares one seeded demo."""
+    yield
+
+
+@pytest.fixture(scope="package", autouse=True)
+def _needs_chromium():
+    """Before anything is seeded or served: skip (saying why) without a browser to drive."""
+    pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set "
+                    "GOVERN_CHROMIUM)")
+
+
+def _empty_tables(database_url: str) -> None:
+    url = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(url, autocommit=True) as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
+            "AND c.relname NOT IN ('alembic_version', 'spatial_ref_sys')")]
+        conn.execute("TRUNCATE " + ", ".join(tables) + " CASCADE")
+
+
+@pytest.fixture(scope="package")
+def demo(app, sessions, database_url):
+    """The demo tenant: one day of movement of 6 subjects, with sites and trips when travel
+    reports exist; its tokens per role."""
+    from govern.demo import seed_demo
+
+    seeded = seed_demo(sessions, days=1, n_subjects=6, progress=False)
+    seeded["travel"] = add_travel(app, seeded["tenant_id"], seeded["tokens"]["owner"])
+    yield seeded
+    _empty_tables(database_url)
+
+
+@pytest.fixture(scope="package")
+def server(app, demo):
+    with Server(app) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="package")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = launch(pw)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh browser context (its own sessionStorage); fails the test on a script error."""
+    context = browser.new_context(viewport=VIEWPORT, locale="en-GB", timezone_id="UTC")
+    context.set_default_timeout(10_000)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield pg
+    context.close()
+    assert not errors, f"script errors in the console: {errors}"

@@ -1,0 +1,182 @@
+"""The console in a real browser: sign-in, the demo heatmap, a policy change that lands in the
+audit log with inline validation on the way, and pages hidden from roles that may not use
+them."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.e2e.harness import sign_in
+
+expect = pytest.importorskip("playwright.sync_api").expect
+
+
+def test_console_page_is_served_with_its_assets(server, page):
+    resp = page.request.get(f"{server.url}/console")
+    assert resp.status == 200
+    assert "script-src 'self'" in resp.headers["content-security-policy"]
+    for asset in ("/console/static/js/app.js", "/console/static/vendor/leaflet/leaflet.js",
+                  "/console/static/vendor/world-atlas/countries-110m.json"):
+        assert page.request.get(f"{server.url}{asset}").status == 200, asset
+
+
+def test_sign_in_shows_tenant_and_role_and_keeps_the_token_out_of_urls(server, demo, page):
+    page.goto(f"{server.url}/console")
+    page.fill("#token", "gv_" + "0" * 32 + "_" + "x" * 43)
+    page.click("form.signin button[type=submit]")
+    expect(page.locator(".signin .alert.error")).to_contain_text("unknown, revoked or expired")
+
+    token = demo["tokens"]["owner"]
+    sign_in(page, server.url, token)
+    expect(page.locator("#who .tenant")).to_have_text("Demo Field Services")
+    expect(page.locator("#who .role")).to_have_text("owner")
+    assert token not in page.url
+    assert page.evaluate("sessionStorage.getItem('govern.token')") == token
+    assert page.evaluate("localStorage.length") == 0
+
+    page.click("#sign-out")
+    expect(page.locator("form.signin")).to_be_visible()
+    assert page.evaluate("sessionStorage.getItem('govern.token')") is None
+
+
+def test_heatmap_renders_the_demo_hexagons(server, demo, page):
+    sign_in(page, server.url, demo["tokens"]["analyst"])
+    expect(page).to_have_url(re.compile(r"#/heatmap$"))
+    page.wait_for_selector("#heatmap-map[data-basemap=ready]")
+    cells = page.locator("#heatmap-map path.hex-cell")
+    expect(cells.first).to_be_visible()
+    released = int(page.locator(".page[data-page=heatmap]").get_attribute("data-cells"))
+    assert released > 0 and cells.count() == released
+    expect(page.locator("#heatmap-stats")).to_contain_text("suppressed (under k)")
+    expect(page.locator("#heatmap-stats")).to_contain_text("k = 3")
+
+    # a week is a period the API releases without noise, too
+    page.select_option("select[name=period]", "week")
+    page.click("#heatmap-show")
+    expect(page.locator("#heatmap-stats")).to_contain_text("exact · week")
+    expect(cells.first).to_be_visible()
+
+
+def test_retention_change_is_validated_inline_and_audited(server, demo, page):
+    sign_in(page, server.url, demo["tokens"]["owner"])
+    page.goto(f"{server.url}/console#/policy")
+    row = page.locator("tr[data-purpose=analytics]")
+    row.locator("button[data-edit=analytics]").click()
+    form = page.locator("form.editor-form[data-purpose=analytics]")
+
+    form.locator("input[name=retention_days]").fill("0")
+    form.locator("button[type=submit]").click()
+    expect(form.locator(".field.invalid .field-error")).to_contain_text(
+        "greater than or equal to 1")
+
+    form.locator("input[name=retention_days]").fill("180")
+    form.locator("button[type=submit]").click()
+    expect(page.locator("tr[data-purpose=analytics] td[data-col=retention_days]")).to_have_text(
+        "180 days")
+
+    page.goto(f"{server.url}/console#/audit")
+    page.fill("input[name=action]", "purpose.update")
+    page.click("#audit-log button[type=submit]")
+    entry = page.locator("#audit-log tr[data-action='purpose.update']").first
+    expect(entry).to_contain_text("retention_days")
+    expect(entry).to_contain_text("365 → 180")
+    expect(page.locator("#audit-verify")).to_contain_text("Chain intact")
+
+
+def test_policy_validation_errors_show_next_to_the_window(server, demo, page):
+    sign_in(page, server.url, demo["tokens"]["admin"])
+    page.goto(f"{server.url}/console#/policy")
+    page.locator("[data-field='collection_windows[0].end']").fill("25:00")
+    page.click("#policy-save")
+    expect(page.locator(".window-row .field.invalid .field-error")).to_contain_text(
+        "not a valid time")
+    # nothing was saved
+    resp = page.request.get(f"{server.url}/v1/policy",
+                            headers={"Authorization": f"Bearer {demo['tokens']['admin']}"})
+    assert resp.json()["collection_windows"][0]["end"] == "21:00"
+
+
+def test_an_analyst_cannot_open_the_policy_page(server, demo, page):
+    sign_in(page, server.url, demo["tokens"]["analyst"])
+    nav = page.locator("#nav")
+    expect(nav.locator("a[data-page=heatmap]")).to_be_visible()
+    for hidden in ("policy", "subjects", "audit", "positions"):
+        expect(nav.locator(f"a[data-page={hidden}]")).to_have_count(0)
+    page.goto(f"{server.url}/console#/policy")
+    expect(page.locator(".forbidden")).to_contain_text('role "analyst" may not open')
+    expect(page.locator("#purposes")).to_have_count(0)
+
+
+def test_auditor_reads_policy_and_audit_but_cannot_edit(server, demo, page):
+    sign_in(page, server.url, demo["tokens"]["auditor"])
+    expect(page).to_have_url(re.compile(r"#/audit$"))
+    expect(page.locator("#audit-verify")).to_contain_text("Chain intact")
+    expect(page.locator("#nav a[data-page=heatmap]")).to_have_count(0)
+    page.goto(f"{server.url}/console#/policy")
+    expect(page.locator("tr[data-purpose=analytics]")).to_be_visible()
+    expect(page.locator("button[data-edit]")).to_have_count(0)
+    expect(page.locator("#policy-save")).to_have_count(0)
+    expect(page.locator("#zones-list tbody tr")).to_have_count(6)
+
+
+def test_subject_consent_devices_and_requests(server, demo, page):
+    sign_in(page, server.url, demo["tokens"]["owner"])
+    page.goto(f"{server.url}/console#/subjects")
+    page.get_by_role("link", name="worker-001").first.click()
+    expect(page.locator("#consent-state")).to_contain_text("analytics")
+    expect(page.locator("#devices tbody tr")).to_have_count(1)
+    expect(page.locator("#consent-history")).to_contain_text("onboarding")
+    form = page.locator("form.inline-form", has_text="New request")
+    form.locator("select[name=kind]").select_option("erasure")
+    form.locator("button[type=submit]").click()
+    expect(page.locator(".card", has_text="Export and erasure requests")).to_contain_text(
+        "erasure")
+
+
+def test_travel_visits_and_od_reports(server, demo, page):
+    sign_in(page, server.url, demo["tokens"]["analyst"])
+    page.goto(f"{server.url}/console#/reports/travel")
+    if not demo["travel"]:  # a govern without travel reports: the API's own error shows
+        expect(page.locator(".messages .alert.error")).to_be_visible()
+        return
+    report = page.locator("#report-out")
+    expect(report.locator("tbody tr")).to_have_count(1)  # the demo's one day
+    expect(report).to_contain_text("km")
+    expect(report.locator("svg.chart rect")).to_have_count(1)
+
+    page.get_by_role("tab", name="Visits").click()
+    expect(page.locator("#report-out tbody")).to_contain_text("Depot Moabit")
+    expect(page.locator("#report-map path.leaflet-interactive").first).to_be_attached()
+
+    page.get_by_role("tab", name="Origin–destination").click()
+    expect(page.locator("#report-out")).to_contain_text("→")
+
+    with page.expect_download() as dl:
+        page.click("#report-csv")
+    assert dl.value.suggested_filename == "od.csv"
+
+
+def test_a_zone_is_drawn_on_the_map_saved_and_deleted(server, demo, page):
+    sign_in(page, server.url, demo["tokens"]["owner"])
+    page.goto(f"{server.url}/console#/policy")
+    expect(page.locator("#zones-list tbody tr")).to_have_count(6)
+    page.get_by_role("button", name="Polygon").click()
+    zone_map = page.locator("#zones-map")
+    for x, y in ((120, 120), (220, 110), (200, 200)):
+        zone_map.click(position={"x": x, "y": y})
+    expect(page.locator(".draw[data-points='3']")).to_have_count(1)
+    form = page.locator("form.zone-form")
+    form.locator("button[type=submit]").click()  # no name yet: the API says so, inline
+    expect(form.locator(".field.invalid .field-error")).to_contain_text(
+        "Length must be between 1 and 200")
+    form.locator("input[name=name]").fill("loading bay")
+    form.locator("button[type=submit]").click()
+    row = page.locator("#zones-list tr", has_text="loading bay")
+    expect(row).to_contain_text("polygon")
+    expect(row).to_contain_text("everyone")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="Delete").click()
+    expect(page.locator("#zones-list tbody tr")).to_have_count(6)
