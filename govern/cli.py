@@ -105,18 +105,26 @@ def retention():
 @click.option("--tenant", "tenant_id", default=None, type=click.UUID,
               help="only this tenant (skips partition maintenance)")
 @click.option("--dry-run", is_flag=True, help="count what would change; change nothing")
-def retention_run(tenant_id, dry_run):
+@click.option("--batch", default=5000, show_default=True, type=click.IntRange(10, 100_000),
+              help="pings per transaction")
+def retention_run(tenant_id, dry_run, batch):
     """Run the retention job once, as the scheduler does, and print what it did."""
     from tqdm import tqdm
 
     from govern.db import make_engine
     from govern.domain.retention import Budget, run_all
+    from govern.scheduler import JobBusy, job_lock
 
     config = _config()
     owner = make_engine(config.database_url, pool_size=1)
-    with tqdm(desc="retention", unit=" pings", disable=None) as bar:
-        report = run_all(owner, _owner_sessions(config), tenant_id=tenant_id, dry_run=dry_run,
-                         budget=Budget(on_batch=bar.update))
+    try:
+        # the scheduler's own lock: never two retention runs at once, whoever starts them
+        with job_lock(config, "retention"), \
+                tqdm(desc="retention", unit=" pings", disable=None) as bar:
+            report = run_all(owner, _owner_sessions(config), tenant_id=tenant_id,
+                             dry_run=dry_run, batch=batch, budget=Budget(on_batch=bar.update))
+    except JobBusy as exc:
+        raise click.ClickException("a retention run is already in progress") from exc
     click.echo(json.dumps({"dry_run": dry_run, **report}, indent=2, default=str))
 
 
@@ -196,6 +204,31 @@ def audit_verify(tenant_id):
         click.echo(json.dumps({"tenant_id": str(tid), **result}))
     if broken:
         raise SystemExit(1)
+
+
+# ---- trips ----------------------------------------------------------------------------------
+
+@main.group()
+def trips():
+    """Stops and trips derived from pings."""
+
+
+@trips.command("build")
+@click.option("--tenant", "tenant_id", default=None, type=click.UUID, help="only this tenant")
+def trips_build(tenant_id):
+    """Build stops and trips from the pings that arrived since the last build, as the
+    scheduler does, with a progress bar; prints what it built."""
+    from tqdm import tqdm
+
+    from govern.db import make_engine
+    from govern.domain.trips import build_all
+
+    config = _config()
+    owner = make_engine(config.database_url, pool_size=1)
+    with tqdm(desc="trips", unit=" pings", disable=None) as bar:
+        report = build_all(owner, _owner_sessions(config), tenant_id=tenant_id,
+                           on_progress=bar.update)
+    click.echo(json.dumps(report, indent=2, default=str))
 
 
 # ---- processes ------------------------------------------------------------------------------

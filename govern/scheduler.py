@@ -13,6 +13,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psycopg
@@ -40,29 +41,40 @@ def job_lock_key(name: str) -> str:
     return f"govern.job:{name}"
 
 
+class JobBusy(Exception):
+    """Another process holds this job's lock."""
+
+
+@contextmanager
+def job_lock(config: Config, name: str):
+    """Hold the job's advisory lock for the block, or raise JobBusy at once."""
+    with psycopg.connect(_plain_url(config.database_url), autocommit=True) as conn:
+        key = job_lock_key(name)
+        if not conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))",
+                            (key,)).fetchone()[0]:
+            raise JobBusy(name)
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
+
+
 def run_job_exclusively(config: Config, job: Job) -> dict | None:
     """Run a job while holding its advisory lock; skip (and say so) when another run holds it."""
-    with psycopg.connect(_plain_url(config.database_url), autocommit=True) as conn:
-        got = conn.execute(
-            "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (job_lock_key(job.name),)
-        ).fetchone()[0]
-        if not got:
-            log.info("job skipped: another run holds it",
-                     extra={"fields": {"job": job.name}})
-            return None
-        started = time.perf_counter()
-        try:
+    started = time.perf_counter()
+    try:
+        with job_lock(config, job.name):
             result = job.run(config) or {}
-            log.info("job finished", extra={"fields": {
-                "job": job.name, "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-                **{k: v for k, v in result.items() if isinstance(v, int | float | str)}}})
-            return result
-        except Exception:
-            log.exception("job failed", extra={"fields": {"job": job.name}})
-            return None
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))",
-                         (job_lock_key(job.name),))
+    except JobBusy:
+        log.info("job skipped: another run holds it", extra={"fields": {"job": job.name}})
+        return None
+    except Exception:
+        log.exception("job failed", extra={"fields": {"job": job.name}})
+        return None
+    log.info("job finished", extra={"fields": {
+        "job": job.name, "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+        **{k: v for k, v in result.items() if isinstance(v, int | float | str)}}})
+    return result
 
 
 def default_jobs() -> list[Job]:
