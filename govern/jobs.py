@@ -41,6 +41,15 @@ def retention(config: Config) -> dict:
     return {**totals, "partitions_dropped": report["partitions"]["dropped"]}
 
 
+def trips(config: Config) -> dict:
+    """Stops and trips from the pings that arrived since the last run (late ones too)."""
+    from govern.domain.trips import build_all
+
+    owner, sessions = _engines(config)
+    report = build_all(owner, sessions)
+    return {k: report[k] for k in ("tenants", "subjects", "pings", "stops", "trips")}
+
+
 def heartbeat(config: Config) -> dict:
     """Proves in the log that a leader is alive and running jobs."""
     return {"ok": 1}
@@ -50,4 +59,5 @@ JOBS: list[Job] = [
     Job("heartbeat", 60, heartbeat),
     Job("partitions", 3600, partitions),
     Job("retention", 900, retention),
+    Job("trips", 300, trips),
 ]
