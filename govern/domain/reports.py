@@ -56,34 +56,59 @@ class Heatmap:
     budget: dict = field(default_factory=dict)
 
 
-def _hour_aligned(t: dt.datetime) -> bool:
+def hour_aligned(t: dt.datetime) -> bool:
     return t.minute == 0 and t.second == 0 and t.microsecond == 0
 
 
-def heatmap(session: Session, principal: Principal, t_from: dt.datetime, t_to: dt.datetime,
-            resolution: int, request_id: str | None = None) -> Heatmap:
+def release_period(policy: dict, t_from: dt.datetime, t_to: dt.datetime) -> str | None:
+    """The aligned period asked for (without DP), or None under DP; 422 for a range the
+    tenant's policy does not allow to be released."""
     if t_to <= t_from:
         raise Invalid("'to' must be after 'from'.", {"to": ["must be after from"]})
-    policy = current_policy(session)
-    k = policy["k_min_subjects"]
-    eps, eps_day = policy["dp_epsilon_per_query"], policy["dp_epsilon_per_day"]
-    if eps is None:
+    if policy["dp_epsilon_per_query"] is None:
         period = aligned_period(t_from, t_to)
         if period is None:
             raise Invalid(
-                "Without differential privacy, heatmaps are released only for whole UTC "
+                "Without differential privacy, reports are released only for whole UTC "
                 "days, ISO weeks (Monday to Monday) or calendar months; ask for one of those, "
                 "or have an admin turn differential privacy on.",
                 {"from": ["must start a UTC day, ISO week or month"],
                  "to": ["must end that same day, week or month"]}, code="unaligned_period")
-    else:
-        period = None
-        if not (_hour_aligned(t_from) and _hour_aligned(t_to)):
-            raise Invalid("from and to must be whole hours (rollups are hourly).",
-                          {"from": ["whole hours"], "to": ["whole hours"]})
-        if t_to - t_from > MAX_DP_RANGE:
-            raise Invalid(f"A heatmap may span at most {MAX_DP_RANGE.days} days.",
-                          {"to": [f"at most {MAX_DP_RANGE.days} days after from"]})
+        return period
+    if not (hour_aligned(t_from) and hour_aligned(t_to)):
+        raise Invalid("from and to must be whole hours (rollups are hourly).",
+                      {"from": ["whole hours"], "to": ["whole hours"]})
+    if t_to - t_from > MAX_DP_RANGE:
+        raise Invalid(f"A report may span at most {MAX_DP_RANGE.days} days.",
+                      {"to": [f"at most {MAX_DP_RANGE.days} days after from"]})
+    return None
+
+
+def charge_budget(session: Session, tenant_id: uuid.UUID, epsilon: float,
+                  eps_day: float) -> dict:
+    """Charge one query to the tenant's daily budget (all aggregate reports share it), or
+    refuse with 429 until 00:00 UTC."""
+    today = dt.datetime.now(dt.UTC).date()
+    charged = session.execute(sql.CHARGE_BUDGET, {"tenant_id": tenant_id, "day": today,
+                                                  "epsilon": epsilon, "limit": eps_day}).first()
+    if charged is None:
+        used = session.execute(sql.BUDGET_SPENT, {"day": today}).scalar()
+        tomorrow = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(0), dt.UTC)
+        retry = int((tomorrow - dt.datetime.now(dt.UTC)).total_seconds()) + 1
+        raise ApiError(429, f"Today's privacy budget is spent ({used:g} of {eps_day:g}); "
+                            "it renews at 00:00 UTC.", code="privacy_budget_spent",
+                       details={"epsilon_per_query": epsilon, "epsilon_per_day": eps_day,
+                                "spent_today": used}, headers={"Retry-After": str(retry)})
+    return {"epsilon_per_day": eps_day, "spent_today": charged.spent,
+            "remaining_today": max(eps_day - charged.spent, 0)}
+
+
+def heatmap(session: Session, principal: Principal, t_from: dt.datetime, t_to: dt.datetime,
+            resolution: int, request_id: str | None = None) -> Heatmap:
+    policy = current_policy(session)
+    k = policy["k_min_subjects"]
+    eps, eps_day = policy["dp_epsilon_per_query"], policy["dp_epsilon_per_day"]
+    period = release_period(policy, t_from, t_to)
     rows = session.execute(sql.heatmap(resolution), {"t_from": t_from, "t_to": t_to}).all()
     if eps is None:
         released = [r for r in rows if released_without_noise(r.subjects, r.min_day_subjects, k)]
@@ -103,17 +128,7 @@ def _with_noise(session: Session, tenant_id: uuid.UUID, rows, k: int, resolution
                 eps: float, eps_day: float) -> Heatmap:
     scales = dp.Scales.for_epsilon(eps)
     spent = dp.epsilon_spent(scales)
-    today = dt.datetime.now(dt.UTC).date()
-    charged = session.execute(sql.CHARGE_BUDGET, {"tenant_id": tenant_id, "day": today,
-                                                  "epsilon": spent, "limit": eps_day}).first()
-    if charged is None:
-        used = session.execute(sql.BUDGET_SPENT, {"day": today}).scalar()
-        tomorrow = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(0), dt.UTC)
-        retry = int((tomorrow - dt.datetime.now(dt.UTC)).total_seconds()) + 1
-        raise ApiError(429, f"Today's privacy budget is spent ({used:g} of {eps_day:g}); "
-                            "it renews at 00:00 UTC.", code="privacy_budget_spent",
-                       details={"epsilon_per_query": spent, "epsilon_per_day": eps_day,
-                                "spent_today": used}, headers={"Retry-After": str(retry)})
+    budget = charge_budget(session, tenant_id, spent, eps_day)
     noisy_subjects = dp.noisy_counts([r.subjects for r in rows], scales.subjects)
     noisy_pings = dp.noisy_counts([r.pings for r in rows], scales.pings)
     cells, suppressed = [], 0
@@ -124,9 +139,7 @@ def _with_noise(session: Session, tenant_id: uuid.UUID, rows, k: int, resolution
             suppressed += 1
     noisy_suppressed = max(dp.noisy_count(suppressed, scales.suppressed), 0)
     return Heatmap(cells, noisy_suppressed, k, resolution, "differential_privacy",
-                   epsilon=spent, budget={"epsilon_per_day": eps_day,
-                                          "spent_today": charged.spent,
-                                          "remaining_today": max(eps_day - charged.spent, 0)})
+                   epsilon=spent, budget=budget)
 
 
 def cell_polygon(cell: int) -> list[list[float]]:

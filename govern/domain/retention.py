@@ -21,6 +21,7 @@ from sqlalchemy.orm import sessionmaker
 
 from govern.db import tenant_session
 from govern.domain.policy import current_policy
+from govern.domain.trips import age_travel, build_tenant
 from govern.models import Purpose
 from govern.sql import retention as sql
 
@@ -101,6 +102,7 @@ def _recompute(sessions: sessionmaker, tenant_id: uuid.UUID, rules: Rules, *, to
     if dry_run:
         with tenant_session(sessions, tenant_id) as s:
             row = s.execute(sql.COUNT_PENDING, params).one()
+        age_travel(sessions, tenant_id, params, dry_run=True)
         return row.aged, row.deleted
     aged = deleted = 0
     while True:
@@ -111,6 +113,7 @@ def _recompute(sessions: sessionmaker, tenant_id: uuid.UUID, rules: Rules, *, to
         if done:
             budget.spend(done)
         if done < batch:
+            age_travel(sessions, tenant_id, params, budget=budget)  # stops and trips follow
             return aged, deleted
 
 
@@ -122,6 +125,8 @@ def run_tenant(sessions: sessionmaker, tenant_id: uuid.UUID, now: dt.datetime, *
                dry_run: bool = False, batch: int = DEFAULT_BATCH,
                budget: Budget | None = None) -> TenantRun:
     budget = budget or Budget()
+    if not dry_run:
+        build_tenant(sessions, tenant_id)  # derive stops and trips before their pings age
     run = TenantRun(tenant_id, uuid.uuid4(), now, dry_run)
     with tenant_session(sessions, tenant_id) as s:
         purposes = list(s.scalars(select(Purpose).order_by(Purpose.bit)))

@@ -235,7 +235,8 @@ def export_bundle(sessions: sessionmaker, tenant_id: uuid.UUID, subject_id: uuid
         subject = get_subject(s, subject_id)
         tenant_name = s.execute(text("SELECT name FROM tenants")).scalar()
         has_trips = s.execute(text("SELECT to_regclass('trips') IS NOT NULL")).scalar()
-        extra = "trips.json        trips and stops built from your locations\n" \
+        extra = "trips.json        trips built from your locations\nstops.json        " \
+            "stops (places you stayed) built from your locations\n" \
             if has_trips else ""
         zf.writestr("README.txt", EXPORT_README.format(tenant=tenant_name, at=now.isoformat(),
                                                        extra=extra))
@@ -301,10 +302,11 @@ def export_bundle(sessions: sessionmaker, tenant_id: uuid.UUID, subject_id: uuid
         zf.writestr("disclosures.json", _json(disclosures))
         zf.writestr("requests.json", _json(list_requests(s, subject_id=subject_id)))
         if has_trips:
-            trips = [dict(r._mapping) for r in s.execute(text(
-                "SELECT * FROM trips WHERE subject_id = :s ORDER BY started_at"),
-                {"s": subject_id})]
-            zf.writestr("trips.json", _json(trips))
+            for table in ("trips", "stops"):
+                rows = [dict(r._mapping) for r in s.execute(text(
+                    f"SELECT * FROM {table} WHERE subject_id = :s ORDER BY started_at"),
+                    {"s": subject_id})]
+                zf.writestr(f"{table}.json", _json(rows))
     yield sink.take()
 
 

@@ -41,11 +41,9 @@ from govern.db import tenant_session
 from govern.domain import audit
 from govern.domain import reports as heatmap_reports
 from govern.domain.policy import current_policy
-from govern.errors import ApiError, Invalid
 from govern.models import Purpose
 from govern.policy.precision import snap
 from govern.privacy import dp
-from govern.sql import reports as report_sql
 from govern.sql import trips as sql
 
 log = logging.getLogger("govern.trips")
@@ -499,28 +497,9 @@ class Protection:
 def protection(session: Session, t_from: dt.datetime, t_to: dt.datetime) -> Protection:
     """The heatmap's rules for a range: aligned UTC periods without DP, whole hours (at most
     MAX_DP_RANGE) with it."""
-    if t_to <= t_from:
-        raise Invalid("'to' must be after 'from'.", {"to": ["must be after from"]})
     policy = current_policy(session)
     eps, eps_day = policy["dp_epsilon_per_query"], policy["dp_epsilon_per_day"]
-    period = None
-    if eps is None:
-        period = heatmap_reports.aligned_period(t_from, t_to)
-        if period is None:
-            raise Invalid(
-                "Without differential privacy, reports are released only for whole UTC "
-                "days, ISO weeks (Monday to Monday) or calendar months; ask for one of those, "
-                "or have an admin turn differential privacy on.",
-                {"from": ["must start a UTC day, ISO week or month"],
-                 "to": ["must end that same day, week or month"]}, code="unaligned_period")
-    else:
-        if not (heatmap_reports._hour_aligned(t_from) and heatmap_reports._hour_aligned(t_to)):
-            raise Invalid("from and to must be whole hours.",
-                          {"from": ["whole hours"], "to": ["whole hours"]})
-        if t_to - t_from > heatmap_reports.MAX_DP_RANGE:
-            days = heatmap_reports.MAX_DP_RANGE.days
-            raise Invalid(f"A report may span at most {days} days.",
-                          {"to": [f"at most {days} days after from"]})
+    period = heatmap_reports.release_period(policy, t_from, t_to)
     return Protection(policy["k_min_subjects"], eps, eps_day, period)
 
 
@@ -543,23 +522,6 @@ def usable_params(session: Session, now: dt.datetime) -> tuple[int, dict]:
         params[f"wm{i}"] = sum(1 << p.bit for p in purposes
                                if now - dt.timedelta(days=p.retention_days) <= cutoff)
     return len(cutoffs), params
-
-
-def charge(session: Session, tenant_id: uuid.UUID, epsilon: float, eps_day: float) -> dict:
-    """Charge the tenant's daily budget (shared with the heatmap) or refuse with 429."""
-    today = dt.datetime.now(dt.UTC).date()
-    charged = session.execute(report_sql.CHARGE_BUDGET, {
-        "tenant_id": tenant_id, "day": today, "epsilon": epsilon, "limit": eps_day}).first()
-    if charged is None:
-        used = session.execute(report_sql.BUDGET_SPENT, {"day": today}).scalar()
-        tomorrow = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(0), dt.UTC)
-        retry = int((tomorrow - dt.datetime.now(dt.UTC)).total_seconds()) + 1
-        raise ApiError(429, f"Today's privacy budget is spent ({used:g} of {eps_day:g}); "
-                            "it renews at 00:00 UTC.", code="privacy_budget_spent",
-                       details={"epsilon_per_query": epsilon, "epsilon_per_day": eps_day,
-                                "spent_today": used}, headers={"Retry-After": str(retry)})
-    return {"epsilon_per_day": eps_day, "spent_today": charged.spent,
-            "remaining_today": max(eps_day - charged.spent, 0)}
 
 
 @functools.lru_cache(maxsize=64)
@@ -593,7 +555,7 @@ class Noise:
             else:
                 sens = SENSITIVITY[measure]
                 scales[measure] = sens / (eps * share)
-                spent += dp._vector_laplace(scales[measure]).map(sens)
+                spent += dp.certified_epsilon(scales[measure], sens)
         return cls(scales, spent)
 
     def counts(self, measure: str, values: list) -> list[int]:
@@ -616,7 +578,8 @@ def _release(session: Session, principal: Principal, kind: str, rows, prot: Prot
         out = [shape(r, {m: getattr(r, m) for m in ("subjects", *measures)}) for r in released]
         return Release(out, len(rows) - len(released), prot.k, "aligned", prot.period)
     noise = Noise.of(kind, prot.eps)
-    budget = charge(session, principal.tenant_id, noise.epsilon, prot.eps_day)
+    budget = heatmap_reports.charge_budget(session, principal.tenant_id, noise.epsilon,
+                                          prot.eps_day)
     noisy = {m: noise.counts(m, [getattr(r, m) for r in rows]) for m in ("subjects", *measures)}
     out, suppressed = [], 0
     for n, r in enumerate(rows):

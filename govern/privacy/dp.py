@@ -51,6 +51,11 @@ def epsilon_spent(scales: Scales) -> float:
             + _scalar_laplace(scales.suppressed).map(1))
 
 
+def certified_epsilon(scale: float, sensitivity: int) -> float:
+    """What OpenDP certifies for a vector of counts at this scale and L1 sensitivity."""
+    return _vector_laplace(scale).map(sensitivity)
+
+
 def noisy_counts(values: list[int], scale: float) -> list[int]:
     if not values:
         return []

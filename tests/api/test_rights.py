@@ -137,6 +137,8 @@ def test_export_streams_in_chunks(sessions, tenant, make_tracked, superuser):
     from govern.domain.rights import export_bundle
 
     tracked = make_tracked(tenant)
+    superuser.execute("SELECT govern_ensure_ping_partition(d::date) FROM "
+                      "generate_series(current_date - 1, current_date, '1 day') d")
     superuser.execute(
         "INSERT INTO pings (tenant_id, device_id, subject_id, t, client_key, purpose_mask, "
         "precision_m, geom) SELECT %s, %s, %s, now() - k * interval '1 second', k::text, 1, 10,"

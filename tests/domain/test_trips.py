@@ -5,13 +5,11 @@ ageing with retention)."""
 from __future__ import annotations
 
 import datetime as dt
-import inspect
 import math
 
 import h3.api.basic_int as h3
 import pytest
 
-import govern.domain.retention as retention_module
 from govern.db import make_engine
 from govern.domain.retention import NEVER, Rules, run_all
 from govern.domain.trips import (
@@ -302,10 +300,8 @@ def test_travel_ages_like_its_pings_coarsening_cells_and_sites(
     assert counts == {"stops": {"aged": 0, "deleted": 4}, "trips": {"aged": 0, "deleted": 3}}
 
 
-HOOKED = "age_travel" in inspect.getsource(retention_module)
 
 
-@pytest.mark.xfail(not HOOKED, strict=True, reason="needs retention hook")
 def test_retention_removes_travel_built_from_pings_past_their_window(
         worker, sessions, superuser, config):
     pings, _, _ = worker_day(midnight(2) + dt.timedelta(hours=7))
