@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 from flask import Flask, request
@@ -94,7 +95,9 @@ def create_app(config: Config | None = None) -> Flask:
     config = config or Config.from_env()
     configure_logging(config.log_level)
     Flask.json_provider_class = StrictJSONProvider
-    app = Flask("govern")
+    # explicit paths: Flask cannot find them for an editable install outside the source tree
+    here = Path(__file__).resolve().parent
+    app = Flask("govern", root_path=str(here), instance_path=str(here.parent / "var"))
     app.config.update(
         GOVERN=config,
         MAX_CONTENT_LENGTH=config.max_body_bytes,

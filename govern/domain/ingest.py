@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import h3.api.basic_int as h3
+import orjson
 from prometheus_client import Counter as MetricCounter
 from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
@@ -160,55 +161,42 @@ class PartitionCache:
 PARTITIONS = PartitionCache()
 
 
-def _rollup_rows(rows, aggregate_mask: int) -> dict:
+def _rollup_cells(rows, aggregate_mask: int) -> list[dict]:
     cells: Counter = Counter()
     for t, mask, lon, lat in rows:
         if mask & aggregate_mask:
             bucket = t.replace(minute=0, second=0, microsecond=0)
             cells[(bucket, h3.latlng_to_cell(lat, lon, ROLLUP_RESOLUTION))] += 1
-    params = {"bucket": [], "cell": [], "r8": [], "r7": [], "r6": [], "r5": [], "n": []}
-    for (bucket, cell), n in cells.items():
-        params["bucket"].append(bucket)
-        params["cell"].append(cell)
-        for res in (8, 7, 6, 5):
-            params[f"r{res}"].append(h3.cell_to_parent(cell, res))
-        params["n"].append(n)
-    return params
+    return [{"bucket": bucket, "cell": cell, "r8": h3.cell_to_parent(cell, 8),
+             "r7": h3.cell_to_parent(cell, 7), "r6": h3.cell_to_parent(cell, 6),
+             "r5": h3.cell_to_parent(cell, 5), "n": n} for (bucket, cell), n in cells.items()]
+
+
+def _json(value) -> str:
+    return orjson.dumps(value).decode()
 
 
 def store(session: Session, tenant_id: uuid.UUID, device_id: uuid.UUID, ctx: Context,
           admitted: list[Admitted]) -> tuple[int, int]:
     """Insert at precision and feed rollups; returns (stored, duplicates)."""
-    cols = {k: [] for k in ("t", "k", "mask", "p", "lon", "lat", "acc", "alt", "speed",
-                            "heading", "battery", "activity")}
-    for a in admitted:
-        pg = a.ping
-        cols["t"].append(pg.t)
-        cols["k"].append(pg.client_id or "")
-        cols["mask"].append(a.mask)
-        cols["p"].append(a.precision_m)
-        cols["lon"].append(pg.lon)
-        cols["lat"].append(pg.lat)
-        cols["acc"].append(pg.acc)
-        cols["alt"].append(pg.alt)
-        cols["speed"].append(pg.speed)
-        cols["heading"].append(pg.heading)
-        cols["battery"].append(pg.battery)
-        cols["activity"].append(pg.activity)
+    rows = [{"t": a.ping.t, "k": a.ping.client_id or "", "mask": a.mask, "p": a.precision_m,
+             "lon": a.ping.lon, "lat": a.ping.lat, "acc": a.ping.acc, "alt": a.ping.alt,
+             "speed": a.ping.speed, "heading": a.ping.heading, "battery": a.ping.battery,
+             "activity": a.ping.activity} for a in admitted]
     ids = {"tenant_id": tenant_id, "device_id": device_id,
            "subject_id": ctx.subject.subject_id}
-    rows = session.execute(sql.INSERT_PINGS, {**ids, **cols}).all()
+    inserted = session.execute(sql.INSERT_PINGS, {**ids, "rows": _json(rows)}).all()
     aggregate_mask = 0
     for p in ctx.purposes:
         if p.aggregate_use:
             aggregate_mask |= 1 << p.bit
-    if rows and aggregate_mask:
-        params = _rollup_rows(rows, aggregate_mask)
-        if params["cell"]:
+    if inserted and aggregate_mask:
+        cells = _rollup_cells(inserted, aggregate_mask)
+        if cells:
             session.execute(sql.UPSERT_ROLLUPS, {"tenant_id": tenant_id,
                                                  "subject_id": ctx.subject.subject_id,
-                                                 **params})
-    return len(rows), len(admitted) - len(rows)
+                                                 "cells": _json(cells)})
+    return len(inserted), len(admitted) - len(inserted)
 
 
 def _no_partition(exc: DBAPIError) -> bool:
@@ -235,9 +223,9 @@ def ingest(session: Session, engine: Engine, tenant_id: uuid.UUID, device_id: uu
     ctx = load_context(session, subject_id)
     admitted = judge(valid, ctx, now, result)
     if admitted:
+        points = [{"lon": a.ping.lon, "lat": a.ping.lat, "i": a.index} for a in admitted]
         inside = {r[0] for r in session.execute(sql.IN_ZONES, {
-            "lon": [a.ping.lon for a in admitted], "lat": [a.ping.lat for a in admitted],
-            "i": [a.index for a in admitted], "subject_id": subject_id})}
+            "points": _json(points), "subject_id": subject_id})}
         if inside:
             result.dropped["privacy_zone"] += len(inside)
             admitted = [a for a in admitted if a.index not in inside]
