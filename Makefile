@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 APT_PACKAGES := postgresql-15 postgresql-15-postgis-3 postgresql-15-hll chromium
 
-.PHONY: run test install system-deps lint fmt bench clean-db console
+.PHONY: run test install system-deps lint fmt bench load clean-db console
 
 run: install
 	$(VENV)/bin/govern up
@@ -55,6 +55,10 @@ console:
 
 bench: install
 	$(PY) -m bench.run
+
+# A few minutes of devices, analysts and dispatchers against gunicorn (loopback only).
+load: install
+	$(PY) -m bench.load --write
 
 clean-db:
 	-$(VENV)/bin/govern localdb stop

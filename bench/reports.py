@@ -1,0 +1,388 @@
+"""Heatmap cost (issue 6): a 30-day heatmap for one tenant from its rollups (the SQL of
+govern.domain.reports.heatmap, govern.sql.reports.heatmap(resolution)) against the same
+report computed from the raw pings, at 1M and at 10M pings in those 30 days, in one run on
+one throwaway cluster with durable default settings.
+
+The raw alternative: PostgreSQL has no H3 here (h3 is in Python only), so the raw query
+groups by a square grid of the same average cell area as the H3 resolution, computed
+arithmetically from each stored point (a bigint key from floor(lat / dlat) and
+floor(lon / dlon)): the cheapest cell function SQL has, cheaper than ST_SnapToGrid or a
+geohash, and no worse than reading a precomputed cell column. Otherwise it is the rollup
+query's own shape over raw rows (per cell and UTC day: pings and an hll sketch of distinct
+subjects; then per cell: sums, union and the smallest daily count), restricted, like the
+rollups, to pings that serve an aggregate purpose. Both run in the same tenant session
+(app role, row-level security on) and fetch every row.
+
+Data: field workers (see bench.retention) over a 30-day calendar month, made set-wise in
+SQL as the superuser; the 10M tenant is the 1M one with ten times the workers. Rollups are
+derived set-wise from those pings exactly as ingest would have fed them (per hour and H3
+resolution-9 cell of the stored point, with its parents 8 to 5: count, and
+hll_add_agg(hll_hash_text(subject_id))); the H3 cells of the distinct stored points are
+computed in Python.
+
+    .venv/bin/python -m bench.reports [--quick] [--write] [--reps N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import calendar
+import datetime as dt
+import math
+import statistics
+import sys
+import time
+
+from bench.common import Database, machine, table, throwaway_database, write_section
+from bench.retention import (
+    CITY,
+    PER_SUBJECT_DAY,
+    PING_EVERY_S,
+    Clock,
+    DayLoad,
+    Tenant,
+    load,
+    make_tenant,
+)
+
+PURPOSES = [
+    {"key": "navigation", "title": "Navigation", "precision_m": 10, "retention_days": 30,
+     "individual_access": True, "aggregate_use": False, "reader_roles": ["dispatcher"],
+     "requires_consent": True},
+    {"key": "analytics", "title": "Analytics", "precision_m": 250, "retention_days": 365,
+     "individual_access": False, "aggregate_use": True, "reader_roles": [],
+     "requires_consent": True},
+]
+SOURCES = {"rollups": "rollups (govern.sql.reports.heatmap)",
+           "raw": "raw pings, square grid of the same cell area",
+           "daily": "what-if, not in govern: daily rollups"}
+RESOLUTIONS = (9, 7)  # the rollups' own resolution, and the API's default
+TARGET_SPEEDUP = 20.0  # rollups at least 20x faster than raw at 10M
+TARGET_GROWTH = 1.5  # rollup time at 10M / at 1M at most 1.5
+STATEMENT_TIMEOUT_MS = 900_000  # the API's default, 30 s, would cut the raw query short
+
+RAW_HEATMAP = """
+WITH per_day AS (
+  SELECT floor((ST_Y(geom) + 90) / %(dlat)s)::bigint * 1000000000
+           + floor((ST_X(geom) + 180) / %(dlon)s)::bigint AS cell,
+         date_trunc('day', t, 'UTC') AS day,
+         count(*) AS pings, hll_add_agg(hll_hash_text(subject_id::text)) AS subjects
+  FROM pings
+  WHERE t >= %(t_from)s AND t < %(t_to)s AND purpose_mask & %(aggregate)s <> 0
+  GROUP BY 1, 2
+)
+SELECT cell, sum(pings)::bigint AS pings,
+       round(hll_cardinality(hll_union_agg(subjects)))::bigint AS subjects,
+       min(round(hll_cardinality(subjects)))::bigint AS min_day_subjects
+FROM per_day
+GROUP BY cell
+ORDER BY cell
+"""
+
+# Rollups as ingest feeds them, derived set-wise from the stored pings and the H3 cells of
+# their stored points (bench_cells, computed in Python).
+DERIVE_ROLLUPS = """
+INSERT INTO rollups (tenant_id, bucket, cell, r8, r7, r6, r5, pings, subjects)
+SELECT p.tenant_id, date_trunc('hour', p.t, 'UTC'), c.cell, c.r8, c.r7, c.r6, c.r5,
+       count(*), hll_add_agg(hll_hash_text(p.subject_id::text))
+FROM pings p JOIN bench_cells c ON c.lon = ST_X(p.geom) AND c.lat = ST_Y(p.geom)
+WHERE p.tenant_id = %(tenant_id)s AND p.purpose_mask & %(aggregate)s <> 0
+GROUP BY 1, 2, 3, 4, 5, 6, 7
+ORDER BY 2, 3
+"""
+
+
+def thirty_day_month(today: dt.date) -> tuple[dt.date, dt.date]:
+    """The latest whole calendar month of 30 days before today: an aligned period the
+    heatmap releases without differential privacy."""
+    first = today.replace(day=1)
+    while True:
+        first = (first - dt.timedelta(days=1)).replace(day=1)
+        days = calendar.monthrange(first.year, first.month)[1]
+        if days == 30:
+            return first, first + dt.timedelta(days=30)
+
+
+def grid_step(resolution: int) -> tuple[float, float]:
+    """(dlat, dlon) of a square of the H3 resolution's average cell area, at the city."""
+    import h3
+
+    side = math.sqrt(h3.average_hexagon_area(resolution, "m^2"))
+    return side / 111_320, side / (111_320 * math.cos(math.radians(CITY[0])))
+
+
+def add_cells(db: Database) -> int:
+    """H3 cells (resolution 9 and its parents) of every stored point not yet in bench_cells,
+    computed in Python; returns how many points were added."""
+    import h3.api.basic_int as h3
+
+    with db.connect() as conn:
+        conn.execute("CREATE UNLOGGED TABLE IF NOT EXISTS bench_cells (lon float8, lat float8, "
+                     "cell bigint, r8 bigint, r7 bigint, r6 bigint, r5 bigint, "
+                     "PRIMARY KEY (lon, lat))")
+        conn.commit()
+    added = 0
+    with db.connect() as reader, db.connect() as writer:
+        reader.execute("SET work_mem = '1GB'")
+        cur = reader.cursor(name="points", binary=True)
+        cur.itersize = 100_000
+        cur.execute("SELECT DISTINCT ST_X(geom), ST_Y(geom) FROM pings p WHERE NOT EXISTS "
+                    "(SELECT 1 FROM bench_cells c WHERE c.lon = ST_X(p.geom) "
+                    "AND c.lat = ST_Y(p.geom))")
+        with writer.cursor().copy("COPY bench_cells FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["float8", "float8", "int8", "int8", "int8", "int8", "int8"])
+            for lon, lat in cur:
+                cell = h3.latlng_to_cell(lat, lon, 9)
+                copy.write_row((lon, lat, cell, h3.cell_to_parent(cell, 8),
+                                h3.cell_to_parent(cell, 7), h3.cell_to_parent(cell, 6),
+                                h3.cell_to_parent(cell, 5)))
+                added += 1
+        writer.commit()
+        cur.close()
+    return added
+
+
+def derive_rollups(db: Database, t: Tenant) -> int:
+    with db.connect() as conn:
+        conn.execute("SET work_mem = '2GB'")
+        conn.execute("DELETE FROM rollups WHERE tenant_id = %s", (t.tenant_id,))
+        n = conn.execute(DERIVE_ROLLUPS, {"tenant_id": t.tenant_id,
+                                          "aggregate": t.mask("analytics")}).rowcount
+        conn.commit()
+    with db.connect(autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE rollups")
+        conn.execute("VACUUM ANALYZE pings")
+        conn.execute("CHECKPOINT")
+    return n
+
+
+def build_daily(db: Database) -> int:
+    """A what-if, not part of govern: the heatmap query's per-day step kept as a table (one
+    row per resolution-9 cell and UTC day, unioned from the hourly rollups), under the same
+    row-level security. Returns its row count."""
+    from govern.rls import enable_tenant_rls, grant_app
+
+    with db.connect() as conn:
+        conn.execute("SET work_mem = '1GB'")
+        conn.execute("DROP TABLE IF EXISTS bench_daily_rollups")
+        conn.execute(
+            "CREATE TABLE bench_daily_rollups AS SELECT tenant_id, "
+            "date_trunc('day', bucket, 'UTC') AS day, cell, r8, r7, r6, r5, "
+            "sum(pings)::bigint AS pings, hll_union_agg(subjects) AS subjects FROM rollups "
+            "GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 2, 3")
+        conn.execute("ALTER TABLE bench_daily_rollups ADD PRIMARY KEY (tenant_id, day, cell)")
+        for stmt in enable_tenant_rls("bench_daily_rollups"):
+            conn.execute(stmt)
+        conn.execute(grant_app("bench_daily_rollups", "SELECT"))
+        n = conn.execute("SELECT count(*) FROM bench_daily_rollups").fetchone()[0]
+        conn.commit()
+    with db.connect(autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE bench_daily_rollups")
+        conn.execute("CHECKPOINT")
+    return n
+
+
+def daily_heatmap(resolution: int):
+    """govern.sql.reports.heatmap(resolution), reading bench_daily_rollups instead."""
+    from sqlalchemy import text
+
+    from govern.sql import reports as sql
+
+    body = sql.heatmap(resolution).text
+    for old, new in (("date_trunc('day', bucket, 'UTC')", "day"),
+                     ("FROM rollups", "FROM bench_daily_rollups"),
+                     ("bucket >= :t_from AND bucket < :t_to", "day >= :t_from AND day < :t_to")):
+        assert old in body, old
+        body = body.replace(old, new)
+    return text(body)
+
+
+def timed(t: Tenant, statement, params: dict) -> tuple[float, list, float]:
+    """One query in a tenant session (app role, RLS on), every row fetched."""
+    from govern.db import tenant_session
+
+    with tenant_session(t.sessions, t.tenant_id) as s, Clock(t.db) as c:
+        rows = s.execute(statement, params).all()
+    return c.seconds, rows, c.other
+
+
+def measure(t: Tenant, month: tuple[dt.date, dt.date], reps: int) -> dict:
+    """Every (source, resolution) `reps` times, taking turns; the medians and the rows."""
+    from sqlalchemy import text
+
+    from govern.sql import reports as sql
+
+    t_from = dt.datetime.combine(month[0], dt.time(0), dt.UTC)
+    t_to = dt.datetime.combine(month[1], dt.time(0), dt.UTC)
+    raw = text(RAW_HEATMAP.replace("%(", ":").replace(")s", ""))
+    cases = []
+    for res in RESOLUTIONS:
+        dlat, dlon = grid_step(res)
+        cases.append(("rollups", res, sql.heatmap(res), {"t_from": t_from, "t_to": t_to}))
+        cases.append(("daily", res, daily_heatmap(res), {"t_from": t_from, "t_to": t_to}))
+        cases.append(("raw", res, raw, {"t_from": t_from, "t_to": t_to, "dlat": dlat,
+                                        "dlon": dlon, "aggregate": t.mask("analytics")}))
+    out = {(src, res): {"times": [], "others": [], "rows": None} for src, res, _, _ in cases}
+    for _src, _res, stmt, params in cases:  # warm: plans, caches, connections
+        timed(t, stmt, params)
+    for rep in range(reps):
+        for src, res, stmt, params in cases[rep % len(cases):] + cases[:rep % len(cases)]:
+            seconds, rows, other = timed(t, stmt, params)
+            got = out[(src, res)]
+            got["times"].append(seconds)
+            got["others"].append(other)
+            got["rows"] = rows
+            print(f"  {src} res {res}: {seconds:.3f} s, {len(rows):,} cells, "
+                  f"other load {other:.2f}", file=sys.stderr)
+    for got in out.values():
+        got["median"] = statistics.median(got["times"])
+        got["pings"] = sum(r.pings for r in got["rows"])
+    return out
+
+
+def counts(db: Database, t: Tenant, month) -> dict:
+    with db.connect() as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM pings WHERE tenant_id = %(t)s), "
+            "(SELECT count(*) FROM rollups WHERE tenant_id = %(t)s), "
+            "(SELECT pg_size_pretty(sum(pg_total_relation_size(inhrelid))) FROM pg_inherits "
+            " WHERE inhparent = 'pings'::regclass), "
+            "pg_size_pretty(pg_total_relation_size('rollups'))", {"t": t.tenant_id}).fetchone()
+    return {"pings": row[0], "rollups": row[1], "pings_size": row[2], "rollups_size": row[3]}
+
+
+def bench(args) -> str:
+    month = thirty_day_month(dt.datetime.now(dt.UTC).date())
+    days = [month[0] + dt.timedelta(days=k) for k in range(30)]
+    started = time.perf_counter()
+    phases = []
+    with throwaway_database() as db:
+        t = make_tenant(db, "bench-reports", {}, PURPOSES,
+                        {"DB_STATEMENT_TIMEOUT_MS": str(STATEMENT_TIMEOUT_MS)})
+        mask = t.mask("navigation", "analytics")
+        done = 0
+        for subjects in (args.small_subjects, args.big_subjects):
+            t0 = time.perf_counter()
+            n = load(db, [DayLoad(t.tenant_id, d, mask, 10, s0, min(s0 + 100, subjects))
+                          for d in days for s0 in range(done, subjects, 100)])
+            points = add_cells(db)
+            rollups = derive_rollups(db, t)
+            daily = build_daily(db)
+            prep_s = time.perf_counter() - t0
+            done = subjects
+            print(f"{subjects} subjects: +{n:,} pings, +{points:,} points, {rollups:,} rollups "
+                  f"in {prep_s:.0f} s", file=sys.stderr)
+            info = counts(db, t, month)
+            info.update(subjects=subjects, prep_s=prep_s, daily=daily,
+                        results=measure(t, month, args.reps))
+            for res in RESOLUTIONS:
+                got = {src: info["results"][(src, res)]["pings"] for src in SOURCES}
+                assert len(set(got.values())) == 1, (res, got)
+            phases.append(info)
+        server = db.server_version
+    return report(args, month, phases, server, time.perf_counter() - started)
+
+
+def report(args, month, phases, server, total_s) -> str:
+    small, big = phases
+    rows = []
+    for p in phases:
+        for res in RESOLUTIONS:
+            for src in ("rollups", "raw", "daily"):
+                r = p["results"][(src, res)]
+                read = {"rollups": p["rollups"], "raw": p["pings"], "daily": p["daily"]}[src]
+                rows.append([f"{p['pings']:,}", res, SOURCES[src], f"{read:,}",
+                             f"**{r['median'] * 1000:,.0f}**",
+                             f"{min(r['times']) * 1000:,.0f}-{max(r['times']) * 1000:,.0f}",
+                             f"{len(r['rows']):,}", f"{max(r['others']):.2f}"])
+    verdicts = []
+    for res in RESOLUTIONS:
+        speedup = (big["results"][("raw", res)]["median"]
+                   / big["results"][("rollups", res)]["median"])
+        small_x = (small["results"][("raw", res)]["median"]
+                   / small["results"][("rollups", res)]["median"])
+        growth = (big["results"][("rollups", res)]["median"]
+                  / small["results"][("rollups", res)]["median"])
+        raw_growth = (big["results"][("raw", res)]["median"]
+                      / small["results"][("raw", res)]["median"])
+        verdicts.append(
+            f"resolution {res}: rollups **{speedup:.1f}x** faster than raw at "
+            f"{big['pings']:,} pings (target >= {TARGET_SPEEDUP:.0f}x): "
+            f"{'**met**' if speedup >= TARGET_SPEEDUP else '**missed**'} ({small_x:.1f}x at "
+            f"{small['pings']:,}); rollup time at {big['pings']:,} / at {small['pings']:,} = "
+            f"**{growth:.2f}** (target <= {TARGET_GROWTH}): "
+            f"{'**met**' if growth <= TARGET_GROWTH else '**missed**'} (raw: {raw_growth:.2f})")
+    for res in RESOLUTIONS:
+        raw_big = big["results"][("raw", res)]["median"]
+        d_big, d_small = (p["results"][("daily", res)]["median"] for p in (big, small))
+        verdicts.append(
+            f"what-if, resolution {res}: daily rollups would be {raw_big / d_big:.1f}x faster "
+            f"than raw at {big['pings']:,} pings, and {d_big / d_small:.2f} times slower at "
+            f"{big['pings']:,} than at {small['pings']:,}")
+    cmd = " ".join(args.argv)
+    return f"""Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {machine()}; PostgreSQL
+{server}, default durable settings. `python -m bench.reports {cmd}`
+({total_s / 60:.0f} min in all).
+
+The heatmap of one tenant for the 30-day month {month[0]:%B %Y} ({month[0]} to {month[1]}),
+at {small['pings']:,} and at {big['pings']:,} pings in it; median of {args.reps} runs each
+(the range shows the runs' spread):
+
+{table(["pings", "res", "source", "rows read", "median ms", "range ms", "cells", "other load"],
+       rows, "rrlrrrrr")}
+
+{chr(10).join(f"- {v}" for v in verdicts)}
+
+Data: {small['subjects']} and then {big['subjects']} field workers (the same
+{small['subjects']} plus {big['subjects'] - small['subjects']} more), every day of the month,
+{PER_SUBJECT_DAY:,} pings each a day (a ping every {PING_EVERY_S} s, half of every hour at one
+of 200 sites in Berlin, half driving to the next), stored at 10 m for navigation and
+analytics (aggregate use). Rollups: {small['rollups']:,} cell-hours at {small['pings']:,}
+pings ({small['rollups_size']}), {big['rollups']:,} at {big['pings']:,} ({big['rollups_size']};
+pings {big['pings_size']} with indexes); daily rows (the what-if): {small['daily']:,} and
+{big['daily']:,}. The rollup query reads every cell-hour of the
+month, so its time follows the number of cell-hours, not of pings:
+{big['subjects'] / small['subjects']:.1f} times the workers in the same city fill
+{big['rollups'] / small['rollups']:.1f} times the cell-hours.
+
+How: every query runs in a tenant session (sessions from `create_app()`, the app role, row-level
+security on; statement timeout raised to {STATEMENT_TIMEOUT_MS // 60000} min for the raw
+query) with every row fetched; a warm-up run of each first, then the six queries take
+turns. "rows read" is what each query aggregates. The what-if rows are not govern: the
+same heatmap SQL reading a table of one row per resolution-9 cell and UTC day (the query's
+own per-day step, precomputed from the hourly rollups, with the same row-level security),
+to show what a daily rollup would give. The raw query is the rollup query's own
+shape over raw pings (see the module docstring of `bench/reports.py`), grouping by a square
+grid of the resolution's average H3 cell area ({grid_step(9)[0] * 111_320:.0f} m and
+{grid_step(7)[0] * 111_320:.0f} m), so both count the same pings (checked) in about as many
+cells. "Other load" is the most CPU (cores) other processes used during a run. Data
+preparation ({small['prep_s']:.0f} s and {big['prep_s']:.0f} s: set-wise inserts, H3 cells
+of the distinct stored points in Python, rollups derived in SQL, VACUUM ANALYZE,
+CHECKPOINT) is not timed.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.reports", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--small-subjects", type=int, default=27,
+                        help=f"workers at the small size ({PER_SUBJECT_DAY:,} pings a day)")
+    parser.add_argument("--big-subjects", type=int, default=267)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="a tiny smoke run")
+    parser.add_argument("--write", action="store_true",
+                        help="update the Reports section of docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    args.argv = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--write"]
+    if args.quick:
+        args.small_subjects, args.big_subjects, args.reps = 2, 6, 2
+        Clock.quiet_wait = 0
+    text = bench(args)
+    print(text)
+    if args.write and not args.quick:
+        write_section("Reports", text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
