@@ -432,7 +432,8 @@ def db_errors(db: Database, limit: int = 8) -> list[str]:
     if not log.exists():
         return []
     lines = log.read_text(errors="replace").splitlines()
-    return [ln[:400] for ln in lines if "ERROR" in ln or "DETAIL" in ln][:limit]
+    return [ln[:400] for ln in lines
+            if any(w in ln for w in ("ERROR", "DETAIL", "CONTEXT", "STATEMENT"))][:limit]
 
 
 def _post_all(port: int, jobs: list[tuple[str, bytes, int]], deadline: float, out: dict,
@@ -796,7 +797,11 @@ def profile(args) -> str:
             stacks = spy.stop()
         finally:
             server.stop()
+        failures = ""
+        if c.notes:
+            failures = f"Note: {c.notes}\n\n" + "".join(f"- `{ln}`\n" for ln in c.errors) + "\n"
         out.append(f"### (c) HTTP, gunicorn workers under py-spy: {c.rate:,.0f} rows/s\n\n"
+                   + failures +
                    "Shares of the workers' time while serving connections (both workers "
                    "together, idle time between requests left out):\n\n"
                    + summarise_stacks(stacks, REGIONS_C, ("SyncWorker.handle",
@@ -918,8 +923,10 @@ def report(results: list[Result], validation: dict, info: dict, args) -> str:
                "lrr")
     ratio = validation["marshmallow load()"] / validation["validate_ping"]
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    nice = os.nice(0)
+    niced = f" (niceness {nice}: bench, server and database)" if nice else ""
     return f"""Run {when} on {machine()}; PostgreSQL {info['pg']}, default durable settings
-(fsync on). `{' '.join(['python -m bench.ingest', *args.argv])}`.
+(fsync on). `{' '.join(['python -m bench.ingest', *args.argv])}`{niced}.
 
 {main}
 

@@ -659,7 +659,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--big-days", type=int, default=100)
     parser.add_argument("--purge-subjects", type=int, nargs="+", default=[80, 800],
                         help=f"(a): the day's subjects, {PER_SUBJECT_DAY:,} pings each")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no-unstated", dest="unstated", action="store_false",
                         help="skip the run without ageing state")
     parser.add_argument("--quick", action="store_true", help="a tiny smoke run")

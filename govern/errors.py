@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import psycopg
 from flask import Flask, current_app, jsonify
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
@@ -63,6 +64,11 @@ def error_response(status: int, code: str, message: str, details=None, headers=N
     return resp
 
 
+# Aborted by the server for concurrency or time, not because it is down.
+TRANSIENT = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure,
+             psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled)
+
+
 def _is_connection_error(exc: DBAPIError) -> bool:
     return isinstance(exc, OperationalError) or bool(getattr(exc, "connection_invalidated", False))
 
@@ -97,6 +103,12 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(DBAPIError)
     def _db_error(exc: DBAPIError):
+        if isinstance(getattr(exc, "orig", None), TRANSIENT):
+            log.warning("database busy: %s", str(exc.orig).splitlines()[0])
+            return error_response(503, "busy",
+                                  "The database could not finish this request now (a conflict "
+                                  "with concurrent work); nothing was stored. Retry.",
+                                  headers={"Retry-After": "1"})
         if _is_connection_error(exc):
             log.warning("database unavailable: %s", str(exc.orig or exc).splitlines()[0])
             retry = str(current_app.config["GOVERN"].retry_after_seconds)

@@ -167,9 +167,12 @@ def _rollup_cells(rows, aggregate_mask: int) -> list[dict]:
         if mask & aggregate_mask:
             bucket = t.replace(minute=0, second=0, microsecond=0)
             cells[(bucket, h3.latlng_to_cell(lat, lon, ROLLUP_RESOLUTION))] += 1
+    # in key order: two batches crossing the same cells lock them in the same order, so
+    # concurrent upserts queue instead of deadlocking
     return [{"bucket": bucket, "cell": cell, "r8": h3.cell_to_parent(cell, 8),
              "r7": h3.cell_to_parent(cell, 7), "r6": h3.cell_to_parent(cell, 6),
-             "r5": h3.cell_to_parent(cell, 5), "n": n} for (bucket, cell), n in cells.items()]
+             "r5": h3.cell_to_parent(cell, 5), "n": n}
+            for (bucket, cell), n in sorted(cells.items())]
 
 
 def _json(value) -> str:

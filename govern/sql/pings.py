@@ -44,6 +44,7 @@ UPSERT_ROLLUPS = text(
     FROM jsonb_to_recordset(CAST(:cells AS jsonb))
          AS u(bucket timestamptz, cell bigint, r8 bigint, r7 bigint, r6 bigint, r5 bigint,
               n bigint)
+    ORDER BY u.bucket, u.cell
     ON CONFLICT (tenant_id, bucket, cell) DO UPDATE
       SET pings = r.pings + EXCLUDED.pings,
           subjects = hll_union(r.subjects, EXCLUDED.subjects)

@@ -224,3 +224,36 @@ def test_device_last_seen_is_updated(tenant, tracked):
     tracked.pings([ping()])
     device = tenant.get(f"/v1/devices/{tracked.device_id}").get_json()
     assert device["last_seen_at"] is not None
+
+
+def test_concurrent_batches_over_the_same_cells_all_land(app, tenant, make_tracked, superuser):
+    """Phones crossing the same cells in the same hour upsert the same rollup rows; they
+    must queue, not deadlock (cells are upserted in key order)."""
+    import random
+    import threading
+
+    from tests.tracking import ANALYTICS, NAV
+
+    phones = [make_tracked(tenant, purposes=(NAV, ANALYTICS) if i == 0 else (),
+                           subject={"external_ref": f"c{i}"}, identifier=f"concurrent-{i}")
+              for i in range(4)]
+    statuses = []
+
+    def post(tracked, seed):
+        rng = random.Random(seed)
+        client = app.test_client()
+        for b in range(8):
+            batch = [ping(id=f"{b}-{i}", lat=52.5 + rng.random() / 50,
+                          lon=13.4 + rng.random() / 50) for i in range(100)]
+            resp = client.post("/v1/pings", json={"pings": batch},
+                               headers={"Authorization": f"Bearer {tracked.device_token}"})
+            statuses.append(resp.status_code)
+
+    threads = [threading.Thread(target=post, args=(p, n)) for n, p in enumerate(phones)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert statuses == [200] * 32
+    total, = superuser.execute("SELECT sum(pings) FROM rollups").fetchone()
+    assert total == 3200
