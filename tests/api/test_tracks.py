@@ -145,3 +145,13 @@ def test_blocked_subject_is_not_read(tenant, tracked):
     tenant.patch(f"/v1/subjects/{tracked.subject_id}",
                  {"collection_blocked": True, "blocked_reason": "minor"})
     assert get_track(tracked, "navigation").get_json()["features"] == []
+
+
+def test_a_zone_drawn_later_hides_what_was_stored_inside_it(tenant, tracked):
+    tracked.pings([ping(id="home", lat=52.52, lon=13.405), ping(id="away", lat=52.60)])
+    assert len(get_track(tracked, "navigation").get_json()["features"]) == 2
+    tenant.post("/v1/zones", {"name": "home", "subject_id": tracked.subject_id,
+                              "geometry": {"type": "Point", "coordinates": [13.405, 52.52]},
+                              "radius_m": 300})
+    features = get_track(tracked, "navigation").get_json()["features"]
+    assert len(features) == 1 and features[0]["geometry"]["coordinates"][1] > 52.59
