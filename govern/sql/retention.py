@@ -42,7 +42,8 @@ APPLY_BATCH = text(
     "WITH " + _CANDIDATES + """,
     deleted AS (
       DELETE FROM pings p USING changing c
-      WHERE c.new_mask = 0 AND p.tenant_id = c.tenant_id AND p.device_id = c.device_id
+      WHERE p.t > :t_from AND p.t <= :t_to  -- lets the planner skip other day partitions
+        AND c.new_mask = 0 AND p.tenant_id = c.tenant_id AND p.device_id = c.device_id
         AND p.t = c.t AND p.client_key = c.client_key
       RETURNING 1
     ),
@@ -57,7 +58,8 @@ APPLY_BATCH = text(
                    THEN round(p.alt / c.new_precision) * c.new_precision ELSE p.alt END,
         acc = greatest(p.acc, c.new_precision)
       FROM changing c
-      WHERE c.new_mask <> 0 AND p.tenant_id = c.tenant_id AND p.device_id = c.device_id
+      WHERE p.t > :t_from AND p.t <= :t_to
+        AND c.new_mask <> 0 AND p.tenant_id = c.tenant_id AND p.device_id = c.device_id
         AND p.t = c.t AND p.client_key = c.client_key
       RETURNING 1
     )
