@@ -603,26 +603,36 @@ def plot(run: Run, args, path: Path) -> None:
                 label=f"{key} req/s")
     ax.set_ylabel("successful requests/s")
     ax.set_xlabel(f"seconds into the run ({bucket:g} s buckets)")
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(0, max(args.devices * 1.15, ax.get_ylim()[1]))
     ax.set_xlim(0, args.seconds)
     ax.grid(alpha=0.3)
+    ax.axhline(args.devices, color="tab:blue", ls=":", lw=1, label="pings req/s offered")
     cpu_ax = ax.twinx()
     ticks = sorted(run.sampler.ticks)
     cores = run.cpu["cores"]
-    for k, name, colour in ((4, "whole machine", "grey"), (1, "PostgreSQL", "black"),
-                            (2, "gunicorn", "tab:purple")):
-        cx, cy = [], []
-        for a, b in zip(ticks, ticks[1:], strict=False):
-            if b[0] - a[0] > 0.2:
-                cx.append((a[0] + b[0]) / 2 - run.t0)
-                cy.append(100 * (b[k] - a[k]) / TICK / (b[0] - a[0]) / cores)
-        cpu_ax.plot(cx, cy, color=colour, lw=1, alpha=0.6, label=f"{name} CPU %")
+    busy = {name: [0.0] * n for name in ("other processes", "PostgreSQL", "gunicorn")}
+    span = [0.0] * n
+    for a, b in zip(ticks, ticks[1:], strict=False):
+        k = int(((a[0] + b[0]) / 2 - run.t0) // bucket)
+        if not 0 <= k < n or b[0] - a[0] < 0.2:
+            continue
+        d = [(b[i] - a[i]) / TICK for i in range(1, 5)]
+        span[k] += b[0] - a[0]
+        busy["PostgreSQL"][k] += d[0]
+        busy["gunicorn"][k] += d[1]
+        busy["other processes"][k] += max(0.0, d[3] - d[0] - d[1] - d[2])
+    cx = [x for x, sp in zip(xs, span, strict=True) if sp]
+    for name, colour, style in (("other processes", "red", "-."), ("PostgreSQL", "black", "-"),
+                                ("gunicorn", "tab:purple", "-")):
+        cy = [100 * v / sp / cores for v, sp in zip(busy[name], span, strict=True) if sp]
+        cpu_ax.plot(cx, cy, style, color=colour, lw=1.2, alpha=0.8, label=f"{name} CPU %")
     cpu_ax.set_ylabel(f"CPU, % of {cores} cores")
     cpu_ax.set_ylim(0, 100)
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = cpu_ax.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, loc="upper left", fontsize=9, ncol=2)
-    ax.set_title("throughput and CPU (1 s samples)", fontsize=11)
+    ax.legend(h1 + h2, l1 + l2, loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=9,
+              ncol=3, frameon=False)
+    ax.set_title("throughput and CPU", fontsize=11)
     fig.suptitle(f"govern under mixed load: {args.devices} devices, {args.analysts} analysts, "
                  f"{args.dispatchers} dispatchers; gunicorn {args.workers} workers; "
                  f"{cores} cores shared", fontsize=12)
@@ -684,6 +694,9 @@ def report(run: Run, tenant: Tenant, args, info: dict, plot_ref: str) -> str:
         table(["CPU, averaged over the run", "cores used", f"% of {cores}",
                "runnable, waiting for a core"], cpu_rows),
         "",
+        *([f"**Disturbed:** other processes on the machine used {run.other_cpu:.2f} cores "
+           "on average during the run (see the red line in the plot); rerun on a quiet "
+           "machine.", ""] if run.other_cpu > 0.1 else []),
         f"Database: app backends active on average {active:.1f} (1 s samples); what they "
         f"were doing: {waits}.",
         "",
