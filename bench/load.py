@@ -641,6 +641,44 @@ def plot(run: Run, args, path: Path) -> None:
     plt.close(fig)
 
 
+def findings(run: Run, args) -> list[str]:
+    """What the numbers say, computed, so that a rerun cannot leave stale prose behind."""
+    pe = run.endpoints[PINGS]
+    offered = args.devices * args.batch
+    rate = pe.accepted / run.seconds
+    requests = sum(len(ep.samples) for ep in run.endpoints.values()) / run.seconds
+    web, pg, gen = (run.cpu[k] for k in ("gunicorn", "PostgreSQL", "load generator"))
+    cores = run.cpu["cores"]
+    lat = [s for _, s, _ in pe.samples]
+    p50, p99 = percentile(lat, 50), percentile(lat, 99)
+    kept = rate >= 0.95 * offered
+    samples = sum(run.sampler.waits.values()) or 1
+    locks = sum(v for k, v in run.sampler.waits.items() if k.startswith("Lock")) / samples
+    wal = sum(v for k, v in run.sampler.waits.items() if "WAL" in k) / samples
+    out = [
+        f"- {'Kept up' if kept else 'Fell behind'}: {rate:,.0f} of {offered:,} pings/s "
+        f"offered were accepted ({100 * rate / offered:.0f} %)"
+        + ("." if kept else "; the devices' threads waited on slow answers, so the server "
+           "saw fewer batches."),
+        f"- Where the CPU went: gunicorn (Python) {web:.2f} cores, PostgreSQL {pg:.2f}; "
+        f"per request on average {1000 * web / requests:.1f} ms in the app and "
+        f"{1000 * pg / requests:.1f} ms in the database. The app tier, not the database, "
+        "is what to scale first." if web > pg else
+        f"- Where the CPU went: PostgreSQL {pg:.2f} cores, gunicorn {web:.2f}: the "
+        "database is the heavier tier.",
+        f"- Headroom: the server, its database and the load generator used "
+        f"{web + pg + gen:.2f} of {cores} cores. At this cost per request, the {cores} cores "
+        f"alone would serve roughly {cores / (web + pg) * rate:,.0f} pings/s with the same "
+        "mix (an estimate, not measured).",
+        f"- Tail: p99 of a batch is {p99 / p50:.1f}x its p50. On average "
+        f"{run.cpu['gunicorn waiting']:.2f} gunicorn workers were ready to run but had no "
+        "free core: bursts of requests that arrive together queue for the CPU (and for the "
+        f"{args.workers} sync workers); lock waits were {100 * locks:.0f} % of the active "
+        f"backends' samples, commit flushes (WAL) {100 * wal:.0f} %.",
+    ]
+    return out
+
+
 def report(run: Run, tenant: Tenant, args, info: dict, plot_ref: str) -> str:
     rows = []
     total_errors = 0
@@ -700,6 +738,8 @@ def report(run: Run, tenant: Tenant, args, info: dict, plot_ref: str) -> str:
         f"Database: app backends active on average {active:.1f} (1 s samples); what they "
         f"were doing: {waits}.",
         "",
+        *findings(run, args),
+        "",
         f"[![Latency and throughput over time]({plot_ref})]({plot_ref})",
         "",
         "What was measured:",
@@ -713,10 +753,13 @@ def report(run: Run, tenant: Tenant, args, info: dict, plot_ref: str) -> str:
         "k = 3) stay.",
         f"- Server: `python -m gunicorn -w {args.workers} -b 127.0.0.1:<port> wsgi:app` "
         "(sync workers: a new loopback connection per request; one database connection per "
-        "worker at a time), `LOG_LEVEL=WARNING`, `RATE_LIMITS=off`: the load generator is "
-        "one address with a few tokens (the analysts share one, the dispatchers another) "
-        "standing in for a whole fleet, so the limiter would measure the test, not the "
-        "service; in production the limits count per token across a fleet.",
+        "worker at a time), `LOG_LEVEL=WARNING`, and `RATE_LIMITS=off`, as "
+        "[operations](operations.md) advises for load tests from one address: the load "
+        "generator is one address with few tokens (the analysts share one, the dispatchers "
+        "another) standing in for many clients and users, so limits counted per token "
+        "(1,200 requests a minute) would throttle it as no real fleet is throttled (here the "
+        "shared tokens stay under the limit, but more reader threads would not), and the "
+        "limiter's in-memory counters are per worker anyway.",
         f"- Devices: one thread per phone, posting a native batch (`POST /v1/pings`) of "
         f"{args.batch} fixes about every second (±10 %), each batch the fixes since the "
         "previous one, evenly spaced up to now, of a phone moving around Berlin on foot, by "
