@@ -50,6 +50,14 @@ def trips(config: Config) -> dict:
     return {k: report[k] for k in ("tenants", "subjects", "pings", "stops", "trips")}
 
 
+def rollup_periods(config: Config) -> dict:
+    """The heatmap of every closed ISO week and month, precomputed per resolution."""
+    from govern.domain.rollup_periods import build_all
+
+    owner, sessions = _engines(config)
+    return build_all(owner, sessions)
+
+
 def heartbeat(config: Config) -> dict:
     """Proves in the log that a leader is alive and running jobs."""
     return {"ok": 1}
@@ -60,4 +68,5 @@ JOBS: list[Job] = [
     Job("partitions", 3600, partitions),
     Job("retention", 900, retention),
     Job("trips", 300, trips),
+    Job("rollup_periods", 600, rollup_periods),
 ]

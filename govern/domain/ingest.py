@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from govern.domain import rollup_periods
 from govern.domain.collection import effective_windows
 from govern.domain.policy import current_policy
 from govern.ingest.validate import Ping, validate_ping
@@ -180,7 +181,7 @@ def _json(value) -> str:
 
 
 def store(session: Session, tenant_id: uuid.UUID, device_id: uuid.UUID, ctx: Context,
-          admitted: list[Admitted]) -> tuple[int, int]:
+          admitted: list[Admitted], now: dt.datetime) -> tuple[int, int]:
     """Insert at precision and feed rollups; returns (stored, duplicates)."""
     rows = [{"t": a.ping.t, "k": a.ping.client_id or "", "mask": a.mask, "p": a.precision_m,
              "lon": a.ping.lon, "lat": a.ping.lat, "acc": a.ping.acc, "alt": a.ping.alt,
@@ -196,6 +197,9 @@ def store(session: Session, tenant_id: uuid.UUID, device_id: uuid.UUID, ctx: Con
     if inserted and aggregate_mask:
         cells = _rollup_cells(inserted, aggregate_mask)
         if cells:
+            first, last = cells[0]["bucket"], cells[-1]["bucket"]
+            if rollup_periods.touches_closed_period(first, now):  # a late ping
+                rollup_periods.invalidate(session, tenant_id, first, last)
             session.execute(sql.UPSERT_ROLLUPS, {"tenant_id": tenant_id,
                                                  "subject_id": ctx.subject.subject_id,
                                                  "cells": _json(cells)})
@@ -236,13 +240,13 @@ def ingest(session: Session, engine: Engine, tenant_id: uuid.UUID, device_id: uu
         PARTITIONS.ensure(engine, {a.ping.t.date() for a in admitted})
         try:
             with session.begin_nested():
-                stored, dupes = store(session, tenant_id, device_id, ctx, admitted)
+                stored, dupes = store(session, tenant_id, device_id, ctx, admitted, now)
         except DBAPIError as exc:
             if not _no_partition(exc):
                 raise
             PARTITIONS.forget()  # a partition was dropped under us: make it again, once
             PARTITIONS.ensure(engine, {a.ping.t.date() for a in admitted})
-            stored, dupes = store(session, tenant_id, device_id, ctx, admitted)
+            stored, dupes = store(session, tenant_id, device_id, ctx, admitted, now)
         result.accepted, result.duplicates = stored, dupes
     if touch_device:
         session.execute(sql.TOUCH_DEVICE, {"tenant_id": tenant_id, "device_id": device_id})

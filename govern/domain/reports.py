@@ -11,7 +11,7 @@ import h3.api.basic_int as h3
 from sqlalchemy.orm import Session
 
 from govern.auth import Principal
-from govern.domain import audit
+from govern.domain import audit, rollup_periods
 from govern.domain.policy import current_policy
 from govern.errors import ApiError, Invalid
 from govern.privacy import dp
@@ -109,7 +109,7 @@ def heatmap(session: Session, principal: Principal, t_from: dt.datetime, t_to: d
     k = policy["k_min_subjects"]
     eps, eps_day = policy["dp_epsilon_per_query"], policy["dp_epsilon_per_day"]
     period = release_period(policy, t_from, t_to)
-    rows = session.execute(sql.heatmap(resolution), {"t_from": t_from, "t_to": t_to}).all()
+    rows = heatmap_rows(session, policy, t_from, t_to, resolution)
     if eps is None:
         released = [r for r in rows if released_without_noise(r.subjects, r.min_day_subjects, k)]
         cells = [{"cell": r.cell, "pings": r.pings, "subjects": r.subjects} for r in released]
@@ -122,6 +122,22 @@ def heatmap(session: Session, principal: Principal, t_from: dt.datetime, t_to: d
                           "released": len(result.cells), "suppressed": result.suppressed,
                           "mode": result.mode, "epsilon": result.epsilon})
     return result
+
+
+def heatmap_rows(session: Session, policy: dict, t_from: dt.datetime, t_to: dt.datetime,
+                 resolution: int, now: dt.datetime | None = None) -> list:
+    """Per cell: pings, subjects, min_day_subjects. A built week or month is read as it was
+    precomputed; anything else from the hourly rollups. Never anything past the tenant's
+    aggregate retention, whether the retention job has deleted it yet or not."""
+    cutoff = rollup_periods.aggregate_cutoff(policy, now or dt.datetime.now(dt.UTC))
+    period = aligned_period(t_from, t_to)
+    if period in ("week", "month") and t_from >= cutoff:
+        rows = rollup_periods.period_cells(session, period, t_from.astimezone(dt.UTC),
+                                           resolution)
+        if rows is not None:
+            return rows
+    return session.execute(sql.heatmap(resolution),
+                           {"t_from": max(t_from, cutoff), "t_to": t_to}).all()
 
 
 def _with_noise(session: Session, tenant_id: uuid.UUID, rows, k: int, resolution: int,

@@ -23,6 +23,7 @@ from govern.db import tenant_session
 from govern.domain.policy import current_policy
 from govern.domain.trips import age_travel, build_tenant
 from govern.models import Purpose
+from govern.sql import reports as reports_sql
 from govern.sql import retention as sql
 
 log = logging.getLogger("govern.retention")
@@ -263,6 +264,8 @@ def _age_rollups(sessions, tenant_id, now, days, run: TenantRun, batch, budget) 
                 budget.spend(done)
             if done < batch:
                 break
+        with tenant_session(sessions, tenant_id) as s:  # weeks and months reaching past it
+            s.execute(reports_sql.EXPIRE_PERIODS, {"cutoff": cutoff})
     if n:
         run.entries.append(Entry("rollups", None, cutoff, 0, n))
 
