@@ -17,6 +17,7 @@ import pytest
 
 from govern import migrate
 from govern.config import Config
+from govern.db import make_engine
 from govern.localdb import FAST_SETTINGS, LocalCluster
 
 
@@ -97,6 +98,14 @@ def superuser(database_url):
     """A superuser connection: sees through RLS, for test set-up and proofs only."""
     with psycopg.connect(_plain(database_url), autocommit=True) as conn:
         yield conn
+
+
+@pytest.fixture
+def owner(config):
+    """An engine as the schema owner, as the scheduler's jobs use it."""
+    engine = make_engine(config.database_url, pool_size=1)
+    yield engine
+    engine.dispose()
 
 
 KEEP_TABLES = ("alembic_version", "spatial_ref_sys")

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from govern.db import make_engine, tenant_session
+from govern.db import tenant_session
 from govern.domain import rollup_periods as rp
 from govern.domain.policy import current_policy
 from govern.domain.reports import heatmap_rows
@@ -38,13 +38,6 @@ def last_week() -> dt.datetime:
 
 def last_month() -> dt.datetime:
     return rp.month_start(rp.month_start(now()) - DAY)
-
-
-@pytest.fixture
-def owner(config):
-    engine = make_engine(config.database_url, pool_size=1)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture
