@@ -74,8 +74,8 @@ class GovernExtension:
 
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+_EMPTY_PAIR = re.compile(rb"\{\}|\[\]")
 _ALL_BUT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_OPENERS = frozenset(b"[{")
 
 
 def _nul_error() -> ApiError:
@@ -94,23 +94,26 @@ def check_json_text(data: bytes) -> None:
 
     In valid JSON a NUL can only be the escape \\u0000 inside a string (raw control
     characters are not allowed there), so the escape, not preceded by an escaped backslash,
-    is the only form to look for. Nesting is counted on the brackets left once the strings,
-    which may contain brackets, are cut out."""
+    is the only form to look for. Nesting is measured on the brackets left once the strings,
+    which may contain brackets, are cut out: each pass deletes the innermost empty pairs, so
+    after MAX_JSON_DEPTH passes only a container nested deeper is left."""
     if b"\\u0000" in data and _NUL_ESCAPE.search(data):
         raise _nul_error()
     brackets = data.translate(None, _ALL_BUT_BRACKETS)
     if brackets.count(b"[") + brackets.count(b"{") <= MAX_JSON_DEPTH:
         return  # not enough containers to nest too deep
     if b'"' in data:
-        brackets = _JSON_STRING.sub(b"", data).translate(None, _ALL_BUT_BRACKETS)
-    depth = 0
-    for b in brackets:
-        if b in _OPENERS:
-            depth += 1
-            if depth > MAX_JSON_DEPTH:
-                raise _depth_error()
-        else:
-            depth -= 1
+        if b'\\"' in data:  # an escaped quote: find the strings' ends the slow way
+            outside = _JSON_STRING.sub(b"", data)
+        else:  # no escaped quotes: every other piece between quotes is a string
+            outside = b"".join(data.split(b'"')[::2])
+        brackets = outside.translate(None, _ALL_BUT_BRACKETS)
+    for _ in range(MAX_JSON_DEPTH):
+        if not brackets:
+            return
+        brackets = _EMPTY_PAIR.sub(b"", brackets)  # one level: sub does not rescan its output
+    if brackets:
+        raise _depth_error()
 
 
 def check_json_body(value) -> None:

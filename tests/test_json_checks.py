@@ -62,6 +62,10 @@ def test_text_check_agrees_with_the_walk(seed):
     (b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1), True),
     (b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH, False),
     (b"[" + b"[]," * 200 + b"[]]", False),
+    (b'{"a": [{"a": [' * 16 + b"1" + b"]}]}" * 16, False),  # 64 levels, alternating
+    (b'{"a": [{"a": [' * 16 + b"[1]" + b"]}]}" * 16, True),  # 65
+    (b'{"a": [{"a": [' * 16 + b'{"b": 1}' + b"]}]}" * 16, True),
+    (b'{"x": "\\"", "a": [{"a": [' * 16 + b"[1]" + b"]}]}" * 16, True),  # escaped quote
 ])
 def test_text_check_cases(body, refused):
     assert (_verdict(check_json_text, body) is not None) is refused

@@ -237,11 +237,18 @@ class PartitionCache:
 PARTITIONS = PartitionCache()
 
 
+# Snappers by precision, kept across batches (their band caches are pure functions of the
+# precision); a race between threads at worst computes a band twice.
+_SNAPPERS: dict[int, Snapper] = {}
+
+
 def rollup_cells(admitted: list[Admitted], aggregate_bits: int) -> list[int | None]:
     """The H3 cell (resolution 9) of each admitted ping's stored position, or None for pings
     that feed no rollup. The stored position is govern_snap's, which the reference grid
     mirrors bit for bit, so Python can name the cell before PostgreSQL stores the point."""
-    snappers: dict[int, Snapper] = {}
+    snappers = _SNAPPERS
+    if len(snappers) > 64 or sum(len(s.bands) for s in snappers.values()) > 100_000:
+        snappers.clear()  # bounded: a few precisions, the bands devices actually visit
     cells: list[int | None] = []
     latlng_to_cell = h3.latlng_to_cell
     for a in admitted:
