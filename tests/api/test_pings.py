@@ -201,7 +201,7 @@ def test_rollup_cells_are_the_stored_positions_cells_with_their_parents(tracked,
     assert body["accepted"] == 300 and body["duplicates"] == 1
     expected = {}
     for t, lat, lon in superuser.execute("SELECT t, ST_Y(geom), ST_X(geom) FROM pings"):
-        key = (t.replace(minute=0, second=0, microsecond=0),
+        key = (t.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0),
                h3.latlng_to_cell(lat, lon, 9))
         expected[key] = expected.get(key, 0) + 1
     rows = superuser.execute("SELECT bucket, cell, r8, r7, r6, r5, pings FROM rollups").fetchall()
