@@ -322,64 +322,120 @@ def copy_rows(setup: Setup, group: Group, binary: bool, part: int = 0,
 
 
 def run_copy(db: Database, setup: Setup, group: Group, binary: bool, part: int = 0,
-             parts: int = 1, meter: CpuMeter | None = None) -> Result:
+             parts: int = 1, meter: CpuMeter | None = None, streams: int = 1) -> Result:
     batches = copy_rows(setup, group, binary, part, parts)
     fmt = " (FORMAT BINARY)" if binary else ""
     statement = f"COPY pings ({COPY_COLUMNS}) FROM STDIN{fmt}"
     reset_tables(db)
+    conns = [db.connect() for _ in range(streams)]
     settle()
-    with db.connect() as conn:
-        cur = conn.cursor()
+    failures: list[BaseException] = []
+
+    def stream(conn, mine) -> None:
+        try:
+            cur = conn.cursor()
+            for rows in mine:
+                with cur.copy(statement) as copy:
+                    if binary:
+                        copy.set_types(COPY_BINARY_TYPES)
+                    for row in rows:
+                        copy.write_row(row)
+                conn.commit()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    try:
         if meter:
             meter.start()
         started = time.perf_counter()
-        for rows in batches:
-            with cur.copy(statement) as copy:
-                if binary:
-                    copy.set_types(COPY_BINARY_TYPES)
-                for row in rows:
-                    copy.write_row(row)
-            conn.commit()
+        if streams == 1:
+            stream(conns[0], batches)
+        else:
+            threads = [threading.Thread(target=stream, args=(conns[k], batches[k::streams]))
+                       for k in range(streams)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
         seconds = time.perf_counter() - started
         other = [meter.stop()] if meter else []
+    finally:
+        for conn in conns:
+            conn.close()
+    if failures:
+        raise failures[0]
     n = sum(len(b) for b in batches)
     pings, rolled = stored(db)
-    return Result("a", f"raw COPY, {'binary' if binary else 'text'}", n, seconds, accepted=n,
+    label = f"raw COPY, {'binary' if binary else 'text'}"
+    if streams > 1:
+        label += f", {streams} streams"
+    return Result("a" if streams == 1 else f"a{streams}", label, n, seconds, accepted=n,
                   stored=pings, rolled_up=rolled, other_cpu=other)
 
 
 # ---- (b) governed, database layer -----------------------------------------------------------
 
 def run_governed(db: Database, ext, setup: Setup, group: Group, part: int = 0,
-                 parts: int = 1, meter: CpuMeter | None = None) -> Result:
+                 parts: int = 1, meter: CpuMeter | None = None, streams: int = 1) -> Result:
+    """`streams` threads, each with its own devices (a device's batches stay in order)."""
     from govern.db import tenant_session
     from govern.domain.ingest import ingest
 
     batches = group.batches(part, parts)
     reset_tables(db)
-    with ext.engine.connect():  # the pool holds a connection before the clock starts
-        pass
+    held = [ext.engine.connect() for _ in range(streams)]  # the pool holds connections
+    for conn in held:                                      # before the clock starts
+        conn.close()
     settle()
-    accepted, dropped, rejected = 0, Counter(), 0
+    totals = {"accepted": 0, "rejected": 0, "dropped": Counter()}
+    lock = threading.Lock()
+    failures: list[BaseException] = []
+
+    def stream(mine) -> None:
+        accepted, dropped, rejected = 0, Counter(), 0
+        try:
+            for device, items in mine:
+                with tenant_session(ext.sessions, setup.tenant_id) as session:
+                    result = ingest(session, ext.engine, setup.tenant_id, device.device_id,
+                                    device.subject_id, items)
+                accepted += result.accepted
+                dropped.update(result.dropped)
+                rejected += len(result.rejected)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+        with lock:
+            totals["accepted"] += accepted
+            totals["rejected"] += rejected
+            totals["dropped"].update(dropped)
+
+    position = {id(d): n for n, d in enumerate(group.devices)}
+    shares = [[b for b in batches if position[id(b[0])] % streams == k]
+              for k in range(streams)]
     if meter:
         meter.start()
     started = time.perf_counter()
-    for device, items in batches:
-        with tenant_session(ext.sessions, setup.tenant_id) as session:
-            result = ingest(session, ext.engine, setup.tenant_id, device.device_id,
-                            device.subject_id, items)
-        accepted += result.accepted
-        dropped.update(result.dropped)
-        rejected += len(result.rejected)
+    if streams == 1:
+        stream(batches)
+    else:
+        threads = [threading.Thread(target=stream, args=(shares[k],)) for k in range(streams)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     seconds = time.perf_counter() - started
     other = [meter.stop()] if meter else []
+    if failures:
+        raise failures[0]
     pings, rolled = stored(db)
-    res = Result("b", "governed ingest(), database layer",
+    label = "governed ingest(), database layer"
+    if streams > 1:
+        label += f", {streams} streams"
+    res = Result("b" if streams == 1 else f"b{streams}", label,
                  sum(len(items) for _, items in batches), seconds,
-                 accepted=accepted, dropped=dropped, stored=pings, rolled_up=rolled,
-                 other_cpu=other)
-    if rejected:
-        res.notes = f"{rejected} rejected"
+                 accepted=totals["accepted"], dropped=totals["dropped"], stored=pings,
+                 rolled_up=rolled, other_cpu=other)
+    if totals["rejected"]:
+        res.notes = f"{totals['rejected']} rejected"
     return res
 
 
@@ -646,13 +702,15 @@ def _line(raw: str) -> str:
 REGIONS_B = [
     ("ingest()", "ingest", "govern/domain/ingest.py"),
     ("  validate_ping, 500 per batch", "validate_ping", "govern/ingest/validate.py"),
-    ("  load_context: subject, purposes, consents, duty, policy", "load_context",
-     "govern/domain/ingest.py"),
+    ("  load_context: one query (subject, purposes, consents, duty, policy, zones?)",
+     "load_context", "govern/domain/ingest.py"),
     ("  judge: the door's rules per ping", "judge", "govern/domain/ingest.py"),
-    ("    purposes_allowed (consent state per ping)", "purposes_allowed",
-     "govern/policy/consent.py"),
-    ("  store: INSERT ... RETURNING and rollup upsert", "store", "govern/domain/ingest.py"),
-    ("    _rollup_rows: H3 cells in Python", "_rollup_rows", "govern/domain/ingest.py"),
+    ("    consent_timeline (the ledger folded once per batch)", "consent_timeline",
+     "govern/domain/ingest.py"),
+    ("  store: one statement (zones, INSERT, rollup upsert)", "store",
+     "govern/domain/ingest.py"),
+    ("    rollup_cells: H3 cells in Python", "rollup_cells", "govern/domain/ingest.py"),
+    ("    _json: the batch as one JSON document", "_json", "govern/domain/ingest.py"),
     ("  touch device, metrics", "_count", "govern/domain/ingest.py"),
     ("Session.commit (WAL flush)", "Session.commit", "sqlalchemy/orm/session.py"),
     ("tenant scope: set_config at BEGIN", "_apply_tenant_scope", "govern/db.py"),
@@ -664,12 +722,14 @@ REGIONS_C = [
     ("  the WSGI call (Flask app)", "Flask.wsgi_app", "flask/app.py"),
     ("  JSON body decode (Flask get_json, stdlib json)", "Request.get_json",
      "werkzeug/wrappers/request.py"),
+    ("  JSON body checks: NUL and depth on the raw text", "check_json_text", "govern/app.py"),
     ("  authenticate the device token", "load_principal", "govern/auth.py"),
     ("  ingest()", "ingest", "govern/domain/ingest.py"),
     ("    validate_ping", "validate_ping", "govern/ingest/validate.py"),
     ("    load_context", "load_context", "govern/domain/ingest.py"),
     ("    judge", "judge", "govern/domain/ingest.py"),
-    ("    store: INSERT and rollups", "store", "govern/domain/ingest.py"),
+    ("    store: one statement (zones, INSERT, rollups)", "store",
+     "govern/domain/ingest.py"),
     ("  commit (WAL flush)", "commit", "govern/api/common.py"),
     ("  tenant scope: set_config at BEGIN", "_apply_tenant_scope", "govern/db.py"),
     ("  psycopg: adapting parameters (array dumpers)", "PostgresQuery.dump",
@@ -829,7 +889,10 @@ def bench(args) -> tuple[list[Result], dict, dict]:
         app = create_app(Config.from_env({"DATABASE_URL": db.url, "LOG_LEVEL": "WARNING"}))
         ext = app.extensions["govern"]
         t0 = time.perf_counter()
-        sizes = phase_sizes(["a_binary", "a_text", "b", "c"], args)
+        names = ["a_binary", "a_text", "b", "c"]
+        if args.streams > 1:
+            names += ["a_binary_n", "b_n"]
+        sizes = phase_sizes(names, args)
         n_devices, per_device = sizes["b"]
         setup = set_up(db, ext.sessions, sizes, args.seed)
         g = setup.groups
@@ -862,6 +925,11 @@ def bench(args) -> tuple[list[Result], dict, dict]:
                     "c": partial(run_http, db, server, g["c"], args.clients,
                                  args.max_seconds / rounds, r, rounds, meter),
                 }
+                if args.streams > 1:  # beside the single-stream rows, never instead of them
+                    paths["a_binary_n"] = partial(run_copy, db, setup, g["a_binary_n"], True,
+                                                  r, rounds, meter, args.streams)
+                    paths["b_n"] = partial(run_governed, db, ext, setup, g["b_n"], r, rounds,
+                                           meter, args.streams)
                 for key, run in paths.items():
                     # A rerun repeats the same pings (the tables are emptied before each
                     # run); the least disturbed attempt counts, whatever its speed.
@@ -906,6 +974,14 @@ def report(results: list[Result], validation: dict, info: dict, args) -> str:
         verdicts.append(f"- ({phase})/(a) = **{ratio:.2f}** (target >= {target}): "
                         f"{'met' if ratio >= target else '**missed**'}; "
                         f"per round {min(per_round):.2f}-{max(per_round):.2f}")
+    if f"a{args.streams}" in by and f"b{args.streams}" in by:
+        n = args.streams
+        an, bn = by[f"a{n}"], by[f"b{n}"]
+        verdicts.append(
+            f"- with {n} concurrent streams each (beside the targets, not instead of them; the "
+            f"targets are judged on the single-stream (a) above): (b{n})/(a{n}) = "
+            f"**{bn.rate / an.rate:.2f}**, (c)/(a{n}) = **{by['c'].rate / an.rate:.2f}**; "
+            f"(a{n})/(a) = {an.rate / base:.2f}, (b{n})/(b) = {bn.rate / by['b'].rate:.2f}")
     c = by["c"]
     lat = sorted(c.latencies)
     if lat:
@@ -972,6 +1048,11 @@ What was measured:
   role, row-level security on) per 500-ping batch of native dicts, commit per batch, devices
   taking turns. Like (a), one stream: Python and PostgreSQL take turns, at most about one
   core busy.
+- (a{args.streams}) and (b{args.streams}), when run: the same as (a) binary and (b), each
+  with its own data, but {args.streams} threads in the bench process at once, each with its
+  own connection ((a{args.streams}): every {args.streams}th batch; (b{args.streams}): its
+  share of the devices, each device's batches in order). They show what concurrency gives
+  each side, since (c) is concurrent; the targets stay judged against single-stream (a).
 - (c) `govern serve --workers 2` (gunicorn sync workers, `wsgi:app`, JSON access log to a
   file) on 127.0.0.1, {args.clients} client threads in the bench process (`http.client`,
   request bodies encoded beforehand), each posting its own devices' 500-ping batches in
@@ -997,6 +1078,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retries", type=int, default=4,
                         help="rerun a path disturbed by other processes up to this often")
     parser.add_argument("--seed", type=int, default=20261121)
+    parser.add_argument("--streams", type=int, default=2,
+                        help="also run (a) binary and (b) with this many concurrent streams "
+                             "(1: only the single-stream paths)")
     parser.add_argument("--write", action="store_true",
                         help="update docs/benchmarks.md (not with --quick)")
     parser.add_argument("--profile", action="store_true",

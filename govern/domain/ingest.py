@@ -3,6 +3,7 @@ feed the rollups, all in one transaction."""
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import threading
 import uuid
@@ -12,19 +13,17 @@ from dataclasses import dataclass, field
 import h3.api.basic_int as h3
 import orjson
 from prometheus_client import Counter as MetricCounter
-from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from govern.domain import rollup_periods
 from govern.domain.collection import effective_windows
-from govern.domain.policy import current_policy
+from govern.domain.policy import DEFAULT_POLICY
 from govern.ingest.validate import Ping, validate_ping
-from govern.models import ConsentEvent as ConsentRow
-from govern.models import Purpose, Subject
 from govern.policy import door
-from govern.policy.consent import ConsentEvent, purposes_allowed
+from govern.policy.consent import GRANTED, ConsentEvent
+from govern.policy.precision import Snapper
 from govern.policy.windows import in_collection_window, next_change, parse_windows
 from govern.sql import pings as sql
 
@@ -45,14 +44,35 @@ class IngestResult:
 
 
 @dataclass
+class PurposeInfo:
+    """What the door needs of one live purpose."""
+
+    key: str
+    bit: int
+    requires_consent: bool
+    precision_m: int
+    retention_days: int
+    aggregate_use: bool
+
+
+@dataclass
+class SubjectInfo:
+    subject_id: uuid.UUID
+    timezone: str | None
+    collection_windows: list | None
+    collection_blocked: bool
+
+
+@dataclass
 class Context:
     """Everything the door needs about one subject, loaded once per batch."""
 
-    subject: Subject
+    subject: SubjectInfo
     policy: dict
-    purposes: list[Purpose]
+    purposes: list[PurposeInfo]
     consents: list[ConsentEvent]
     duty: door.StateTimeline
+    zones_apply: bool = True  # a tenant-wide zone or one of the subject's exists
 
     @property
     def timezone(self) -> str:
@@ -60,25 +80,29 @@ class Context:
 
 
 def load_context(session: Session, subject_id: uuid.UUID) -> Context:
-    subject = session.get(Subject, (session.info["tenant_id"], subject_id))
-    purposes = list(session.scalars(select(Purpose).where(Purpose.archived_at.is_(None))))
-    keys = {p.purpose_id: p.key for p in purposes}
-    consents = [
-        ConsentEvent(keys[row.purpose_id], row.status, row.at, row.seq)
-        for row in session.scalars(select(ConsentRow).where(ConsentRow.subject_id == subject_id))
-        if row.purpose_id in keys
-    ]
-    duty_rows = session.execute(
-        text("SELECT at, on_duty FROM duty_events WHERE subject_id = :s ORDER BY at, seq"),
-        {"s": subject_id},
-    ).all()
-    return Context(subject, current_policy(session), purposes, consents,
-                   door.duty_timeline([(r.at, r.on_duty) for r in duty_rows]))
+    """One round trip (row-level security scopes every table to the session's tenant)."""
+    row = session.execute(sql.LOAD_CONTEXT, {"s": subject_id}).one_or_none()
+    if row is None:
+        raise LookupError(f"subject {subject_id} not found")
+    purposes = [PurposeInfo(*p) for p in zip(
+        row.p_key or (), row.p_bit or (), row.p_consent or (), row.p_precision or (),
+        row.p_retention or (), row.p_aggregate or (), strict=True)]
+    consents = [ConsentEvent(*c) for c in zip(
+        row.c_key or (), row.c_status or (), row.c_at or (), row.c_seq or (), strict=True)]
+    if row.policy is None:  # every tenant gets version 1 at creation
+        raise RuntimeError("tenant has no policy version")
+    return Context(
+        SubjectInfo(subject_id, row.timezone, row.collection_windows, row.collection_blocked),
+        {**DEFAULT_POLICY, **row.policy}, purposes, consents,
+        door.duty_timeline(list(zip(row.d_at or (), row.d_on or (), strict=True))),
+        zones_apply=row.zones_apply)
 
 
 def window_timeline(ctx: Context, start: dt.datetime, end: dt.datetime) -> door.StateTimeline:
     """Collection-window state from `start` to `end`, as a timeline of flips."""
     windows = parse_windows(effective_windows(ctx.subject, ctx.policy))
+    if not windows:
+        return door.StateTimeline(True, [])
     initial = in_collection_window(windows, ctx.timezone, start)
     changes, cursor = [], start
     while True:
@@ -89,6 +113,35 @@ def window_timeline(ctx: Context, start: dt.datetime, end: dt.datetime) -> door.
     return door.StateTimeline(initial, changes)
 
 
+def consent_timeline(ctx: Context) -> tuple[list[dt.datetime], list[int]]:
+    """The set of purposes a ping may serve, as a step function of its time.
+
+    Returns (instants, masks): before instants[0] the mask is masks[0], from instants[k-1]
+    (inclusive) masks[k]. A mask has bit n set for ctx.purposes[n]. Same answer as
+    consent.purposes_allowed at every instant (an event exactly at t already counts; of
+    events at the same instant the later seq wins), folded once per batch instead of once
+    per ping.
+    """
+    index = {p.key: n for n, p in enumerate(ctx.purposes)}
+    always = 0
+    for n, p in enumerate(ctx.purposes):
+        if not p.requires_consent:
+            always |= 1 << n
+    events = sorted((e for e in ctx.consents if e.purpose in index
+                     and ctx.purposes[index[e.purpose]].requires_consent),
+                    key=lambda e: (e.at, e.seq))
+    instants, masks, granted = [], [always], always
+    for e in events:
+        bit = 1 << index[e.purpose]
+        granted = granted | bit if e.status == GRANTED else granted & ~bit
+        if instants and instants[-1] == e.at:
+            masks[-1] = granted
+        else:
+            instants.append(e.at)
+            masks.append(granted)
+    return instants, masks
+
+
 @dataclass
 class Admitted:
     index: int
@@ -97,41 +150,64 @@ class Admitted:
     precision_m: int
 
 
+@dataclass
+class _Serving:
+    """What follows from one set of purposes (per batch, not per ping)."""
+
+    mask: int  # purpose bits, as stored
+    precision_m: int
+    cutoff: dt.datetime | None  # at or before it, past every window
+
+
 def judge(pings: list[tuple[int, Ping]], ctx: Context, now: dt.datetime,
           result: IngestResult) -> list[Admitted]:
     """Apply the door's rules in order; count each dropped ping under its first reason."""
-    by_key = {p.key: p for p in ctx.purposes}
-    needs_consent = {p.key: p.requires_consent for p in ctx.purposes}
-    windows = None
-    if pings:
-        times = [p.t for _, p in pings]
-        windows = window_timeline(ctx, min(times), max(times))
     admitted = []
+    if not pings:
+        return admitted
+    dropped = result.dropped
+    if ctx.subject.collection_blocked:  # checked after "future" for each ping
+        for _, ping in pings:
+            dropped["future" if door.is_from_the_future(ping.t, now)
+                    else "subject_blocked"] += 1
+        return admitted
+    times = [p.t for _, p in pings]
+    windows = window_timeline(ctx, min(times), max(times))
+    instants, masks = consent_timeline(ctx)
+    serving_by_mask: dict[int, _Serving | None] = {}
+    for local in set(masks):
+        serving = [p for n, p in enumerate(ctx.purposes) if local >> n & 1]
+        serving_by_mask[local] = None if not serving else _Serving(
+            sum(1 << p.bit for p in serving),
+            door.finest_precision([p.precision_m for p in serving]),
+            now - dt.timedelta(days=max(p.retention_days for p in serving)))
+    future_after = now + door.FUTURE_TOLERANCE
+    min_accuracy = ctx.policy["min_accuracy_m"]
+    window_always = not windows.changes and windows.initial
+    duty = ctx.duty
+    duty_always = not duty.changes and duty.initial
+    one_mask = serving_by_mask[masks[0]] if not instants else None
     for index, ping in pings:
-        if door.is_from_the_future(ping.t, now):
+        t = ping.t
+        if t > future_after:
             reason = "future"
-        elif ctx.subject.collection_blocked:
-            reason = "subject_blocked"
-        elif door.is_too_inaccurate(ping.acc, ctx.policy["min_accuracy_m"]):
+        elif ping.acc is not None and min_accuracy is not None and ping.acc > min_accuracy:
             reason = "inaccurate"
         else:
-            serving = [by_key[k] for k in purposes_allowed(needs_consent, ctx.consents, ping.t)]
-            if not serving:
+            serving = one_mask if not instants else \
+                serving_by_mask[masks[bisect.bisect_right(instants, t)]]
+            if serving is None:
                 reason = "no_consent"
-            elif door.is_past_every_window(ping.t, [p.retention_days for p in serving], now):
+            elif t <= serving.cutoff:
                 reason = "expired"
-            elif not windows.at(ping.t):
+            elif not window_always and not windows.at(t):
                 reason = "outside_window"
-            elif not ctx.duty.at(ping.t):
+            elif not duty_always and not duty.at(t):
                 reason = "off_duty"
             else:
-                mask = 0
-                for p in serving:
-                    mask |= 1 << p.bit
-                precision = door.finest_precision([p.precision_m for p in serving])
-                admitted.append(Admitted(index, ping, mask, precision))
+                admitted.append(Admitted(index, ping, serving.mask, serving.precision_m))
                 continue
-        result.dropped[reason] += 1
+        dropped[reason] += 1
     return admitted
 
 
@@ -162,48 +238,65 @@ class PartitionCache:
 PARTITIONS = PartitionCache()
 
 
-def _rollup_cells(rows, aggregate_mask: int) -> list[dict]:
-    cells: Counter = Counter()
-    for t, mask, lon, lat in rows:
-        if mask & aggregate_mask:
-            bucket = t.replace(minute=0, second=0, microsecond=0)
-            cells[(bucket, h3.latlng_to_cell(lat, lon, ROLLUP_RESOLUTION))] += 1
-    # in key order: two batches crossing the same cells lock them in the same order, so
-    # concurrent upserts queue instead of deadlocking
-    return [{"bucket": bucket, "cell": cell, "r8": h3.cell_to_parent(cell, 8),
-             "r7": h3.cell_to_parent(cell, 7), "r6": h3.cell_to_parent(cell, 6),
-             "r5": h3.cell_to_parent(cell, 5), "n": n}
-            for (bucket, cell), n in sorted(cells.items())]
+# Snappers by precision, kept across batches (their band caches are pure functions of the
+# precision); a race between threads at worst computes a band twice.
+_SNAPPERS: dict[int, Snapper] = {}
 
 
-def _json(value) -> str:
-    return orjson.dumps(value).decode()
+def rollup_cells(admitted: list[Admitted], aggregate_bits: int) -> list[int | None]:
+    """The H3 cell (resolution 9) of each admitted ping's stored position, or None for pings
+    that feed no rollup. The stored position is govern_snap's, which the reference grid
+    mirrors bit for bit, so Python can name the cell before PostgreSQL stores the point."""
+    snappers = _SNAPPERS
+    if len(snappers) > 64 or sum(len(s.bands) for s in snappers.values()) > 100_000:
+        snappers.clear()  # bounded: a few precisions, the bands devices actually visit
+    cells: list[int | None] = []
+    latlng_to_cell = h3.latlng_to_cell
+    for a in admitted:
+        if a.mask & aggregate_bits:
+            snapper = snappers.get(a.precision_m)
+            if snapper is None:
+                snapper = snappers[a.precision_m] = Snapper(a.precision_m)
+            lat, lon = snapper(a.ping.lat, a.ping.lon)
+            cells.append(latlng_to_cell(lat, lon, ROLLUP_RESOLUTION))
+        else:
+            cells.append(None)
+    return cells
+
+
+def _json(value) -> bytes:
+    return orjson.dumps(value)
 
 
 def store(session: Session, tenant_id: uuid.UUID, device_id: uuid.UUID, ctx: Context,
-          admitted: list[Admitted], now: dt.datetime) -> tuple[int, int]:
-    """Insert at precision and feed rollups; returns (stored, duplicates)."""
-    rows = [{"t": a.ping.t, "k": a.ping.client_id or "", "mask": a.mask, "p": a.precision_m,
-             "lon": a.ping.lon, "lat": a.ping.lat, "acc": a.ping.acc, "alt": a.ping.alt,
-             "speed": a.ping.speed, "heading": a.ping.heading, "battery": a.ping.battery,
-             "activity": a.ping.activity} for a in admitted]
-    ids = {"tenant_id": tenant_id, "device_id": device_id,
-           "subject_id": ctx.subject.subject_id}
-    inserted = session.execute(sql.INSERT_PINGS, {**ids, "rows": _json(rows)}).all()
-    aggregate_mask = 0
+          admitted: list[Admitted], now: dt.datetime) -> tuple[int, int, list[int]]:
+    """Drop pings in privacy zones, insert the rest at precision and feed the rollups, in one
+    statement. Returns (stored, duplicates, indexes of the pings inside a zone)."""
+    aggregate_bits = 0
     for p in ctx.purposes:
         if p.aggregate_use:
-            aggregate_mask |= 1 << p.bit
-    if inserted and aggregate_mask:
-        cells = _rollup_cells(inserted, aggregate_mask)
-        if cells:
-            first, last = cells[0]["bucket"], cells[-1]["bucket"]
-            if rollup_periods.touches_closed_period(first, now):  # a late ping
-                rollup_periods.invalidate(session, tenant_id, first, last)
-            session.execute(sql.UPSERT_ROLLUPS, {"tenant_id": tenant_id,
-                                                 "subject_id": ctx.subject.subject_id,
-                                                 "cells": _json(cells)})
-    return len(inserted), len(admitted) - len(inserted)
+            aggregate_bits |= 1 << p.bit
+    cells = rollup_cells(admitted, aggregate_bits) if aggregate_bits else None
+    rows = []
+    for n, a in enumerate(admitted):
+        ping = a.ping
+        rows.append({"i": a.index, "t": ping.t, "k": ping.client_id or "", "mask": a.mask,
+                     "p": a.precision_m, "lon": ping.lon, "lat": ping.lat, "acc": ping.acc,
+                     "alt": ping.alt, "speed": ping.speed, "heading": ping.heading,
+                     "battery": ping.battery, "activity": ping.activity,
+                     "cell": cells[n] if cells else None})
+    if cells:
+        rolled = [a.ping.t for a, cell in zip(admitted, cells, strict=True) if cell is not None]
+        first = min(rolled, default=None)
+        if first is not None and rollup_periods.touches_closed_period(first, now):
+            # a late ping: unmark the built weeks and months it lands in, before its rollups
+            rollup_periods.invalidate(session, tenant_id, first, max(rolled))
+    statement = sql.STORE_BATCH if ctx.zones_apply else sql.STORE_BATCH_NO_ZONES
+    stored, zoned, _cells = session.execute(statement, {
+        "tenant_id": tenant_id, "device_id": device_id, "subject_id": ctx.subject.subject_id,
+        "rows": _json(rows).decode()}).one()
+    zoned = zoned or []
+    return stored, len(admitted) - len(zoned) - stored, zoned
 
 
 def _no_partition(exc: DBAPIError) -> bool:
@@ -230,23 +323,18 @@ def ingest(session: Session, engine: Engine, tenant_id: uuid.UUID, device_id: uu
     ctx = load_context(session, subject_id)
     admitted = judge(valid, ctx, now, result)
     if admitted:
-        points = [{"lon": a.ping.lon, "lat": a.ping.lat, "i": a.index} for a in admitted]
-        inside = {r[0] for r in session.execute(sql.IN_ZONES, {
-            "points": _json(points), "subject_id": subject_id})}
-        if inside:
-            result.dropped["privacy_zone"] += len(inside)
-            admitted = [a for a in admitted if a.index not in inside]
-    if admitted:
         PARTITIONS.ensure(engine, {a.ping.t.date() for a in admitted})
         try:
             with session.begin_nested():
-                stored, dupes = store(session, tenant_id, device_id, ctx, admitted, now)
+                stored, dupes, zoned = store(session, tenant_id, device_id, ctx, admitted, now)
         except DBAPIError as exc:
             if not _no_partition(exc):
                 raise
             PARTITIONS.forget()  # a partition was dropped under us: make it again, once
             PARTITIONS.ensure(engine, {a.ping.t.date() for a in admitted})
-            stored, dupes = store(session, tenant_id, device_id, ctx, admitted, now)
+            stored, dupes, zoned = store(session, tenant_id, device_id, ctx, admitted, now)
+        if zoned:
+            result.dropped["privacy_zone"] += len(zoned)
         result.accepted, result.duplicates = stored, dupes
     if touch_device:
         session.execute(sql.TOUCH_DEVICE, {"tenant_id": tenant_id, "device_id": device_id})

@@ -91,3 +91,36 @@ def snap(lat: float, lon: float, precision_m: float) -> tuple[float, float]:
     """(lat, lon) reduced to the centre of its `precision_m` cell."""
     c = cell(lat, lon, precision_m)
     return c.lat, c.lon
+
+
+class Snapper:
+    """snap() for many points at one precision, with the per-band steps (1-4) worked out
+    once per band. Same arithmetic in the same order, so the same numbers bit for bit; the
+    points are trusted to be in range (validated pings)."""
+
+    __slots__ = ("_precision", "bands", "dlat", "n_lat")
+
+    def __init__(self, precision_m: float):
+        _check(0.0, 0.0, precision_m)
+        self.n_lat = max(1, math.floor(180.0 / (precision_m / M_LAT_MIN)))
+        self.dlat = 180.0 / self.n_lat
+        self.bands: dict[int, tuple[int, float, float]] = {}
+        self._precision = precision_m
+
+    def _band(self, i: int) -> tuple[int, float, float]:
+        dlat = self.dlat
+        south = -90.0 + i * dlat
+        north = min(90.0, -90.0 + (i + 1) * dlat)
+        m = metres_per_degree_lon(max(abs(south), abs(north)))
+        n_lon = max(1, math.floor(360.0 / (self._precision / m))) if m > 0 else 1
+        band = self.bands[i] = (n_lon, 360.0 / n_lon, -90.0 + (i + 0.5) * dlat)
+        return band
+
+    def __call__(self, lat: float, lon: float) -> tuple[float, float]:
+        """(lat, lon) of the centre of the cell containing (lat, lon)."""
+        i = min(math.floor((lat + 90.0) / self.dlat), self.n_lat - 1)
+        band = self.bands.get(i)
+        if band is None:
+            band = self._band(i)
+        n_lon, dlon, lat_c = band
+        return lat_c, -180.0 + (math.floor((lon + 180.0) / dlon) % n_lon + 0.5) * dlon

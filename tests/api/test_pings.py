@@ -2,6 +2,7 @@
 
 import datetime as dt
 import math
+import random
 
 import pytest
 
@@ -185,6 +186,44 @@ def test_aggregate_purpose_feeds_rollups_once(tracked, superuser):
     pings, distinct = superuser.execute(
         "SELECT sum(pings), hll_cardinality(hll_union_agg(subjects)) FROM rollups").fetchone()
     assert pings == 3 and distinct == 1
+
+
+def test_rollup_cells_are_the_stored_positions_cells_with_their_parents(tracked, superuser):
+    """Python names each ping's H3 cell from the reference grid before PostgreSQL snaps it,
+    and the parents are bit operations in SQL: both must agree with h3 on the stored rows."""
+    import h3.api.basic_int as h3
+
+    rng = random.Random(7)
+    batch = [ping(lat=52.5 + rng.uniform(-0.2, 0.2), lon=13.4 + rng.uniform(-0.3, 0.3),
+                  t=now_iso(-H * rng.uniform(0.1, 20)), id=str(i)) for i in range(300)]
+    batch.append(dict(batch[0], lat=48.0, lon=2.0))  # same key and time: a duplicate
+    body = tracked.pings(batch).get_json()
+    assert body["accepted"] == 300 and body["duplicates"] == 1
+    expected = {}
+    for t, lat, lon in superuser.execute("SELECT t, ST_Y(geom), ST_X(geom) FROM pings"):
+        key = (t.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0),
+               h3.latlng_to_cell(lat, lon, 9))
+        expected[key] = expected.get(key, 0) + 1
+    rows = superuser.execute("SELECT bucket, cell, r8, r7, r6, r5, pings FROM rollups").fetchall()
+    assert {(b, c): n for b, c, *_, n in rows} == expected
+    for _, cell, *parents, _ in rows:
+        assert parents == [h3.cell_to_parent(cell, r) for r in (8, 7, 6, 5)]
+
+
+def test_snapping_in_postgis_is_the_reference_bit_for_bit(superuser):
+    from govern.policy.precision import Snapper, snap
+
+    rng = random.Random(11)
+    points = [(rng.uniform(-180, 180), rng.uniform(-90, 90),
+               rng.choice([1, 7.5, 10, 100, 250, 1000, 5000, 100_000])) for _ in range(3000)]
+    points += [(180.0, 90.0, 10), (-180.0, -90.0, 10), (179.9999999, 89.9999999, 3)]
+    got = superuser.execute(
+        "SELECT ST_Y(g), ST_X(g) FROM unnest(%s::float8[], %s::float8[], %s::float8[]) "
+        "WITH ORDINALITY AS u(lon, lat, p, n), govern_snap(u.lon, u.lat, u.p) AS g ORDER BY n",
+        ([x for x, _, _ in points], [y for _, y, _ in points],
+         [float(p) for *_, p in points])).fetchall()
+    for (lon, lat, p), row in zip(points, got, strict=True):
+        assert row == snap(lat, lon, p) == Snapper(p)(lat, lon), (lat, lon, p)
 
 
 def test_only_aggregate_purposes_feed_rollups(tenant, make_tracked, superuser):
