@@ -310,9 +310,53 @@ class PurgeResult:
     seconds: float
     parts: str = ""
     other: float = 0.0
+    kind: str = ""  # job, drop, drop_empty, delete, flat, batched
+    group: int = 0  # the size of the day this result belongs to
 
 
-def purge_day(db: Database, t: Tenant, day: dt.date, subjects: int) -> list[PurgeResult]:
+FLAT_INDEXES = [  # the indexes pings has (migrations 0003, 0007), on an unpartitioned table
+    "ALTER TABLE bench_flat ADD PRIMARY KEY (tenant_id, device_id, t, client_key)",
+    "CREATE INDEX ON bench_flat (tenant_id, subject_id, t)",
+    "CREATE INDEX ON bench_flat USING brin (received_at) WITH (pages_per_range = 32)",
+]
+
+
+def flat_delete(db: Database, day: dt.date, days: int) -> PurgeResult:
+    """The design partitioning replaces: the staged day copied into one unpartitioned table
+    for `days` days from `day` (the oldest), with pings' indexes; then the oldest day's rows
+    deleted + VACUUM of the table (which scans every index whole)."""
+    with db.connect(autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_flat")
+        conn.execute("CREATE TABLE bench_flat (LIKE pings INCLUDING DEFAULTS "
+                     "INCLUDING CONSTRAINTS)")
+        for stmt in FLAT_INDEXES:
+            conn.execute(stmt)
+        base = conn.execute("SELECT min(t) FROM bench_staging").fetchone()[0].date()
+    n_day = 0
+    for k in range(days):  # in day order, as the table would have filled
+        with db.connect(autocommit=True) as conn:
+            n = conn.execute(
+                f"INSERT INTO bench_flat ({STAGING_COLUMNS}) SELECT "
+                + STAGING_COLUMNS.replace("t, client_key", "t + %s, client_key")
+                + " FROM bench_staging", (day + dt.timedelta(k) - base,)).rowcount
+            n_day = n_day or n
+    settle(db, "bench_flat", freeze=True)
+    with db.connect(autocommit=True) as conn, Clock(db) as c1:
+        deleted = conn.execute("DELETE FROM bench_flat WHERE t >= %s AND t < %s",
+                               (day_start(day), day_start(day) + dt.timedelta(days=1))).rowcount
+    with db.connect(autocommit=True) as conn, Clock(db) as c2:
+        conn.execute("VACUUM bench_flat")
+    assert deleted == n_day, (deleted, n_day)
+    with db.connect(autocommit=True) as conn:
+        conn.execute("DROP TABLE bench_flat")
+        conn.execute("CHECKPOINT")
+    return PurgeResult(n_day, f"DELETE of the day's rows from an unpartitioned {days}-day "
+                       "table + VACUUM", c1.seconds + c2.seconds,
+                       f"{c1.seconds:.2f} + {c2.seconds:.2f}", max(c1.other, c2.other), "flat")
+
+
+def purge_day(db: Database, t: Tenant, day: dt.date, subjects: int,
+              flat_days: int) -> list[PurgeResult]:
     """Each way of removing the day's rows, each on a fresh copy of the same rows."""
     from govern.db import make_engine
     from govern.domain.retention import maintain_partitions, run_tenant
@@ -341,12 +385,22 @@ def purge_day(db: Database, t: Tenant, day: dt.date, subjects: int) -> list[Purg
         report = maintain_partitions(owner, t.sessions, now)
     assert report["dropped"] == 1 and report["created"] == 0, report
     results.append(PurgeResult(n, "`partitions` job: maintain_partitions() drops the day",
-                               c.seconds, other=c.other))
+                               c.seconds, other=c.other, kind="job"))
 
     n = fresh()
     with db.connect(autocommit=True) as conn, Clock(db) as c:
         conn.execute(f"DROP TABLE {name}")
-    results.append(PurgeResult(n, "DROP TABLE of the day partition", c.seconds, other=c.other))
+    results.append(PurgeResult(n, "DROP TABLE of the day partition", c.seconds, other=c.other,
+                               kind="drop"))
+
+    empty = partition_name(day - dt.timedelta(days=1))  # what a DROP costs whatever the size
+    with db.connect(autocommit=True) as conn:
+        conn.execute("SELECT govern_ensure_ping_partition(%s)", (day - dt.timedelta(days=1),))
+        conn.execute("CHECKPOINT")
+    with db.connect(autocommit=True) as conn, Clock(db) as c:
+        conn.execute(f"DROP TABLE {empty}")
+    results.append(PurgeResult(0, "DROP TABLE of an empty day partition (fixed cost)",
+                               c.seconds, other=c.other, kind="drop_empty"))
 
     n = fresh()
     with db.connect(autocommit=True) as conn, Clock(db) as c1:
@@ -355,9 +409,9 @@ def purge_day(db: Database, t: Tenant, day: dt.date, subjects: int) -> list[Purg
     with db.connect(autocommit=True) as conn, Clock(db) as c2:
         conn.execute(f"VACUUM {name}")
     assert deleted == n, (deleted, n)
-    results.append(PurgeResult(n, "DELETE of the day's rows + VACUUM", c1.seconds + c2.seconds,
-                               f"{c1.seconds:.2f} + {c2.seconds:.2f}",
-                               max(c1.other, c2.other)))
+    results.append(PurgeResult(n, "DELETE of the day's rows from its partition + VACUUM",
+                               c1.seconds + c2.seconds, f"{c1.seconds:.2f} + {c2.seconds:.2f}",
+                               max(c1.other, c2.other), "delete"))
 
     n = fresh()
     with Clock(db) as c1:
@@ -368,13 +422,18 @@ def purge_day(db: Database, t: Tenant, day: dt.date, subjects: int) -> list[Purg
     results.append(PurgeResult(n, "run_tenant(): batched deletes (5,000 a transaction) "
                                "+ VACUUM", c1.seconds + c2.seconds,
                                f"{c1.seconds:.2f} + {c2.seconds:.2f}",
-                               max(c1.other, c2.other)))
+                               max(c1.other, c2.other), "batched"))
     with db.connect(autocommit=True) as conn:
         conn.execute(f"DROP TABLE {name}")
         for k in range(-1, 8):  # the job's days ahead, not wanted in (b)
             conn.execute(f"DROP TABLE IF EXISTS {partition_name(now.date() + dt.timedelta(k))}")
+    if flat_days:
+        results.append(flat_delete(db, day, flat_days))
+    with db.connect(autocommit=True) as conn:
         conn.execute("DROP TABLE bench_staging")
     owner.dispose()
+    for r in results:
+        r.group = n
     return results
 
 
@@ -511,9 +570,10 @@ def bench(args) -> str:
         purge = make_tenant(db, "bench-purge", apps)
         purged = []
         for subjects in args.purge_subjects:
-            purged += purge_day(db, purge, purge_day_, subjects)
+            these = purge_day(db, purge, purge_day_, subjects, args.flat_days)
+            purged += these
             print(f"(a) {subjects * PER_SUBJECT_DAY:,} rows: "
-                  + ", ".join(f"{r.seconds:.2f}" for r in purged[-4:]), file=sys.stderr)
+                  + ", ".join(f"{r.kind} {r.seconds:.3f}" for r in these), file=sys.stderr)
 
         small = make_tenant(db, "bench-small", apps)
         big = make_tenant(big_db, "bench-big", apps)
@@ -553,20 +613,27 @@ def _ratio(a: float, b: float) -> str:
 def report(args, purged, tables, unstated, plans, sizes, per_day, server, load_s,
            total_s) -> str:
     rows_a, verdicts_a = [], []
-    for size in sorted({r.rows for r in purged}):
-        group = [r for r in purged if r.rows == size]
-        delete = next(r for r in group if r.way.startswith("DELETE"))
+    for size in sorted({r.group for r in purged}):
+        group = [r for r in purged if r.group == size]
+        by = {r.kind: r for r in group}
+        delete, flat = by["delete"], by.get("flat")
         for r in group:
-            rows_a.append([f"{size:,}", r.way, f"{r.seconds:.3f}", r.parts or "-",
-                           _ratio(delete.seconds, r.seconds), f"{r.other:.2f}"])
-        job = group[0]
-        bare = next(r for r in group if r.way.startswith("DROP"))
-        for r in (job, bare):
-            x = delete.seconds / r.seconds
-            verdicts_a.append(
-                f"{size:,} rows, {'the job' if r is job else 'bare DROP'}: "
-                f"**{x:.0f}x** faster than DELETE + VACUUM (target >= {TARGET_DROP:.0f}x): "
-                f"{'**met**' if x >= TARGET_DROP else '**missed**'}")
+            rows_a.append([f"{r.rows:,}", r.way, f"{r.seconds:.3f}", r.parts or "-",
+                           _ratio(delete.seconds, r.seconds),
+                           _ratio(flat.seconds, r.seconds) if flat else "-",
+                           f"{r.other:.2f}"])
+        for r in (by["job"], by["drop"]):
+            who = "the job" if r.kind == "job" else "bare DROP"
+            for base, what in ((delete, "DELETE + VACUUM of the same rows in their partition"),
+                               (flat, f"DELETE + VACUUM of the same rows in an unpartitioned "
+                                      f"{args.flat_days}-day table")):
+                if base is None:
+                    continue
+                x = base.seconds / r.seconds
+                verdicts_a.append(
+                    f"{size:,} rows, {who}: **{x:.1f}x** faster than {what} "
+                    f"(target >= {TARGET_DROP:.0f}x): "
+                    f"{'**met**' if x >= TARGET_DROP else '**missed**'}")
     rows_b = []
     for a in tables:
         med = statistics.median(a.times)
@@ -609,8 +676,8 @@ more day each:
 
 ### (a) Purging one day: drop its partition, or delete its rows
 
-{table(["rows in the day", "way", "seconds", "of which", "DELETE + VACUUM / this", "other load"],
-       rows_a, "rlrrrr")}
+{table(["rows in the day", "way", "seconds", "of which", "partition DELETE + VACUUM / this",
+        "unpartitioned DELETE + VACUUM / this", "other load"], rows_a, "rlrrrrr")}
 
 {chr(10).join(f"- {v}" for v in verdicts_a)}
 
@@ -659,6 +726,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--big-days", type=int, default=100)
     parser.add_argument("--purge-subjects", type=int, nargs="+", default=[80, 800],
                         help=f"(a): the day's subjects, {PER_SUBJECT_DAY:,} pings each")
+    parser.add_argument("--flat-days", type=int, default=10,
+                        help="(a): days in the unpartitioned baseline table (0: skip it)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no-unstated", dest="unstated", action="store_false",
                         help="skip the run without ageing state")
@@ -670,6 +739,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.day_subjects, args.big_days, args.rounds = 4, 30, 2
         args.purge_subjects = [4, 40]
+        args.flat_days = min(args.flat_days, 3)
         Clock.quiet_wait = 0
     text = bench(args)
     print(text)
