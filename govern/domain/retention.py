@@ -341,7 +341,8 @@ def _json(value) -> str:
 def maintain_partitions(owner: Engine, sessions: sessionmaker, now: dt.datetime, *,
                         ahead_days: int = 7, dry_run: bool = False) -> dict:
     """Create day partitions ahead; drop whole days past every tenant's longest window,
-    unless a legal hold keeps a subject's rows in them. Evidence per tenant.
+    unless a legal hold keeps a subject's rows in them. Evidence per tenant. Then summarize
+    the arrival-time BRIN of the days that have ended (see sql.SUMMARIZE_RECEIVED).
 
     Each due day is one transaction: the hold check (an index probe per active hold), one
     grouped count of the day's pings per tenant for the evidence, the DROP and the
@@ -356,10 +357,12 @@ def maintain_partitions(owner: Engine, sessions: sessionmaker, now: dt.datetime,
                 "first": today - dt.timedelta(days=1),
                 "last": today + dt.timedelta(days=ahead_days)}).scalar()
         longest = conn.execute(sql.LONGEST_WINDOW_DAYS).scalar()
-        if longest is None:
-            return {"created": created, "dropped": 0}
-        cutoff = now - dt.timedelta(days=longest)
-        due = [p for p in conn.execute(sql.PING_PARTITIONS).all() if p.upper_bound <= cutoff]
+        cutoff = now - dt.timedelta(days=longest) if longest is not None else NEVER
+        if not dry_run:  # the days that have ended and stay
+            conn.execute(sql.SUMMARIZE_RECEIVED, {
+                "after": cutoff, "before": dt.datetime.combine(today, dt.time(0), dt.UTC)})
+        partitions = conn.execute(sql.PING_PARTITIONS).all()
+    due = [p for p in partitions if longest is not None and p.upper_bound <= cutoff]
     for part in due:
         with owner.begin() as conn:
             raw = conn.connection.driver_connection

@@ -172,6 +172,26 @@ PING_PARTITION_BOUNDS = text(
     """
 )
 
+# Summarize the BRIN ranges on received_at that VACUUM leaves unsummarized (the last,
+# partial range of each day, and pages written since) in the partitions of days that have
+# ended. Unsummarized ranges match every scan: the trips build that each retention run
+# starts with ("which pings arrived since the last build?") would otherwise read the tail of
+# every stored day, a cost that grows with the number of days kept. Today's partition is
+# left alone, so ingest does not widen a summary with every insert, and so are the days
+# about to be dropped.
+SUMMARIZE_RECEIVED = text(
+    """
+    SELECT coalesce(sum(brin_summarize_new_values(i.inhrelid)), 0)
+    FROM pg_inherits i JOIN pg_inherits t ON t.inhparent = 'pings'::regclass
+         JOIN pg_index x ON x.indexrelid = i.inhrelid AND x.indrelid = t.inhrelid
+         JOIN pg_class c ON c.oid = t.inhrelid
+         CROSS JOIN LATERAL regexp_match(pg_get_expr(c.relpartbound, c.oid),
+                                         'TO \\(''([^'']+)''\\)') AS m(b)
+    WHERE i.inhparent = 'pings_received'::regclass
+      AND m.b[1]::timestamptz > :after AND m.b[1]::timestamptz <= :before
+    """
+)
+
 LONGEST_WINDOW_DAYS = text("SELECT max(retention_days) FROM purposes")
 
 TENANT_IDS = text("SELECT tenant_id FROM tenants ORDER BY tenant_id")
