@@ -472,6 +472,20 @@ def build_ageing_table(t: Tenant, first: dt.date, days: int, fresh_days: int,
     return n
 
 
+def hourly_job(t: Tenant, now: dt.datetime) -> None:
+    """The `partitions` job, untimed, as the scheduler runs it every hour between two
+    retention runs (it creates the days ahead and summarizes the arrival-time BRIN of the
+    days that have ended; nothing here is old enough to drop)."""
+    from govern.db import make_engine
+    from govern.domain.retention import maintain_partitions
+
+    owner = make_engine(t.db.url, pool_size=1)
+    try:
+        assert maintain_partitions(owner, t.sessions, now)["dropped"] == 0
+    finally:
+        owner.dispose()
+
+
 def ageing_rounds(tables: list[AgeingTable], first_fresh: dt.date, end: dt.date,
                   rounds: int, per_day: int) -> None:
     """Round r: now = end + r days, so the navigation window (9 days) closes over exactly one
@@ -492,6 +506,7 @@ def ageing_rounds(tables: list[AgeingTable], first_fresh: dt.date, end: dt.date,
     for r in range(rounds):
         now = start + dt.timedelta(days=r)
         for a in tables if r % 2 == 0 else tables[::-1]:
+            hourly_job(a.tenant, now)
             with a.tenant.db.connect(autocommit=True) as conn:
                 conn.execute("CHECKPOINT")
             batches = Budget()
@@ -543,6 +558,7 @@ def unstated_run(tables: list[AgeingTable], first_fresh: dt.date, end: dt.date,
     now = day_start(end) + dt.timedelta(days=rounds)
     for a in tables:
         set_aged_until(a.tenant, {k: NEVER_AGED for k in a.tenant.bits})
+        hourly_job(a.tenant, now)
         with a.tenant.db.connect(autocommit=True) as conn:
             conn.execute("CHECKPOINT")
         batches = Budget()
