@@ -187,7 +187,7 @@ SUMMARIZE_RECEIVED = text(
          JOIN pg_class c ON c.oid = t.inhrelid
          CROSS JOIN LATERAL regexp_match(pg_get_expr(c.relpartbound, c.oid),
                                          'TO \\(''([^'']+)''\\)') AS m(b)
-    WHERE i.inhparent = 'pings_received'::regclass
+    WHERE i.inhparent = to_regclass('pings_received')  -- none if a migration drops it
       AND m.b[1]::timestamptz > :after AND m.b[1]::timestamptz <= :before
     """
 )
