@@ -628,6 +628,7 @@ def _ratio(a: float, b: float) -> str:
 
 def report(args, purged, tables, unstated, plans, sizes, per_day, server, load_s,
            total_s) -> str:
+    flat_days = args.flat_days
     rows_a, verdicts_a = [], []
     for size in sorted({r.group for r in purged}):
         group = [r for r in purged if r.group == size]
@@ -701,9 +702,16 @@ Each way starts from a fresh copy of the same day (the same rows inserted again 
 day partition, then `VACUUM (FREEZE, ANALYZE)` and `CHECKPOINT`, as an old day would be).
 The job is `maintain_partitions()` as the scheduler calls it (the owner engine, `now` one
 day past the longest window, 365 days, of this day, so this day alone is due; its days
-ahead already exist): it checks legal holds, counts the day's pings per tenant for the
-evidence, drops the table and records `partition_drop`. DELETE is one statement as the
-superuser, then `VACUUM` of the partition; run_tenant() deletes through govern's own
+ahead already exist): in one transaction it checks the active legal holds against the day,
+counts the day's pings per tenant for the evidence, drops the table and records
+`partition_drop`. The empty partition's DROP is what a DROP costs whatever the size (catalog
+work and the commit); the rest of a DROP's time grows with the files it removes. Two
+baselines: DELETE of the same rows from their own day partition, then `VACUUM` of that
+partition (the strict one: that partition holds nothing else, so its VACUUM is small too),
+and the design partitioning replaces: the same day as the oldest of {flat_days} days in one
+unpartitioned table with the same indexes (primary key, subject-time, BRIN on arrival),
+DELETE of that day's rows then `VACUUM` of the table, which scans every index whole.
+DELETEs are one statement as the superuser; run_tenant() deletes through govern's own
 batches (every window of the day closed) as the app role. "Other load" is the most CPU
 (cores) other processes used during the step.
 
@@ -726,8 +734,10 @@ are stored at 10 m; the big table's older days are stored as ageing leaves them
 Round r sets `now` r days later than the day after the last pings, so the navigation
 window closes over exactly one more day in each table: `run_tenant()` (sessions from
 `create_app()`, row-level security on, 5,000 pings a transaction) removes navigation from
-that day's {per_day:,} pings and re-snaps them to 250 m. The tables take turns, in
-alternating order, each after a `CHECKPOINT`; the medians are compared. Pings are made
+that day's {per_day:,} pings and re-snaps them to 250 m. Before each run the `partitions`
+job runs untimed, as the scheduler runs it every hour between two daily retention runs
+(it summarizes the arrival-time BRIN of the days that have ended). The tables take turns,
+in alternating order, each after a `CHECKPOINT`; the medians are compared. Pings are made
 set-wise (INSERT ... SELECT from generate_series, geometry by `govern_snap`) and vacuumed
 before the rounds.
 """
