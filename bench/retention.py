@@ -310,9 +310,53 @@ class PurgeResult:
     seconds: float
     parts: str = ""
     other: float = 0.0
+    kind: str = ""  # job, drop, drop_empty, delete, flat, batched
+    group: int = 0  # the size of the day this result belongs to
 
 
-def purge_day(db: Database, t: Tenant, day: dt.date, subjects: int) -> list[PurgeResult]:
+FLAT_INDEXES = [  # the indexes pings has (migrations 0003, 0007), on an unpartitioned table
+    "ALTER TABLE bench_flat ADD PRIMARY KEY (tenant_id, device_id, t, client_key)",
+    "CREATE INDEX ON bench_flat (tenant_id, subject_id, t)",
+    "CREATE INDEX ON bench_flat USING brin (received_at) WITH (pages_per_range = 32)",
+]
+
+
+def flat_delete(db: Database, day: dt.date, days: int) -> PurgeResult:
+    """The design partitioning replaces: the staged day copied into one unpartitioned table
+    for `days` days from `day` (the oldest), with pings' indexes; then the oldest day's rows
+    deleted + VACUUM of the table (which scans every index whole)."""
+    with db.connect(autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_flat")
+        conn.execute("CREATE TABLE bench_flat (LIKE pings INCLUDING DEFAULTS "
+                     "INCLUDING CONSTRAINTS)")
+        for stmt in FLAT_INDEXES:
+            conn.execute(stmt)
+        base = conn.execute("SELECT min(t) FROM bench_staging").fetchone()[0].date()
+    n_day = 0
+    for k in range(days):  # in day order, as the table would have filled
+        with db.connect(autocommit=True) as conn:
+            n = conn.execute(
+                f"INSERT INTO bench_flat ({STAGING_COLUMNS}) SELECT "
+                + STAGING_COLUMNS.replace("t, client_key", "t + %s, client_key")
+                + " FROM bench_staging", (day + dt.timedelta(k) - base,)).rowcount
+            n_day = n_day or n
+    settle(db, "bench_flat", freeze=True)
+    with db.connect(autocommit=True) as conn, Clock(db) as c1:
+        deleted = conn.execute("DELETE FROM bench_flat WHERE t >= %s AND t < %s",
+                               (day_start(day), day_start(day) + dt.timedelta(days=1))).rowcount
+    with db.connect(autocommit=True) as conn, Clock(db) as c2:
+        conn.execute("VACUUM bench_flat")
+    assert deleted == n_day, (deleted, n_day)
+    with db.connect(autocommit=True) as conn:
+        conn.execute("DROP TABLE bench_flat")
+        conn.execute("CHECKPOINT")
+    return PurgeResult(n_day, f"DELETE of the day's rows from an unpartitioned {days}-day "
+                       "table + VACUUM", c1.seconds + c2.seconds,
+                       f"{c1.seconds:.2f} + {c2.seconds:.2f}", max(c1.other, c2.other), "flat")
+
+
+def purge_day(db: Database, t: Tenant, day: dt.date, subjects: int,
+              flat_days: int) -> list[PurgeResult]:
     """Each way of removing the day's rows, each on a fresh copy of the same rows."""
     from govern.db import make_engine
     from govern.domain.retention import maintain_partitions, run_tenant
@@ -341,12 +385,22 @@ def purge_day(db: Database, t: Tenant, day: dt.date, subjects: int) -> list[Purg
         report = maintain_partitions(owner, t.sessions, now)
     assert report["dropped"] == 1 and report["created"] == 0, report
     results.append(PurgeResult(n, "`partitions` job: maintain_partitions() drops the day",
-                               c.seconds, other=c.other))
+                               c.seconds, other=c.other, kind="job"))
 
     n = fresh()
     with db.connect(autocommit=True) as conn, Clock(db) as c:
         conn.execute(f"DROP TABLE {name}")
-    results.append(PurgeResult(n, "DROP TABLE of the day partition", c.seconds, other=c.other))
+    results.append(PurgeResult(n, "DROP TABLE of the day partition", c.seconds, other=c.other,
+                               kind="drop"))
+
+    empty = partition_name(day - dt.timedelta(days=1))  # what a DROP costs whatever the size
+    with db.connect(autocommit=True) as conn:
+        conn.execute("SELECT govern_ensure_ping_partition(%s)", (day - dt.timedelta(days=1),))
+        conn.execute("CHECKPOINT")
+    with db.connect(autocommit=True) as conn, Clock(db) as c:
+        conn.execute(f"DROP TABLE {empty}")
+    results.append(PurgeResult(0, "DROP TABLE of an empty day partition (fixed cost)",
+                               c.seconds, other=c.other, kind="drop_empty"))
 
     n = fresh()
     with db.connect(autocommit=True) as conn, Clock(db) as c1:
@@ -355,9 +409,9 @@ def purge_day(db: Database, t: Tenant, day: dt.date, subjects: int) -> list[Purg
     with db.connect(autocommit=True) as conn, Clock(db) as c2:
         conn.execute(f"VACUUM {name}")
     assert deleted == n, (deleted, n)
-    results.append(PurgeResult(n, "DELETE of the day's rows + VACUUM", c1.seconds + c2.seconds,
-                               f"{c1.seconds:.2f} + {c2.seconds:.2f}",
-                               max(c1.other, c2.other)))
+    results.append(PurgeResult(n, "DELETE of the day's rows from its partition + VACUUM",
+                               c1.seconds + c2.seconds, f"{c1.seconds:.2f} + {c2.seconds:.2f}",
+                               max(c1.other, c2.other), "delete"))
 
     n = fresh()
     with Clock(db) as c1:
@@ -368,13 +422,18 @@ def purge_day(db: Database, t: Tenant, day: dt.date, subjects: int) -> list[Purg
     results.append(PurgeResult(n, "run_tenant(): batched deletes (5,000 a transaction) "
                                "+ VACUUM", c1.seconds + c2.seconds,
                                f"{c1.seconds:.2f} + {c2.seconds:.2f}",
-                               max(c1.other, c2.other)))
+                               max(c1.other, c2.other), "batched"))
     with db.connect(autocommit=True) as conn:
         conn.execute(f"DROP TABLE {name}")
         for k in range(-1, 8):  # the job's days ahead, not wanted in (b)
             conn.execute(f"DROP TABLE IF EXISTS {partition_name(now.date() + dt.timedelta(k))}")
+    if flat_days:
+        results.append(flat_delete(db, day, flat_days))
+    with db.connect(autocommit=True) as conn:
         conn.execute("DROP TABLE bench_staging")
     owner.dispose()
+    for r in results:
+        r.group = n
     return results
 
 
@@ -413,6 +472,20 @@ def build_ageing_table(t: Tenant, first: dt.date, days: int, fresh_days: int,
     return n
 
 
+def hourly_job(t: Tenant, now: dt.datetime) -> None:
+    """The `partitions` job, untimed, as the scheduler runs it every hour between two
+    retention runs (it creates the days ahead and summarizes the arrival-time BRIN of the
+    days that have ended; nothing here is old enough to drop)."""
+    from govern.db import make_engine
+    from govern.domain.retention import maintain_partitions
+
+    owner = make_engine(t.db.url, pool_size=1)
+    try:
+        assert maintain_partitions(owner, t.sessions, now)["dropped"] == 0
+    finally:
+        owner.dispose()
+
+
 def ageing_rounds(tables: list[AgeingTable], first_fresh: dt.date, end: dt.date,
                   rounds: int, per_day: int) -> None:
     """Round r: now = end + r days, so the navigation window (9 days) closes over exactly one
@@ -433,6 +506,7 @@ def ageing_rounds(tables: list[AgeingTable], first_fresh: dt.date, end: dt.date,
     for r in range(rounds):
         now = start + dt.timedelta(days=r)
         for a in tables if r % 2 == 0 else tables[::-1]:
+            hourly_job(a.tenant, now)
             with a.tenant.db.connect(autocommit=True) as conn:
                 conn.execute("CHECKPOINT")
             batches = Budget()
@@ -484,6 +558,7 @@ def unstated_run(tables: list[AgeingTable], first_fresh: dt.date, end: dt.date,
     now = day_start(end) + dt.timedelta(days=rounds)
     for a in tables:
         set_aged_until(a.tenant, {k: NEVER_AGED for k in a.tenant.bits})
+        hourly_job(a.tenant, now)
         with a.tenant.db.connect(autocommit=True) as conn:
             conn.execute("CHECKPOINT")
         batches = Budget()
@@ -511,9 +586,10 @@ def bench(args) -> str:
         purge = make_tenant(db, "bench-purge", apps)
         purged = []
         for subjects in args.purge_subjects:
-            purged += purge_day(db, purge, purge_day_, subjects)
+            these = purge_day(db, purge, purge_day_, subjects, args.flat_days)
+            purged += these
             print(f"(a) {subjects * PER_SUBJECT_DAY:,} rows: "
-                  + ", ".join(f"{r.seconds:.2f}" for r in purged[-4:]), file=sys.stderr)
+                  + ", ".join(f"{r.kind} {r.seconds:.3f}" for r in these), file=sys.stderr)
 
         small = make_tenant(db, "bench-small", apps)
         big = make_tenant(big_db, "bench-big", apps)
@@ -552,21 +628,29 @@ def _ratio(a: float, b: float) -> str:
 
 def report(args, purged, tables, unstated, plans, sizes, per_day, server, load_s,
            total_s) -> str:
+    flat_days = args.flat_days
     rows_a, verdicts_a = [], []
-    for size in sorted({r.rows for r in purged}):
-        group = [r for r in purged if r.rows == size]
-        delete = next(r for r in group if r.way.startswith("DELETE"))
+    for size in sorted({r.group for r in purged}):
+        group = [r for r in purged if r.group == size]
+        by = {r.kind: r for r in group}
+        delete, flat = by["delete"], by.get("flat")
         for r in group:
-            rows_a.append([f"{size:,}", r.way, f"{r.seconds:.3f}", r.parts or "-",
-                           _ratio(delete.seconds, r.seconds), f"{r.other:.2f}"])
-        job = group[0]
-        bare = next(r for r in group if r.way.startswith("DROP"))
-        for r in (job, bare):
-            x = delete.seconds / r.seconds
-            verdicts_a.append(
-                f"{size:,} rows, {'the job' if r is job else 'bare DROP'}: "
-                f"**{x:.0f}x** faster than DELETE + VACUUM (target >= {TARGET_DROP:.0f}x): "
-                f"{'**met**' if x >= TARGET_DROP else '**missed**'}")
+            rows_a.append([f"{r.rows:,}", r.way, f"{r.seconds:.3f}", r.parts or "-",
+                           _ratio(delete.seconds, r.seconds),
+                           _ratio(flat.seconds, r.seconds) if flat else "-",
+                           f"{r.other:.2f}"])
+        for r in (by["job"], by["drop"]):
+            who = "the job" if r.kind == "job" else "bare DROP"
+            for base, what in ((delete, "DELETE + VACUUM of the same rows in their partition"),
+                               (flat, f"DELETE + VACUUM of the same rows in an unpartitioned "
+                                      f"{args.flat_days}-day table")):
+                if base is None:
+                    continue
+                x = base.seconds / r.seconds
+                verdicts_a.append(
+                    f"{size:,} rows, {who}: **{x:.1f}x** faster than {what} "
+                    f"(target >= {TARGET_DROP:.0f}x): "
+                    f"{'**met**' if x >= TARGET_DROP else '**missed**'}")
     rows_b = []
     for a in tables:
         med = statistics.median(a.times)
@@ -609,8 +693,8 @@ more day each:
 
 ### (a) Purging one day: drop its partition, or delete its rows
 
-{table(["rows in the day", "way", "seconds", "of which", "DELETE + VACUUM / this", "other load"],
-       rows_a, "rlrrrr")}
+{table(["rows in the day", "way", "seconds", "of which", "partition DELETE + VACUUM / this",
+        "unpartitioned DELETE + VACUUM / this", "other load"], rows_a, "rlrrrrr")}
 
 {chr(10).join(f"- {v}" for v in verdicts_a)}
 
@@ -618,9 +702,16 @@ Each way starts from a fresh copy of the same day (the same rows inserted again 
 day partition, then `VACUUM (FREEZE, ANALYZE)` and `CHECKPOINT`, as an old day would be).
 The job is `maintain_partitions()` as the scheduler calls it (the owner engine, `now` one
 day past the longest window, 365 days, of this day, so this day alone is due; its days
-ahead already exist): it checks legal holds, counts the day's pings per tenant for the
-evidence, drops the table and records `partition_drop`. DELETE is one statement as the
-superuser, then `VACUUM` of the partition; run_tenant() deletes through govern's own
+ahead already exist): in one transaction it checks the active legal holds against the day,
+counts the day's pings per tenant for the evidence, drops the table and records
+`partition_drop`. The empty partition's DROP is what a DROP costs whatever the size (catalog
+work and the commit); the rest of a DROP's time grows with the files it removes. Two
+baselines: DELETE of the same rows from their own day partition, then `VACUUM` of that
+partition (the strict one: that partition holds nothing else, so its VACUUM is small too),
+and the design partitioning replaces: the same day as the oldest of {flat_days} days in one
+unpartitioned table with the same indexes (primary key, subject-time, BRIN on arrival),
+DELETE of that day's rows then `VACUUM` of the table, which scans every index whole.
+DELETEs are one statement as the superuser; run_tenant() deletes through govern's own
 batches (every window of the day closed) as the app role. "Other load" is the most CPU
 (cores) other processes used during the step.
 
@@ -643,8 +734,10 @@ are stored at 10 m; the big table's older days are stored as ageing leaves them
 Round r sets `now` r days later than the day after the last pings, so the navigation
 window closes over exactly one more day in each table: `run_tenant()` (sessions from
 `create_app()`, row-level security on, 5,000 pings a transaction) removes navigation from
-that day's {per_day:,} pings and re-snaps them to 250 m. The tables take turns, in
-alternating order, each after a `CHECKPOINT`; the medians are compared. Pings are made
+that day's {per_day:,} pings and re-snaps them to 250 m. Before each run the `partitions`
+job runs untimed, as the scheduler runs it every hour between two daily retention runs
+(it summarizes the arrival-time BRIN of the days that have ended). The tables take turns,
+in alternating order, each after a `CHECKPOINT`; the medians are compared. Pings are made
 set-wise (INSERT ... SELECT from generate_series, geometry by `govern_snap`) and vacuumed
 before the rounds.
 """
@@ -659,6 +752,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--big-days", type=int, default=100)
     parser.add_argument("--purge-subjects", type=int, nargs="+", default=[80, 800],
                         help=f"(a): the day's subjects, {PER_SUBJECT_DAY:,} pings each")
+    parser.add_argument("--flat-days", type=int, default=10,
+                        help="(a): days in the unpartitioned baseline table (0: skip it)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no-unstated", dest="unstated", action="store_false",
                         help="skip the run without ageing state")
@@ -670,6 +765,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.day_subjects, args.big_days, args.rounds = 4, 30, 2
         args.purge_subjects = [4, 40]
+        args.flat_days = min(args.flat_days, 3)
         Clock.quiet_wait = 0
     text = bench(args)
     print(text)

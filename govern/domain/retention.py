@@ -92,11 +92,36 @@ class Rules:
         return {"bits": self.bits, "cutoffs": self.cutoffs, "precs": self.precs}
 
 
+ONE_US = dt.timedelta(microseconds=1)  # timestamptz resolution: (x - 1 us, y - 1 us] = [x, y)
+
+
+def _day_pieces(sessions: sessionmaker, tenant_id: uuid.UUID, t_from: dt.datetime,
+                t_to: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
+    """(t_from, t_to] cut at the ping partitions' bounds, oldest first: each piece lies in
+    one day partition, so a batch's scan touches that partition alone (not every older day
+    again, batch after batch). Ranges with no partition hold no pings and give no piece."""
+    with tenant_session(sessions, tenant_id) as s:
+        bounds = s.execute(sql.PING_PARTITION_BOUNDS).all()
+    if any(b.lower_bound is None for b in bounds):  # a DEFAULT partition: one range
+        return [(t_from, t_to)]
+    pieces = []
+    for b in bounds:  # partition [lo, hi) is the range (lo - 1 us, hi - 1 us]
+        lo, hi = max(t_from, b.lower_bound - ONE_US), min(t_to, b.upper_bound - ONE_US)
+        if lo < hi:
+            pieces.append((lo, hi))
+    return pieces
+
+
 def _recompute(sessions: sessionmaker, tenant_id: uuid.UUID, rules: Rules, *, touch_bits: int,
                extra_clear: int = 0, t_from: dt.datetime = NEVER, t_to: dt.datetime = FOREVER,
                subject_id: uuid.UUID | None = None, held: list[uuid.UUID] = (),
-               batch: int, dry_run: bool, budget: Budget) -> tuple[int, int]:
-    """Apply the rules to matching pings in batches; returns (aged, deleted)."""
+               batch: int, dry_run: bool, budget: Budget,
+               done_until: Callable[[dt.datetime], None] | None = None) -> tuple[int, int]:
+    """Apply the rules to matching pings in batches; returns (aged, deleted).
+
+    Without a subject, the range is walked one day partition at a time, oldest first, and
+    `done_until(t)` is called once every matching ping up to t is done (to keep the progress
+    of a long walk). A subject's pass is one range: its index finds the subject's pings."""
     params = {**rules.params(), "tenant_id": tenant_id, "t_from": t_from, "t_to": t_to,
               "subject_id": subject_id, "held": list(held), "touch_bits": touch_bits,
               "extra_clear": extra_clear, "batch": batch}
@@ -105,17 +130,24 @@ def _recompute(sessions: sessionmaker, tenant_id: uuid.UUID, rules: Rules, *, to
             row = s.execute(sql.COUNT_PENDING, params).one()
         age_travel(sessions, tenant_id, params, dry_run=True)
         return row.aged, row.deleted
+    pieces = [(t_from, t_to)] if subject_id is not None \
+        else _day_pieces(sessions, tenant_id, t_from, t_to)
     aged = deleted = 0
-    while True:
-        with tenant_session(sessions, tenant_id) as s:
-            row = s.execute(sql.APPLY_BATCH, params).one()
-        aged, deleted = aged + row.aged, deleted + row.deleted
-        done = row.aged + row.deleted
-        if done:
-            budget.spend(done)
-        if done < batch:
-            age_travel(sessions, tenant_id, params, budget=budget)  # stops and trips follow
-            return aged, deleted
+    for lo, hi in pieces:
+        piece = {**params, "t_from": lo, "t_to": hi}
+        while True:
+            with tenant_session(sessions, tenant_id) as s:
+                row = s.execute(sql.APPLY_BATCH, piece).one()
+            aged, deleted = aged + row.aged, deleted + row.deleted
+            done = row.aged + row.deleted
+            if done:
+                budget.spend(done)
+            if done < batch:
+                break
+        if done_until is not None and hi < t_to:
+            done_until(hi)
+    age_travel(sessions, tenant_id, params, budget=budget)  # stops and trips follow
+    return aged, deleted
 
 
 def _bit(p: Purpose) -> int:
@@ -171,9 +203,12 @@ def run_tenant(sessions: sessionmaker, tenant_id: uuid.UUID, now: dt.datetime, *
         since = state[p.purpose_id].aged_until if p.purpose_id in state else NEVER
         if cutoff <= since:
             continue
+        def progress(t: dt.datetime, purpose_id=p.purpose_id) -> None:
+            _save_state(sessions, tenant_id, purpose_id, aged_until=t)
+
         aged, deleted = _recompute(sessions, tenant_id, rules, touch_bits=_bit(p),
                                    t_from=since, t_to=cutoff, held=held, batch=batch,
-                                   dry_run=dry_run, budget=budget)
+                                   dry_run=dry_run, budget=budget, done_until=progress)
         run.entries.append(Entry("age", p.key, cutoff, aged, deleted))
         if not dry_run:
             _save_state(sessions, tenant_id, p.purpose_id, aged_until=cutoff)
@@ -309,47 +344,49 @@ def _json(value) -> str:
 def maintain_partitions(owner: Engine, sessions: sessionmaker, now: dt.datetime, *,
                         ahead_days: int = 7, dry_run: bool = False) -> dict:
     """Create day partitions ahead; drop whole days past every tenant's longest window,
-    unless a legal hold keeps a subject's rows in them. Evidence per tenant."""
+    unless a legal hold keeps a subject's rows in them. Evidence per tenant. Then summarize
+    the arrival-time BRIN of the days that have ended (see sql.SUMMARIZE_RECEIVED).
+
+    Each due day is one transaction: the hold check (an index probe per active hold), one
+    grouped count of the day's pings per tenant for the evidence, the DROP and the
+    `partition_drop` evidence rows commit together, so a day is never dropped without its
+    evidence nor recorded as dropped when it was not. `sessions` is kept for the callers;
+    the evidence is written on the owner's connection."""
     created = dropped = 0
     today = now.date()
     with owner.begin() as conn:
         if not dry_run:
-            for k in range(-1, ahead_days + 1):
-                created += bool(conn.execute(
-                    text("SELECT govern_ensure_ping_partition(CAST(:d AS date))"),
-                    {"d": today + dt.timedelta(days=k)}).scalar())
+            created = conn.execute(sql.ENSURE_PARTITIONS, {
+                "first": today - dt.timedelta(days=1),
+                "last": today + dt.timedelta(days=ahead_days)}).scalar()
         longest = conn.execute(sql.LONGEST_WINDOW_DAYS).scalar()
+        cutoff = now - dt.timedelta(days=longest) if longest is not None else NEVER
+        if not dry_run:  # the days that have ended and stay
+            conn.execute(sql.SUMMARIZE_RECEIVED, {
+                "after": cutoff, "before": dt.datetime.combine(today, dt.time(0), dt.UTC)})
         partitions = conn.execute(sql.PING_PARTITIONS).all()
-    if longest is None:
-        return {"created": created, "dropped": 0}
-    cutoff = now - dt.timedelta(days=longest)
-    for part in partitions:
-        if part.upper_bound > cutoff:
-            break
+    due = [p for p in partitions if longest is not None and p.upper_bound <= cutoff]
+    for part in due:
         with owner.begin() as conn:
             raw = conn.connection.driver_connection
             name = psql.Identifier(part.name)
-            held = raw.execute(psql.SQL(
-                "SELECT EXISTS (SELECT 1 FROM {} p JOIN legal_holds h "
-                "ON h.tenant_id = p.tenant_id AND (h.subject_id IS NULL "
-                "OR h.subject_id = p.subject_id) WHERE h.starts_at <= %s "
-                "AND (h.ends_at IS NULL OR h.ends_at > %s))").format(name),
-                (now, now)).fetchone()[0]
+            held = raw.execute(psql.SQL(sql.PARTITION_HELD).format(part=name),
+                               {"now": now}).fetchone()[0]
             if held:
                 log.info("partition kept for a legal hold", extra={"fields": {
                     "partition": part.name}})
                 continue
-            counts = raw.execute(psql.SQL(
-                "SELECT tenant_id, count(*) FROM {} GROUP BY tenant_id").format(name)).fetchall()
+            counts = raw.execute(psql.SQL(sql.PARTITION_COUNTS).format(part=name)).fetchall()
             if not dry_run:
                 raw.execute(psql.SQL("DROP TABLE {}").format(name))
+                for tenant_id, n in counts:  # under RLS as the tenant, like _finish()
+                    raw.execute("SELECT set_config('govern.tenant_id', %s, true)",
+                                (str(tenant_id),))
+                    raw.execute(sql.PARTITION_DROP_EVIDENCE, {
+                        "t": tenant_id, "r": uuid.uuid4(), "started": now,
+                        "cutoff": part.upper_bound, "dropped": n,
+                        "details": _json({"partition": part.name})})
         dropped += 1
-        if not dry_run:
-            for tenant_id, n in counts:
-                run = TenantRun(tenant_id, uuid.uuid4(), now, False,
-                                [Entry("partition_drop", None, part.upper_bound, 0, 0, n,
-                                       details={"partition": part.name})])
-                _finish(sessions, run)
     return {"created": created, "dropped": dropped}
 
 

@@ -130,6 +130,68 @@ PING_PARTITIONS = text(
     """
 )
 
+ENSURE_PARTITIONS = text(
+    "SELECT count(*) FILTER (WHERE govern_ensure_ping_partition(d::date)) "
+    "FROM generate_series(CAST(:first AS date), CAST(:last AS date), interval '1 day') AS d"
+)
+
+# A due day partition is kept while an active hold covers some of its rows: one index probe
+# per active hold (pings_subject_time leads with tenant_id, subject_id), not a scan of the
+# day. psycopg placeholders; {part} is the partition's identifier.
+PARTITION_HELD = """
+    SELECT EXISTS (
+      SELECT 1 FROM legal_holds h
+      WHERE h.starts_at <= %(now)s AND (h.ends_at IS NULL OR h.ends_at > %(now)s)
+        AND CASE WHEN h.subject_id IS NULL
+                 THEN EXISTS (SELECT 1 FROM {part} p WHERE p.tenant_id = h.tenant_id)
+                 ELSE EXISTS (SELECT 1 FROM {part} p WHERE p.tenant_id = h.tenant_id
+                                                       AND p.subject_id = h.subject_id)
+            END)
+"""
+
+# The evidence: each tenant's pings in the day, in one pass over the day.
+PARTITION_COUNTS = "SELECT tenant_id, count(*) FROM {part} GROUP BY tenant_id"
+
+PARTITION_DROP_EVIDENCE = """
+    INSERT INTO retention_runs (tenant_id, run_id, entry, started_at, kind, cutoff, dropped,
+                                details)
+    VALUES (%(t)s, %(r)s, 0, %(started)s, 'partition_drop', %(cutoff)s, %(dropped)s,
+            CAST(%(details)s AS jsonb))
+"""
+
+# Every partition of pings with its bounds [lower, upper) (NULLs for a DEFAULT partition).
+PING_PARTITION_BOUNDS = text(
+    """
+    SELECT m.b[1]::timestamptz AS lower_bound, m.b[2]::timestamptz AS upper_bound
+    FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+         LEFT JOIN LATERAL regexp_match(pg_get_expr(c.relpartbound, c.oid),
+                                        'FROM \\(''([^'']+)''\\) TO \\(''([^'']+)''\\)') AS m(b)
+           ON true
+    WHERE i.inhparent = 'pings'::regclass
+    ORDER BY 1
+    """
+)
+
+# Summarize the BRIN ranges on received_at that VACUUM leaves unsummarized (the last,
+# partial range of each day, and pages written since) in the partitions of days that have
+# ended. Unsummarized ranges match every scan: the trips build that each retention run
+# starts with ("which pings arrived since the last build?") would otherwise read the tail of
+# every stored day, a cost that grows with the number of days kept. Today's partition is
+# left alone, so ingest does not widen a summary with every insert, and so are the days
+# about to be dropped.
+SUMMARIZE_RECEIVED = text(
+    """
+    SELECT coalesce(sum(brin_summarize_new_values(i.inhrelid)), 0)
+    FROM pg_inherits i JOIN pg_inherits t ON t.inhparent = 'pings'::regclass
+         JOIN pg_index x ON x.indexrelid = i.inhrelid AND x.indrelid = t.inhrelid
+         JOIN pg_class c ON c.oid = t.inhrelid
+         CROSS JOIN LATERAL regexp_match(pg_get_expr(c.relpartbound, c.oid),
+                                         'TO \\(''([^'']+)''\\)') AS m(b)
+    WHERE i.inhparent = to_regclass('pings_received')  -- none if a migration drops it
+      AND m.b[1]::timestamptz > :after AND m.b[1]::timestamptz <= :before
+    """
+)
+
 LONGEST_WINDOW_DAYS = text("SELECT max(retention_days) FROM purposes")
 
 TENANT_IDS = text("SELECT tenant_id FROM tenants ORDER BY tenant_id")

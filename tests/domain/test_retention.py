@@ -5,7 +5,6 @@ import datetime as dt
 
 import pytest
 
-from govern.db import make_engine
 from govern.domain.retention import Budget, Interrupted, maintain_partitions, run_all
 from tests.tracking import now_iso, ping
 
@@ -15,13 +14,6 @@ NAV = {"key": "navigation", "title": "Nav", "precision_m": 10, "retention_days":
 ANALYTICS = {"key": "analytics", "title": "Analytics", "precision_m": 500,
              "retention_days": 30, "aggregate_use": True, "individual_access": True,
              "reader_roles": ["analyst"]}
-
-
-@pytest.fixture
-def owner(config):
-    engine = make_engine(config.database_url, pool_size=1)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture
@@ -231,3 +223,119 @@ def test_rollups_follow_their_own_retention(tenant, tracked, superuser, owner, s
     run(owner, sessions, days=40)
     assert rows(superuser) == []
     assert superuser.execute("SELECT count(*) FROM rollups").fetchone()[0] == 0
+
+
+def _insert_old(superuser, tracked, day: dt.date, n: int, mask: int = 0b11, prec: int = 10):
+    superuser.execute("SELECT govern_ensure_ping_partition(%s)", (day,))
+    superuser.execute(
+        "INSERT INTO pings (tenant_id, device_id, subject_id, t, client_key, purpose_mask, "
+        "precision_m, geom) SELECT %s, %s, %s, %s + k * interval '5 seconds', 'x', %s, %s, "
+        "ST_SetSRID(ST_MakePoint(13.4, 52.5), 4326) FROM generate_series(0, %s - 1) AS k",
+        (tracked.tenant.tenant_id, tracked.device_id, tracked.subject_id,
+         dt.datetime.combine(day, dt.time(9), dt.UTC), mask, prec, n))
+
+
+def _masks_by_day(superuser):
+    return superuser.execute("SELECT t::date, array_agg(DISTINCT purpose_mask) FROM pings "
+                             "GROUP BY 1 ORDER BY 1").fetchall()
+
+
+def test_a_run_without_ageing_state_walks_day_by_day_and_keeps_its_progress(
+        tracked, superuser, owner, sessions):
+    """A first run (no ageing state) walks the days one partition at a time; killed in the
+    middle, it has recorded how far it got, and the next run finishes from there."""
+    today = dt.datetime.now(dt.UTC).date()
+    days = [today - dt.timedelta(days=k) for k in (12, 11, 10)]  # navigation's window closed
+    for day in days:
+        _insert_old(superuser, tracked, day, 5)
+    with pytest.raises(Interrupted):  # day 1: a full batch, then an empty one; day 2: killed
+        run(owner, sessions, batch=5, budget=Budget(max_batches=2))
+    assert _masks_by_day(superuser)[:3] == [(days[0], [0b10]), (days[1], [0b10]),
+                                            (days[2], [0b11])]
+    until, = superuser.execute(
+        "SELECT s.aged_until FROM retention_state s JOIN purposes p USING (tenant_id, "
+        "purpose_id) WHERE p.key = 'navigation'").fetchone()
+    assert until == dt.datetime.combine(days[1], dt.time(0), dt.UTC) - dt.timedelta(
+        microseconds=1)  # the first day is done; the second committed but not recorded yet
+    run(owner, sessions, batch=5)
+    assert {m for _, ms in _masks_by_day(superuser) for m in ms} == {0b10}
+    aged = superuser.execute("SELECT aged FROM retention_runs WHERE kind = 'age' "
+                             "AND purpose_key = 'navigation'").fetchall()
+    assert aged == [(5,)]  # the second run aged the third day; the first left no evidence
+
+
+def test_day_pieces_lie_each_in_one_partition(tracked, superuser, sessions):
+    from govern.domain.retention import FOREVER, NEVER, _day_pieces
+
+    today = dt.datetime.now(dt.UTC).date()
+    for k in (20, 19):
+        superuser.execute("SELECT govern_ensure_ping_partition(%s)",
+                          (today - dt.timedelta(days=k),))
+    bounds = superuser.execute(
+        "SELECT (regexp_match(pg_get_expr(c.relpartbound, c.oid), "
+        "'FROM \\(''([^'']+)''\\) TO \\(''([^'']+)''\\)'))::timestamptz[] "
+        "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'pings'::regclass ORDER BY 1").fetchall()
+    us = dt.timedelta(microseconds=1)
+    tid = tracked.tenant.tenant_id
+    assert _day_pieces(sessions, tid, NEVER, FOREVER) == [(lo - us, hi - us)
+                                                          for (lo, hi), in bounds]
+    d20 = dt.datetime.combine(today - dt.timedelta(days=20), dt.time(0), dt.UTC)
+    # (noon on day -20, midnight ending day -19]: the rest of day -20, all of day -19, and
+    # the one instant of day -18's partition that the range still holds
+    start, end = d20 + dt.timedelta(hours=12), d20 + 2 * DAY
+    pieces = _day_pieces(sessions, tid, start, end)
+    assert pieces[:2] == [(start, d20 + DAY - us), (d20 + DAY - us, end - us)]
+    assert pieces[2:] in ([], [(end - us, end)])  # day -18's partition, if it exists
+    assert _day_pieces(sessions, tid, d20 - 400 * DAY, d20 - 399 * DAY) == []  # no partition
+
+
+def test_partition_drop_counts_each_tenant_and_respects_tenant_wide_holds(
+        make_tenant, make_tracked, superuser, owner, sessions):
+    acme, other = make_tenant("acme"), make_tenant("other")
+    a, b = (make_tracked(t, purposes=(NAV, ANALYTICS)) for t in (acme, other))  # 30 days
+    today = dt.datetime.now(dt.UTC).date()
+    day1, day2 = today - dt.timedelta(days=45), today - dt.timedelta(days=44)
+    for day in (day1, day2):
+        _insert_old(superuser, a, day, 3, mask=0b10, prec=500)
+        _insert_old(superuser, b, day, 2, mask=0b10, prec=500)
+    resp = other.post("/v1/legal-holds", {"reason": "regulator inquiry", "ends_at": (
+        dt.datetime.now(dt.UTC) + 10 * DAY).isoformat()})
+    assert resp.status_code == 201, resp.get_json()
+    assert maintain_partitions(owner, sessions, dt.datetime.now(dt.UTC))["dropped"] == 0
+    left = superuser.execute("SELECT t::date, count(*) FROM pings WHERE t::date < %s "
+                             "GROUP BY 1 ORDER BY 1", (today - dt.timedelta(days=30),))
+    assert left.fetchall() == [(day1, 5), (day2, 5)]  # other's hold keeps both days whole
+    assert other.post(f"/v1/legal-holds/{resp.get_json()['hold_id']}/end", {}).status_code == 200
+    result = maintain_partitions(owner, sessions, dt.datetime.now(dt.UTC))
+    assert result["dropped"] >= 2
+    evidence = superuser.execute(
+        "SELECT tenant_id, details->>'partition', dropped FROM retention_runs "
+        "WHERE kind = 'partition_drop' ORDER BY 2, 3").fetchall()
+    assert evidence == [
+        (b.tenant.tenant_id, f"pings_{day1:%Y%m%d}", 2), (a.tenant.tenant_id,
+                                                         f"pings_{day1:%Y%m%d}", 3),
+        (b.tenant.tenant_id, f"pings_{day2:%Y%m%d}", 2), (a.tenant.tenant_id,
+                                                         f"pings_{day2:%Y%m%d}", 3)]
+
+
+def test_partitions_job_summarizes_the_arrival_index_of_days_that_ended(
+        tracked, superuser, owner, sessions):
+    """The retention run starts with the trips build, which asks which pings arrived since
+    the last build: an unsummarized BRIN range matches every such scan, so the job
+    summarizes the days that have ended (not today's, which ingest is filling)."""
+    today = dt.datetime.now(dt.UTC).date()
+    for day in (today - 4 * DAY, today - 3 * DAY, today):
+        _insert_old(superuser, tracked, day, 3000)  # some 60 pages: two BRIN ranges
+
+    def unsummarized(day) -> int:  # summarizing again reports what was left to do
+        return superuser.execute(
+            "SELECT brin_summarize_new_values(i.indexrelid) FROM pg_index i "
+            "JOIN pg_inherits h ON h.inhrelid = i.indexrelid "
+            "WHERE h.inhparent = 'pings_received'::regclass AND i.indrelid = %s::regclass",
+            (f"pings_{day:%Y%m%d}",)).fetchone()[0]
+
+    assert unsummarized(today - 4 * DAY) >= 1  # ranges past the first wait for VACUUM
+    maintain_partitions(owner, sessions, dt.datetime.now(dt.UTC))
+    assert unsummarized(today - 3 * DAY) == 0
+    assert unsummarized(today) >= 1  # left to ingest
