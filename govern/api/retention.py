@@ -18,7 +18,7 @@ class RunEntrySchema(Schema):
     started_at = fields.DateTime()
     finished_at = fields.DateTime()
     kind = fields.String(metadata={"description": "age, withdrawal, precision, hold_released, "
-                                                  "held, rollups, partition_drop"})
+                                                  "held, zone, rollups, partition_drop"})
     purpose = fields.String(attribute="purpose_key", allow_none=True)
     cutoff = fields.DateTime(allow_none=True)
     aged = fields.Integer()

@@ -264,13 +264,64 @@ def run_tenant(sessions: sessionmaker, tenant_id: uuid.UUID, now: dt.datetime, *
                                  details={"hold_id": str(h.hold_id),
                                           "subject_id": str(h.subject_id) if h.subject_id
                                           else None}))
+        # zones swept while the hold kept this subject's pings: apply them now
+        with tenant_session(sessions, tenant_id) as s:
+            zones = s.execute(sql.ZONES_FOR_SUBJECT, {"subject_id": h.subject_id}).all()
+        for z in zones:
+            _sweep_zone(sessions, tenant_id, z, now, run, held=held, subject_id=h.subject_id,
+                        batch=batch, budget=budget)
         if not dry_run:
             with tenant_session(sessions, tenant_id) as s:
                 s.execute(text("UPDATE legal_holds SET caught_up_at = :now "
                                "WHERE hold_id = :h"), {"now": now, "h": h.hold_id})
 
+    # 5. privacy zones drawn since the last run: what they cover leaves the disk too
+    with tenant_session(sessions, tenant_id) as s:
+        zones = s.execute(sql.UNSWEPT_ZONES).all()
+    for z in zones:
+        _sweep_zone(sessions, tenant_id, z, now, run, held=held, batch=batch, budget=budget)
+        if not dry_run:
+            with tenant_session(sessions, tenant_id) as s:
+                s.execute(sql.MARK_SWEPT, {"now": now, "zone_id": z.zone_id})
+
     _age_rollups(sessions, tenant_id, now, aggregate_days, run, batch, budget)
     return _finish(sessions, run)
+
+
+def _sweep_zone(sessions, tenant_id, zone, now, run: TenantRun, *, held, batch, budget,
+                subject_id: uuid.UUID | None = None) -> None:
+    """Delete the pings (and stops and trips) stored inside a zone before it was drawn, for
+    everyone it covers or one subject, held subjects excepted. The door drops pings in a
+    zone from then on, and reads hide these at once; this removes them from disk. A
+    tenant-wide zone reads every stored day once, one day partition at a time. Rollups keep
+    their counts (aggregates, no person in them)."""
+    params = {"tenant_id": tenant_id, "zone_id": zone.zone_id, "subject_id": subject_id,
+              "held": list(held), "batch": batch, "t_from": NEVER, "t_to": FOREVER}
+    if run.dry_run:
+        with tenant_session(sessions, tenant_id) as s:
+            deleted = s.execute(sql.COUNT_IN_ZONE, params).scalar()
+            travel = s.execute(sql.COUNT_TRAVEL_IN_ZONE, params).one()
+    else:
+        pieces = [(NEVER, FOREVER)] if (subject_id or zone.subject_id) \
+            else _day_pieces(sessions, tenant_id, NEVER, FOREVER)
+        deleted = 0
+        for lo, hi in pieces:
+            while True:
+                with tenant_session(sessions, tenant_id) as s:
+                    done = s.execute(sql.SWEEP_ZONE, {**params, "t_from": lo,
+                                                      "t_to": hi}).rowcount
+                deleted += done
+                if done:
+                    budget.spend(done)
+                if done < batch:
+                    break
+        with tenant_session(sessions, tenant_id) as s:
+            travel = s.execute(sql.SWEEP_ZONE_TRAVEL, params).one()
+    if deleted or travel.stops or travel.trips:
+        details = {"zone_id": str(zone.zone_id), "stops": travel.stops, "trips": travel.trips}
+        if subject_id or zone.subject_id:
+            details["subject_id"] = str(subject_id or zone.subject_id)
+        run.entries.append(Entry("zone", None, now, 0, deleted, details=details))
 
 
 def _withdrawn_for(sessions, tenant_id, subject_id, now) -> list:

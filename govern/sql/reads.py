@@ -4,7 +4,7 @@ coarsens to the purpose's precision, whatever the scheduler has or has not done 
 from sqlalchemy import text
 
 # A zone drawn after pings were stored hides them from reads at once (the stored, snapped
-# point is tested; retention does not yet delete them on disk).
+# point is tested); the next retention run deletes them (govern.sql.retention.SWEEP_ZONE).
 _OUTSIDE_ZONES = """NOT EXISTS (SELECT 1 FROM zones z
         WHERE (z.subject_id IS NULL OR z.subject_id = p.subject_id)
           AND ST_Intersects(z.area, p.geom))"""

@@ -75,6 +75,89 @@ COUNT_PENDING = text(
     """
 )
 
+# -- privacy zones drawn after pings were stored ------------------------------------------------
+
+UNSWEPT_ZONES = text(
+    "SELECT zone_id, subject_id FROM zones WHERE swept_at IS NULL ORDER BY created_at, zone_id"
+)
+
+ZONES_FOR_SUBJECT = text(
+    "SELECT zone_id, subject_id FROM zones WHERE subject_id IS NULL OR subject_id = :subject_id "
+    "ORDER BY created_at, zone_id"
+)
+
+MARK_SWEPT = text("UPDATE zones SET swept_at = :now WHERE zone_id = :zone_id")
+
+# The pings a zone covers (its subject's, or everyone's for a tenant-wide zone), as reads
+# test them: the stored point inside the zone. Held subjects are skipped.
+_IN_ZONE = """
+    z AS (SELECT area, subject_id FROM zones WHERE zone_id = :zone_id),
+    doomed AS (
+      SELECT p.tenant_id, p.device_id, p.t, p.client_key
+      FROM pings p CROSS JOIN z
+      WHERE p.tenant_id = :tenant_id
+        AND p.t > :t_from AND p.t <= :t_to
+        AND (z.subject_id IS NULL OR p.subject_id = z.subject_id)
+        AND (CAST(:subject_id AS uuid) IS NULL OR p.subject_id = CAST(:subject_id AS uuid))
+        AND p.subject_id <> ALL(CAST(:held AS uuid[]))
+        AND ST_Intersects(z.area, p.geom)
+      LIMIT :batch
+    )"""
+
+SWEEP_ZONE = text(
+    "WITH " + _IN_ZONE + """
+    DELETE FROM pings p USING doomed d
+    WHERE p.t > :t_from AND p.t <= :t_to  -- lets the planner skip other day partitions
+      AND p.tenant_id = d.tenant_id AND p.device_id = d.device_id AND p.t = d.t
+      AND p.client_key = d.client_key
+    """
+)
+
+COUNT_IN_ZONE = text("WITH " + _IN_ZONE.replace("LIMIT :batch", "") +
+                     " SELECT count(*) FROM doomed")
+
+# Stops at a place inside the zone, and trips starting or ending there, go with the pings.
+_TRAVEL_IN_ZONE = """
+    z AS (SELECT area, subject_id FROM zones WHERE zone_id = :zone_id),
+    stops_in AS (
+      SELECT st.subject_id, st.started_at FROM stops st CROSS JOIN z
+      WHERE (z.subject_id IS NULL OR st.subject_id = z.subject_id)
+        AND (CAST(:subject_id AS uuid) IS NULL OR st.subject_id = CAST(:subject_id AS uuid))
+        AND st.subject_id <> ALL(CAST(:held AS uuid[]))
+        AND ST_Intersects(z.area, ST_SetSRID(ST_MakePoint(st.lon, st.lat), 4326))
+    ),
+    trips_in AS (
+      SELECT tr.subject_id, tr.started_at FROM trips tr CROSS JOIN z
+      WHERE (z.subject_id IS NULL OR tr.subject_id = z.subject_id)
+        AND (CAST(:subject_id AS uuid) IS NULL OR tr.subject_id = CAST(:subject_id AS uuid))
+        AND tr.subject_id <> ALL(CAST(:held AS uuid[]))
+        AND (ST_Intersects(z.area, ST_SetSRID(ST_MakePoint(tr.origin_lon, tr.origin_lat), 4326))
+             OR ST_Intersects(z.area, ST_SetSRID(ST_MakePoint(tr.dest_lon, tr.dest_lat), 4326)))
+    )"""
+
+SWEEP_ZONE_TRAVEL = text(
+    "WITH " + _TRAVEL_IN_ZONE + """,
+    gone_stops AS (
+      DELETE FROM stops st USING stops_in s
+      WHERE st.tenant_id = :tenant_id AND st.subject_id = s.subject_id
+        AND st.started_at = s.started_at
+      RETURNING 1
+    ),
+    gone_trips AS (
+      DELETE FROM trips tr USING trips_in t
+      WHERE tr.tenant_id = :tenant_id AND tr.subject_id = t.subject_id
+        AND tr.started_at = t.started_at
+      RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM gone_stops) AS stops, (SELECT count(*) FROM gone_trips) AS trips
+    """
+)
+
+COUNT_TRAVEL_IN_ZONE = text(
+    "WITH " + _TRAVEL_IN_ZONE +
+    " SELECT (SELECT count(*) FROM stops_in) AS stops, (SELECT count(*) FROM trips_in) AS trips"
+)
+
 ACTIVE_HOLDS = text(
     """
     SELECT hold_id, subject_id FROM legal_holds
