@@ -304,17 +304,9 @@ def _sweep_zone(sessions, tenant_id, zone, now, run: TenantRun, *, held, batch, 
     else:
         pieces = [(NEVER, FOREVER)] if (subject_id or zone.subject_id) \
             else _day_pieces(sessions, tenant_id, NEVER, FOREVER)
-        deleted = 0
-        for lo, hi in pieces:
-            while True:
-                with tenant_session(sessions, tenant_id) as s:
-                    done = s.execute(sql.SWEEP_ZONE, {**params, "t_from": lo,
-                                                      "t_to": hi}).rowcount
-                deleted += done
-                if done:
-                    budget.spend(done)
-                if done < batch:
-                    break
+        deleted = sum(_delete_in_batches(sessions, tenant_id, sql.SWEEP_ZONE,
+                                         {**params, "t_from": lo, "t_to": hi}, batch, budget)
+                      for lo, hi in pieces)
         with tenant_session(sessions, tenant_id) as s:
             travel = s.execute(sql.SWEEP_ZONE_TRAVEL, params).one()
     if deleted or travel.stops or travel.trips:
@@ -322,6 +314,21 @@ def _sweep_zone(sessions, tenant_id, zone, now, run: TenantRun, *, held, batch, 
         if subject_id or zone.subject_id:
             details["subject_id"] = str(subject_id or zone.subject_id)
         run.entries.append(Entry("zone", None, now, 0, deleted, details=details))
+
+
+def _delete_in_batches(sessions, tenant_id, statement, params: dict, batch: int,
+                       budget: Budget) -> int:
+    """Run a bounded DELETE (`LIMIT :batch` inside) one transaction at a time until it
+    deletes fewer than a batch; returns the rows deleted."""
+    total = 0
+    while True:
+        with tenant_session(sessions, tenant_id) as s:
+            done = s.execute(statement, params).rowcount
+        total += done
+        if done:
+            budget.spend(done)
+        if done < batch:
+            return total
 
 
 def _withdrawn_for(sessions, tenant_id, subject_id, now) -> list:
@@ -340,16 +347,9 @@ def _age_rollups(sessions, tenant_id, now, days, run: TenantRun, batch, budget) 
             n = s.execute(text("SELECT count(*) FROM rollups WHERE bucket < :c"),
                           {"c": cutoff}).scalar()
     else:
-        n = 0
-        while True:
-            with tenant_session(sessions, tenant_id) as s:
-                done = s.execute(sql.AGE_ROLLUPS, {"tenant_id": tenant_id, "cutoff": cutoff,
-                                                   "batch": batch}).rowcount
-            n += done
-            if done:
-                budget.spend(done)
-            if done < batch:
-                break
+        n = _delete_in_batches(sessions, tenant_id, sql.AGE_ROLLUPS,
+                               {"tenant_id": tenant_id, "cutoff": cutoff, "batch": batch},
+                               batch, budget)
         with tenant_session(sessions, tenant_id) as s:  # weeks and months reaching past it
             s.execute(reports_sql.EXPIRE_PERIODS, {"cutoff": cutoff})
     if n:

@@ -116,13 +116,14 @@ def test_stops_and_trips_in_a_zone_go_too(tenant, worker, owner, sessions, super
     a = worker()
     run(owner, sessions, tenant)  # the trips build has seen these pings: it leaves these alone
     t0 = dt.datetime.now(dt.UTC) - 3 * DAY
+    values = {"t": tenant.tenant_id, "s": a.subject_id, "a": t0, "b": t0 + DAY,
+              "hlon": HOME[1], "hlat": HOME[0], "wlon": WORK[1], "wlat": WORK[0]}
     superuser.execute(
         "INSERT INTO stops (tenant_id, subject_id, started_at, ended_at, duration_s, lon, lat, "
         "cell, pings, purpose_mask, precision_m) VALUES "
         "(%(t)s, %(s)s, %(a)s, %(a)s, 0, %(hlon)s, %(hlat)s, 1, 3, 1, 10), "
         "(%(t)s, %(s)s, %(b)s, %(b)s, 0, %(wlon)s, %(wlat)s, 1, 3, 1, 10)",
-        {"t": tenant.tenant_id, "s": a.subject_id, "a": t0, "b": t0 + DAY,
-         "hlon": HOME[1], "hlat": HOME[0], "wlon": WORK[1], "wlat": WORK[0]})
+        values)
     superuser.execute(
         "INSERT INTO trips (tenant_id, subject_id, started_at, ended_at, duration_s, moving_s, "
         "distance_m, origin_lon, origin_lat, origin_cell, dest_lon, dest_lat, dest_cell, "
@@ -131,8 +132,7 @@ def test_stops_and_trips_in_a_zone_go_too(tenant, worker, owner, sessions, super
         " true, true, 2, 1, 10), "
         "(%(t)s, %(s)s, %(b)s, %(b)s, 0, 0, 1, %(wlon)s, %(wlat)s, 1, %(wlon)s, %(wlat)s, 1, "
         " true, true, 2, 1, 10)",
-        {"t": tenant.tenant_id, "s": a.subject_id, "a": t0, "b": t0 + DAY,
-         "hlon": HOME[1], "hlat": HOME[0], "wlon": WORK[1], "wlat": WORK[0]})
+        values)
     count = "SELECT (SELECT count(*) FROM stops), (SELECT count(*) FROM trips)"
     before = superuser.execute(count).fetchone()
     circle(tenant, HOME)
