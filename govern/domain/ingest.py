@@ -156,7 +156,6 @@ class _Serving:
 
     mask: int  # purpose bits, as stored
     precision_m: int
-    cutoff: dt.datetime | None  # at or before it, past every window
 
 
 def judge(pings: list[tuple[int, Ping]], ctx: Context, now: dt.datetime,
@@ -174,19 +173,31 @@ def judge(pings: list[tuple[int, Ping]], ctx: Context, now: dt.datetime,
     times = [p.t for _, p in pings]
     windows = window_timeline(ctx, min(times), max(times))
     instants, masks = consent_timeline(ctx)
-    serving_by_mask: dict[int, _Serving | None] = {}
-    for local in set(masks):
-        serving = [p for n, p in enumerate(ctx.purposes) if local >> n & 1]
-        serving_by_mask[local] = None if not serving else _Serving(
-            sum(1 << p.bit for p in serving),
-            door.finest_precision([p.precision_m for p in serving]),
-            now - dt.timedelta(days=max(p.retention_days for p in serving)))
+    # A late ping serves no purpose whose consent has been withdrawn since (the withdrawal
+    # was applied to stored pings already) nor whose window has closed for it: it would keep
+    # that purpose, and its finer precision, on disk where no run would take it away.
+    consented_now = masks[bisect.bisect_right(instants, now)]
+    cutoffs = sorted((now - dt.timedelta(days=p.retention_days), n)
+                     for n, p in enumerate(ctx.purposes))
+    cut_times = [c for c, _ in cutoffs]
+    open_after = [0]  # open_after[k]: purposes whose window is open once t is past k cut-offs
+    for _, n in cutoffs:
+        open_after.append(open_after[-1] | 1 << n)
+    serving_by_mask: dict[int, _Serving] = {}
+
+    def serving_for(local: int) -> _Serving:
+        if local not in serving_by_mask:
+            serving = [p for n, p in enumerate(ctx.purposes) if local >> n & 1]
+            serving_by_mask[local] = _Serving(
+                sum(1 << p.bit for p in serving),
+                door.finest_precision([p.precision_m for p in serving]))
+        return serving_by_mask[local]
     future_after = now + door.FUTURE_TOLERANCE
     min_accuracy = ctx.policy["min_accuracy_m"]
     window_always = not windows.changes and windows.initial
     duty = ctx.duty
     duty_always = not duty.changes and duty.initial
-    one_mask = serving_by_mask[masks[0]] if not instants else None
+    one_mask = masks[0] if not instants else None
     for index, ping in pings:
         t = ping.t
         if t > future_after:
@@ -194,17 +205,19 @@ def judge(pings: list[tuple[int, Ping]], ctx: Context, now: dt.datetime,
         elif ping.acc is not None and min_accuracy is not None and ping.acc > min_accuracy:
             reason = "inaccurate"
         else:
-            serving = one_mask if not instants else \
-                serving_by_mask[masks[bisect.bisect_right(instants, t)]]
-            if serving is None:
+            local = (one_mask if not instants
+                     else masks[bisect.bisect_right(instants, t)]) & consented_now
+            alive = local & open_after[bisect.bisect_left(cut_times, t)] if local else 0
+            if not local:
                 reason = "no_consent"
-            elif t <= serving.cutoff:
+            elif not alive:
                 reason = "expired"
             elif not window_always and not windows.at(t):
                 reason = "outside_window"
             elif not duty_always and not duty.at(t):
                 reason = "off_duty"
             else:
+                serving = serving_for(alive)
                 admitted.append(Admitted(index, ping, serving.mask, serving.precision_m))
                 continue
         dropped[reason] += 1

@@ -62,14 +62,14 @@ def test_no_consent_at_recording_time_is_dropped(tenant, make_tracked, superuser
     assert body["accepted"] == 1 and body["dropped"] == {"no_consent": 1}
 
 
-def test_withdrawn_consent_drops_later_pings(tracked):
+def test_withdrawn_consent_drops_later_pings_and_late_uploads_of_earlier_ones(tracked):
     for key in ("navigation", "analytics"):
         tracked.post("/v1/device/consents", {"purpose": key, "status": "withdrawn",
                                              "policy_version": "v1"})
-    before = ping(id="before", t=now_iso(-dt.timedelta(minutes=5)))
+    before = ping(id="before", t=now_iso(-dt.timedelta(minutes=5)))  # consented then
     after = ping(id="after", t=now_iso(dt.timedelta(seconds=1)))
     body = tracked.pings([before, after]).get_json()
-    assert body["accepted"] == 1 and body["dropped"] == {"no_consent": 1}
+    assert body["accepted"] == 0 and body["dropped"] == {"no_consent": 2}
 
 
 def test_privacy_zone_drops(tenant, tracked):
@@ -130,6 +130,26 @@ def test_expired_and_future_are_dropped(tenant, make_tracked):
     future = now_iso(dt.timedelta(minutes=10))
     body = tracked.pings([ping(t=old, id="old"), ping(t=future, id="future")]).get_json()
     assert body["dropped"] == {"expired": 1, "future": 1}
+
+
+def test_a_late_ping_serves_no_purpose_whose_window_has_closed(tenant, make_tracked, superuser):
+    tracked = make_tracked(tenant, consent_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=40))
+    late = now_iso(-dt.timedelta(days=31))  # navigation keeps 30 days, analytics 365
+    body = tracked.pings([ping(t=late, id="late"), ping(id="live")]).get_json()
+    assert body["accepted"] == 2, body
+    (_, _, _, p_late, m_late, _, _), (_, _, _, p_live, m_live, _, _) = stored(superuser, tracked)
+    assert (m_late, p_late) == (0b10, 500)  # analytics only, at its precision: not 10 m
+    assert (m_live, p_live) == (0b11, 10)
+
+
+def test_a_late_ping_serves_no_purpose_withdrawn_since(tracked, superuser):
+    recorded = now_iso(-dt.timedelta(minutes=5))  # navigation was consented then
+    resp = tracked.post("/v1/device/consents", {"purpose": "navigation", "status": "withdrawn",
+                                                "policy_version": "v1"})
+    assert resp.status_code == 201, resp.get_json()
+    assert tracked.pings([ping(t=recorded, id="late")]).get_json()["accepted"] == 1
+    (_, _, _, precision, mask, _, _), = stored(superuser, tracked)
+    assert (mask, precision) == (0b10, 500)
 
 
 def test_stored_precision_is_the_finest_purpose_allows(tracked, superuser):

@@ -30,18 +30,23 @@ def reference(pings, ctx, now):
         elif door.is_too_inaccurate(ping.acc, ctx.policy["min_accuracy_m"]):
             reason = "inaccurate"
         else:
-            serving = [by_key[k] for k in purposes_allowed(needs, ctx.consents, ping.t)]
+            # consented when recorded and still now; then only those whose window is open
+            still = set(purposes_allowed(needs, ctx.consents, now))
+            serving = [by_key[k] for k in purposes_allowed(needs, ctx.consents, ping.t)
+                       if k in still]
+            open_ = [p for p in serving
+                     if not door.is_past_every_window(ping.t, [p.retention_days], now)]
             if not serving:
                 reason = "no_consent"
-            elif door.is_past_every_window(ping.t, [p.retention_days for p in serving], now):
+            elif not open_:
                 reason = "expired"
             elif not ctx.duty.at(ping.t):
                 reason = "off_duty"
             else:
                 mask = 0
-                for p in serving:
+                for p in open_:
                     mask |= 1 << p.bit
-                out.append((index, mask, min(p.precision_m for p in serving)))
+                out.append((index, mask, min(p.precision_m for p in open_)))
                 continue
         dropped[reason] += 1
     return out, dropped
