@@ -8,22 +8,29 @@ are selected, so repeating a batch is harmless and a killed run is finished by t
 
 from sqlalchemy import text
 
-_CANDIDATES = """
+
+def ageing_candidates(table: str, keys: str, time_col: str, extra: str = "",
+                      limit: bool = True) -> str:
+    """The ageing rule, set-wise, as CTEs ending in `changing`: the rows of `table` (alias x)
+    whose mask loses purposes (window closed at `time_col`, or withdrawn: :extra_clear) or
+    whose precision must coarsen to the finest its remaining purposes allow. One place for
+    pings (by recorded time) and for stops and trips (by end time)."""
+    return f"""
     rules AS (
       SELECT * FROM unnest(CAST(:bits AS int[]), CAST(:cutoffs AS timestamptz[]),
                            CAST(:precs AS int[])) AS r(bit, cutoff, prec)
     ),
     computed AS (
-      SELECT p.tenant_id, p.device_id, p.t, p.client_key, p.precision_m, p.purpose_mask,
-             p.purpose_mask & ~(CAST(:extra_clear AS bigint) | coalesce(
-               (SELECT bit_or(1::bigint << r.bit) FROM rules r WHERE p.t <= r.cutoff), 0))
-               AS new_mask
-      FROM pings p
-      WHERE p.tenant_id = :tenant_id
-        AND p.t > :t_from AND p.t <= :t_to
-        AND (CAST(:subject_id AS uuid) IS NULL OR p.subject_id = CAST(:subject_id AS uuid))
-        AND p.subject_id <> ALL(CAST(:held AS uuid[]))
-        AND p.purpose_mask & CAST(:touch_bits AS bigint) <> 0
+      SELECT {keys}, x.precision_m, x.purpose_mask{extra},
+             x.purpose_mask & ~(CAST(:extra_clear AS bigint) | coalesce(
+               (SELECT bit_or(1::bigint << r.bit) FROM rules r WHERE x.{time_col} <= r.cutoff),
+               0)) AS new_mask
+      FROM {table} x
+      WHERE x.tenant_id = :tenant_id
+        AND x.{time_col} > :t_from AND x.{time_col} <= :t_to
+        AND (CAST(:subject_id AS uuid) IS NULL OR x.subject_id = CAST(:subject_id AS uuid))
+        AND x.subject_id <> ALL(CAST(:held AS uuid[]))
+        AND x.purpose_mask & CAST(:touch_bits AS bigint) <> 0
     ),
     cand AS (
       SELECT c.*, greatest(c.precision_m, (SELECT min(r.prec) FROM rules r
@@ -34,12 +41,14 @@ _CANDIDATES = """
     changing AS (
       SELECT * FROM cand
       WHERE new_mask <> purpose_mask OR new_precision > precision_m
-      LIMIT :batch
-    )
-"""
+      {"LIMIT :batch" if limit else ""}
+    )"""
+
+
+_PING_KEYS = "x.tenant_id, x.device_id, x.t, x.client_key"
 
 APPLY_BATCH = text(
-    "WITH " + _CANDIDATES + """,
+    "WITH " + ageing_candidates("pings", _PING_KEYS, "t") + """,
     deleted AS (
       DELETE FROM pings p USING changing c
       WHERE p.t > :t_from AND p.t <= :t_to  -- lets the planner skip other day partitions
@@ -68,7 +77,7 @@ APPLY_BATCH = text(
 )
 
 COUNT_PENDING = text(
-    "WITH " + _CANDIDATES.replace("LIMIT :batch", "") + """
+    "WITH " + ageing_candidates("pings", _PING_KEYS, "t", limit=False) + """
     SELECT count(*) FILTER (WHERE new_mask <> 0) AS aged,
            count(*) FILTER (WHERE new_mask = 0) AS deleted
     FROM changing

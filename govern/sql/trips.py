@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
+from govern.sql.retention import ageing_candidates
+
 # ---- building --------------------------------------------------------------------------------
 
 # Pings may only be taken up to the start of the oldest transaction still open (a ping's
@@ -184,10 +186,11 @@ SITE_BOX = text(
 
 # ---- ageing (retention) ----------------------------------------------------------------------
 
-# Same rules as pings (govern/sql/retention.py), by each record's end time: purposes whose
-# window closed or that were withdrawn leave the mask; a record whose remaining purposes
-# allow less precision is coarsened (points re-snapped, cells to a coarser resolution, sites
-# re-attributed from the coarser point); with no purpose left it is deleted.
+# The same rule as pings (govern.sql.retention.ageing_candidates), by each record's end
+# time: purposes whose window closed or that were withdrawn leave the mask; a record whose
+# remaining purposes allow less precision is coarsened (points re-snapped, cells to a
+# coarser resolution, sites re-attributed from the coarser point); with no purpose left it
+# is deleted.
 
 
 def _ageing(table: str, points: list[tuple[str, str, str, str]], limit: bool) -> str:
@@ -203,34 +206,9 @@ def _ageing(table: str, points: list[tuple[str, str, str, str]], limit: bool) ->
         f"{site} = CASE WHEN k.coarser THEN govern_site_at(ST_X(k.g_{i}), ST_Y(k.g_{i})) "
         f"ELSE x.{site} END"
         for i, (lon, lat, cell, site) in enumerate(points))
-    return f"""
-    WITH rules AS (
-      SELECT * FROM unnest(CAST(:bits AS int[]), CAST(:cutoffs AS timestamptz[]),
-                           CAST(:precs AS int[])) AS r(bit, cutoff, prec)
-    ),
-    computed AS (
-      SELECT x.tenant_id, x.subject_id, x.started_at, x.precision_m, x.purpose_mask, {cols},
-             x.purpose_mask & ~(CAST(:extra_clear AS bigint) | coalesce(
-               (SELECT bit_or(1::bigint << r.bit) FROM rules r WHERE x.ended_at <= r.cutoff),
-               0)) AS new_mask
-      FROM {table} x
-      WHERE x.tenant_id = :tenant_id
-        AND x.ended_at > :t_from AND x.ended_at <= :t_to
-        AND (CAST(:subject_id AS uuid) IS NULL OR x.subject_id = CAST(:subject_id AS uuid))
-        AND x.subject_id <> ALL(CAST(:held AS uuid[]))
-        AND x.purpose_mask & CAST(:touch_bits AS bigint) <> 0
-    ),
-    cand AS (
-      SELECT c.*, greatest(c.precision_m, (SELECT min(r.prec) FROM rules r
-                                           WHERE c.new_mask & (1::bigint << r.bit) <> 0))
-               AS new_precision
-      FROM computed c
-    ),
-    changing AS (
-      SELECT * FROM cand
-      WHERE new_mask <> purpose_mask OR new_precision > precision_m
-      {"LIMIT :batch" if limit else ""}
-    )"""  + ("" if not limit else f""",
+    return "WITH " + ageing_candidates(
+        table, "x.tenant_id, x.subject_id, x.started_at", "ended_at", extra=f", {cols}",
+        limit=limit) + ("" if not limit else f""",
     deleted AS (
       DELETE FROM {table} x USING changing c
       WHERE c.new_mask = 0 AND x.tenant_id = c.tenant_id AND x.subject_id = c.subject_id
