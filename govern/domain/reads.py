@@ -31,6 +31,15 @@ def window_start(purpose: Purpose, now: dt.datetime) -> dt.datetime:
     return now - dt.timedelta(days=purpose.retention_days)
 
 
+def readable_subjects(session: Session, purpose: Purpose, now: dt.datetime,
+                      subject_id: uuid.UUID | None = None) -> list[uuid.UUID]:
+    """Subjects (or the one asked for) whose data may be read under the purpose now: consent
+    active now, or none needed. Re-checked on every read, whatever retention has done."""
+    return [r.subject_id for r in session.execute(sql.READABLE_SUBJECTS, {
+        "requires_consent": purpose.requires_consent, "purpose_id": purpose.purpose_id,
+        "now": now, "subject_id": subject_id})]
+
+
 def readable_purpose(session: Session, principal: Principal, key: str) -> Purpose:
     purpose = purpose_by_key(session, key)
     if purpose is None:
@@ -86,11 +95,9 @@ def read_track(session: Session, principal: Principal, subject_id: uuid.UUID, pu
     get_subject(session, subject_id)
     now = dt.datetime.now(dt.UTC)
     c_t, c_device, c_key = decode_cursor(cursor)
-    readable = session.execute(sql.READABLE_SUBJECTS, {
-        "requires_consent": purpose.requires_consent, "purpose_id": purpose.purpose_id,
-        "now": now, "subject_id": subject_id}).first()
+    readable = bool(readable_subjects(session, purpose, now, subject_id))
     rows = []
-    if readable is not None:
+    if readable:
         rows = session.execute(sql.TRACK, {
             "subject_id": subject_id, "bit": 1 << purpose.bit, "precision": purpose.precision_m,
             "window_start": window_start(purpose, now), "t_from": t_from, "t_to": t_to,
@@ -105,7 +112,7 @@ def read_track(session: Session, principal: Principal, subject_id: uuid.UUID, pu
                  request_id=request_id,
                  details={"purpose": purpose_key, "from": t_from, "to": t_to,
                           "returned": len(rows), "format": fmt,
-                          "consent_active": readable is not None})
+                          "consent_active": readable})
     return Track(rows, next_cursor, purpose.precision_m)
 
 
@@ -113,9 +120,7 @@ def latest_positions(session: Session, principal: Principal, purpose_key: str,
                      request_id: str | None = None) -> list:
     purpose = readable_purpose(session, principal, purpose_key)
     now = dt.datetime.now(dt.UTC)
-    subjects = [r.subject_id for r in session.execute(sql.READABLE_SUBJECTS, {
-        "requires_consent": purpose.requires_consent, "purpose_id": purpose.purpose_id,
-        "now": now, "subject_id": None})]
+    subjects = readable_subjects(session, purpose, now)
     rows = session.execute(sql.LATEST, {
         "subject_ids": subjects, "bit": 1 << purpose.bit, "precision": purpose.precision_m,
         "window_start": window_start(purpose, now)}).all() if subjects else []

@@ -694,18 +694,15 @@ def subject_travel(session: Session, principal: Principal, subject_id: uuid.UUID
     subject whose consent is active now; audited like a track read."""
     from govern.domain import reads
     from govern.domain.subjects import get_subject
-    from govern.sql import reads as reads_sql
 
     reads.check_range(t_from, t_to)
     purpose = reads.readable_purpose(session, principal, purpose_key)
     subject = get_subject(session, subject_id)
     now = dt.datetime.now(dt.UTC)
     tz = subject.timezone or current_policy(session)["timezone"]
-    readable = session.execute(reads_sql.READABLE_SUBJECTS, {
-        "requires_consent": purpose.requires_consent, "purpose_id": purpose.purpose_id,
-        "now": now, "subject_id": subject_id}).first()
+    readable = bool(reads.readable_subjects(session, purpose, now, subject_id))
     rows = []
-    if readable is not None:
+    if readable:
         rows = session.execute(sql.SUBJECT_TRIPS, {
             "subject_id": subject_id, "bit": 1 << purpose.bit, "tz": tz,
             "precision": purpose.precision_m, "window_start": reads.window_start(purpose, now),
@@ -729,7 +726,7 @@ def subject_travel(session: Session, principal: Principal, subject_id: uuid.UUID
                  target_type="subject", target_id=subject_id, subject_id=subject_id,
                  request_id=request_id,
                  details={"purpose": purpose_key, "from": t_from, "to": t_to,
-                          "returned": len(rows), "consent_active": readable is not None})
+                          "returned": len(rows), "consent_active": readable})
     return {"subject_id": subject_id, "purpose": purpose_key, "timezone": tz,
             "precision_m": purpose.precision_m, "from": t_from, "to": t_to,
             "days": list(days.values()),
