@@ -7,9 +7,13 @@ import os
 import platform
 import re
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +98,42 @@ def wait_for_port(port: int, timeout: float = 30.0) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+class AppServer:
+    """govern's web app in a child process on a free loopback port, logging to a file in a
+    temporary directory of its own (removed by stop()). `command(port)` gives the arguments
+    after the Python executable; `env` adds to the environment."""
+
+    def __init__(self, db, command: Callable[[int], list[str]], env: dict, prefix: str,
+                 log_name: str = "server.log"):
+        self.port = free_port()
+        self.tmp = Path(tempfile.mkdtemp(prefix=prefix))
+        self.log_path = self.tmp / log_name
+        self.log = open(self.log_path, "wb")  # noqa: SIM115
+        metrics = self.tmp / "metrics"
+        metrics.mkdir()
+        full_env = {**os.environ, "DATABASE_URL": db.url,
+                    "PROMETHEUS_MULTIPROC_DIR": str(metrics), **env}
+        full_env.pop("APP_DATABASE_URL", None)
+        self.proc = subprocess.Popen([sys.executable, *command(self.port)], cwd=ROOT,
+                                     env=full_env, stdout=self.log, stderr=subprocess.STDOUT)
+        try:
+            wait_for_port(self.port)
+        except OSError:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def machine() -> str:

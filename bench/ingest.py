@@ -43,14 +43,12 @@ from pathlib import Path
 import orjson
 
 from bench.common import (
-    ROOT,
+    AppServer,
     CpuMeter,
     Database,
-    free_port,
     machine,
     table,
     throwaway_database,
-    wait_for_port,
     wait_for_quiet,
     write_section,
 )
@@ -441,43 +439,19 @@ def run_governed(db: Database, ext, setup: Setup, group: Group, part: int = 0,
 
 # ---- (c) HTTP end to end --------------------------------------------------------------------
 
-class Server:
+class Server(AppServer):
     """`govern serve` (gunicorn, wsgi:app) on a free loopback port, logging to a file."""
 
     def __init__(self, db: Database, workers: int = 2):
-        self.port = free_port()
-        self.tmp = Path(tempfile.mkdtemp(prefix="govern-bench-http-"))
-        self.log = open(self.tmp / "server.log", "wb")  # noqa: SIM115
-        metrics = self.tmp / "metrics"
-        metrics.mkdir()
-        env = {**os.environ, "DATABASE_URL": db.url, "PROMETHEUS_MULTIPROC_DIR": str(metrics),
-               "LOG_LEVEL": "INFO"}  # as in production: a JSON access line per request
-        env.pop("APP_DATABASE_URL", None)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "govern.cli", "serve", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", str(workers)],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_for_port(self.port)
-        except OSError:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        super().__init__(
+            db, lambda port: ["-m", "govern.cli", "serve", "--bind", f"127.0.0.1:{port}",
+                              "--workers", str(workers)],
+            {"LOG_LEVEL": "INFO"},  # as in production: a JSON access line per request
+            "govern-bench-http-")
 
     def errors(self, limit: int = 5) -> list[str]:
         """The server's warnings and errors (first lines only)."""
-        lines = (self.tmp / "server.log").read_text(errors="replace").splitlines()
+        lines = self.log_path.read_text(errors="replace").splitlines()
         found = [ln for ln in lines if '"level":"warning"' in ln or '"level":"error"' in ln]
         return [ln[:400] for ln in found[:limit]]
 

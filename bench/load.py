@@ -32,9 +32,6 @@ import http.client
 import math
 import os
 import random
-import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -49,13 +46,12 @@ import orjson
 
 from bench.common import (
     ROOT,
+    AppServer,
     CpuMeter,
     Database,
-    free_port,
     machine,
     table,
     throwaway_database,
-    wait_for_port,
     wait_for_quiet,
     write_section,
 )
@@ -213,39 +209,15 @@ def set_up(db: Database, devices: int, seed: int) -> Tenant:
                   now.date() - dt.timedelta(days=1))
 
 
-class Server:
+class Server(AppServer):
     """gunicorn (sync workers) serving wsgi:app on a free loopback port."""
 
     def __init__(self, db: Database, workers: int):
-        self.port = free_port()
-        self.tmp = Path(tempfile.mkdtemp(prefix="govern-load-http-"))
-        self.log_path = self.tmp / "gunicorn.log"
-        self.log = open(self.log_path, "wb")  # noqa: SIM115
-        metrics = self.tmp / "metrics"
-        metrics.mkdir()
-        env = {**os.environ, "DATABASE_URL": db.url, "RATE_LIMITS": "off",
-               "LOG_LEVEL": "WARNING", "PROMETHEUS_MULTIPROC_DIR": str(metrics)}
-        env.pop("APP_DATABASE_URL", None)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--chdir", str(ROOT), "-w", str(workers),
-             "-b", f"127.0.0.1:{self.port}", "wsgi:app"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        try:
-            wait_for_port(self.port)
-        except OSError:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        super().__init__(
+            db, lambda port: ["-m", "gunicorn", "--chdir", str(ROOT), "-w", str(workers),
+                              "-b", f"127.0.0.1:{port}", "wsgi:app"],
+            {"RATE_LIMITS": "off", "LOG_LEVEL": "WARNING"}, "govern-load-http-",
+            log_name="gunicorn.log")
 
     def problems(self, limit: int = 8) -> list[str]:
         lines = self.log_path.read_text(errors="replace").splitlines()
