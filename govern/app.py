@@ -14,6 +14,7 @@ from flask_smorest import Api
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
+from govern.clock import SYSTEM, Clock
 from govern.config import Config
 from govern.db import make_engine, make_sessionmaker
 from govern.errors import ApiError, register_error_handlers
@@ -70,6 +71,7 @@ class GovernExtension:
     config: Config
     engine: Engine
     sessions: sessionmaker
+    clock: Clock = SYSTEM
 
 
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
@@ -136,7 +138,9 @@ def _json_serializer(value) -> str:
     return orjson.dumps(value, default=str).decode()
 
 
-def create_app(config: Config | None = None) -> Flask:
+def create_app(config: Config | None = None, clock: Clock | None = None) -> Flask:
+    """The app; ``clock`` is where every request's "now" comes from (the wall clock unless a
+    test or a replay hands in another)."""
     config = config or Config.from_env()
     configure_logging(config.log_level)
     Flask.json_provider_class = StrictJSONProvider
@@ -163,7 +167,8 @@ def create_app(config: Config | None = None) -> Flask:
     engine = make_engine(config.app_database_url, pool_size=config.db_pool_size,
                          statement_timeout_ms=config.db_statement_timeout_ms,
                          json_serializer=_json_serializer)
-    app.extensions["govern"] = GovernExtension(config, engine, make_sessionmaker(engine))
+    app.extensions["govern"] = GovernExtension(config, engine, make_sessionmaker(engine),
+                                                clock or SYSTEM)
 
     init_request_observability(app)
     init_security_headers(app, config)

@@ -1,7 +1,9 @@
-"""The scheduler's jobs. Each takes the Config and returns counts to log."""
+"""The scheduler's jobs. Each takes the Config and the run's instant (from the scheduler's
+clock) and returns counts to log."""
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 
 from govern.config import Config
@@ -18,22 +20,20 @@ def _engines(config: Config):
     return owner, make_sessionmaker(app)
 
 
-def partitions(config: Config) -> dict:
+def partitions(config: Config, now: dt.datetime) -> dict:
     """Day partitions ahead of time, and whole days past every window dropped."""
-    import datetime as dt
-
     from govern.domain.retention import maintain_partitions
 
     owner, sessions = _engines(config)
-    return maintain_partitions(owner, sessions, dt.datetime.now(dt.UTC))
+    return maintain_partitions(owner, sessions, now)
 
 
-def retention(config: Config) -> dict:
+def retention(config: Config, now: dt.datetime) -> dict:
     """Age, coarsen and delete per purpose, apply withdrawals, holds and rollup retention."""
     from govern.domain.retention import run_all
 
     owner, sessions = _engines(config)
-    report = run_all(owner, sessions)
+    report = run_all(owner, sessions, now)
     totals = {"aged": 0, "deleted": 0, "tenants": len(report["tenants"])}
     for t in report["tenants"].values():
         totals["aged"] += t["aged"]
@@ -41,8 +41,9 @@ def retention(config: Config) -> dict:
     return {**totals, "partitions_dropped": report["partitions"]["dropped"]}
 
 
-def trips(config: Config) -> dict:
-    """Stops and trips from the pings that arrived since the last run (late ones too)."""
+def trips(config: Config, now: dt.datetime) -> dict:
+    """Stops and trips from the pings that arrived since the last run (late ones too). What
+    counts as arrived is the database's own commit order, so ``now`` is not needed here."""
     from govern.domain.trips import build_all
 
     owner, sessions = _engines(config)
@@ -50,15 +51,15 @@ def trips(config: Config) -> dict:
     return {k: report[k] for k in ("tenants", "subjects", "pings", "stops", "trips")}
 
 
-def rollup_periods(config: Config) -> dict:
+def rollup_periods(config: Config, now: dt.datetime) -> dict:
     """The heatmap of every closed ISO week and month, precomputed per resolution."""
     from govern.domain.rollup_periods import build_all
 
     owner, sessions = _engines(config)
-    return build_all(owner, sessions)
+    return build_all(owner, sessions, now)
 
 
-def heartbeat(config: Config) -> dict:
+def heartbeat(config: Config, now: dt.datetime) -> dict:
     """Proves in the log that a leader is alive and running jobs."""
     return {"ok": 1}
 

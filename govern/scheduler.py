@@ -8,6 +8,7 @@ both believe they lead can never run the same job at the same time.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import signal
 import threading
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 import psycopg
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from govern.clock import SYSTEM, Clock
 from govern.config import Config
 
 log = logging.getLogger("govern.scheduler")
@@ -34,7 +36,7 @@ def _plain_url(sqlalchemy_url: str) -> str:
 class Job:
     name: str
     seconds: int
-    run: Callable[[Config], dict | None]
+    run: Callable[[Config, dt.datetime], dict | None]  # (config, the run's instant)
 
 
 def job_lock_key(name: str) -> str:
@@ -59,12 +61,13 @@ def job_lock(config: Config, name: str):
             conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
 
 
-def run_job_exclusively(config: Config, job: Job) -> dict | None:
-    """Run a job while holding its advisory lock; skip (and say so) when another run holds it."""
+def run_job_exclusively(config: Config, job: Job, clock: Clock = SYSTEM) -> dict | None:
+    """Run a job while holding its advisory lock; skip (and say so) when another run holds it.
+    The job is handed its instant from ``clock``, read once the lock is held."""
     started = time.perf_counter()
     try:
         with job_lock(config, job.name):
-            result = job.run(config) or {}
+            result = job.run(config, clock.now()) or {}
     except JobBusy:
         log.info("job skipped: another run holds it", extra={"fields": {"job": job.name}})
         return None
@@ -86,8 +89,10 @@ def default_jobs() -> list[Job]:
 class Leader:
     """Holds the leader lock on a dedicated connection and runs the jobs while it does."""
 
-    def __init__(self, config: Config, jobs: list[Job] | None = None, poll_seconds: float = 2.0):
+    def __init__(self, config: Config, jobs: list[Job] | None = None, poll_seconds: float = 2.0,
+                 clock: Clock = SYSTEM):
         self.config = config
+        self.clock = clock
         self.jobs = jobs if jobs is not None else default_jobs()
         self.poll_seconds = poll_seconds
         self.stopping = threading.Event()
@@ -125,8 +130,8 @@ class Leader:
         sched = BackgroundScheduler(timezone="UTC")
         for job in self.jobs:
             sched.add_job(run_job_exclusively, "interval", seconds=job.seconds,
-                          args=[self.config, job], id=job.name, max_instances=1,
-                          coalesce=True, next_run_time=_now())
+                          args=[self.config, job, self.clock], id=job.name,
+                          max_instances=1, coalesce=True, next_run_time=SYSTEM.now())
         sched.start()
         try:
             while not self.stopping.wait(self.poll_seconds):
@@ -145,12 +150,6 @@ class Leader:
 
     def stop(self, *_args) -> None:
         self.stopping.set()
-
-
-def _now():
-    import datetime as dt
-
-    return dt.datetime.now(dt.UTC)
 
 
 def main(config: Config) -> None:

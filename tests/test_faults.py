@@ -38,13 +38,17 @@ def test_database_restart_while_devices_post(app, tenant, make_tracked, pg_clust
                 for i in range(1, 3)]
     acknowledged: dict[str, set] = {}
     saw_503 = []
-    stop = threading.Event()
+    warmed = [threading.Event() for _ in devices]  # each device has landed a few batches
+    down = threading.Event()  # the database has been stopped
 
-    def device_loop(tracked, n_batches=25):
+    def device_loop(n, tracked, n_batches=25, before_restart=3):
         client = app.test_client()
         headers = {"Authorization": f"Bearer {tracked.device_token}"}
         acked = acknowledged.setdefault(tracked.device_id, set())
         for b in range(n_batches):
+            if b == before_restart:
+                warmed[n].set()
+                assert down.wait(120), "the database was never stopped"
             batch = [ping(id=f"{b}-{i}", lat=52.5 + i / 1000, t=now_iso()) for i in range(20)]
             deadline = time.monotonic() + 120  # a loaded machine restarts slowly
             while time.monotonic() < deadline:
@@ -58,18 +62,23 @@ def test_database_restart_while_devices_post(app, tenant, make_tracked, pg_clust
                 assert int(resp.headers["Retry-After"]) > 0
                 saw_503.append(1)
                 time.sleep(0.2)  # the test's stand-in for Retry-After
-            if stop.is_set():
-                return
+            else:
+                raise AssertionError(f"batch {b} was never acknowledged")
 
-    threads = [threading.Thread(target=device_loop, args=(d,)) for d in devices]
+    threads = [threading.Thread(target=device_loop, args=(n, d)) for n, d in enumerate(devices)]
     for t in threads:
         t.start()
-    time.sleep(0.5)
+    for w in warmed:  # conditions, not naps: every device is posting, then the server goes
+        assert w.wait(120), "a device never got going"
     pg_cluster.stop("fast")  # a restart: connections die, the server is gone for a while
-    time.sleep(1.5)
+    down.set()
+    deadline = time.monotonic() + 120
+    while not saw_503 and time.monotonic() < deadline:
+        time.sleep(0.05)
     pg_cluster.start()
     for t in threads:
-        t.join(120)
+        t.join(240)
+    assert not any(t.is_alive() for t in threads)
     assert saw_503, "the restart should have been seen by at least one post"
     total = sum(len(v) for v in acknowledged.values())
     assert total == 3 * 25 * 20
@@ -140,7 +149,7 @@ def test_worker_killed_mid_request_leaves_no_partial_batch(gunicorn, tenant, mak
 
         t = threading.Thread(target=post)
         t.start()
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 120  # a loaded machine is slow to get there
         worker = None
         while time.monotonic() < deadline and worker is None:
             row = superuser.execute(
@@ -155,7 +164,14 @@ def test_worker_killed_mid_request_leaves_no_partial_batch(gunicorn, tenant, mak
         os.kill(worker, signal.SIGKILL)  # the worker dies with the batch in flight
         t.join(30)
         assert "error" in outcome or outcome["resp"][0] >= 500
-        time.sleep(4)  # the orphaned statement finishes its sleep; its transaction must die
+        # the orphaned statement finishes its sleep, then its transaction must die: wait for
+        # the server to have no statement of that batch left, then look
+        deadline = time.monotonic() + 120
+        while superuser.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%INSERT INTO pings%' "
+                "AND state <> 'idle' AND pid <> pg_backend_pid()").fetchone()[0]:
+            assert time.monotonic() < deadline, "the orphaned batch never ended"
+            time.sleep(0.05)
         assert _count(database_url) == 0
     finally:
         superuser.execute("DROP TRIGGER test_slow ON pings")

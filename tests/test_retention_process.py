@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import psycopg
 import pytest
 
 NAV = {"key": "navigation", "title": "Nav", "precision_m": 10, "retention_days": 7}
@@ -27,6 +28,10 @@ def aged_world(tenant, make_tracked, superuser):
         (tenant.tenant_id, tracked.device_id, tracked.subject_id,
          dt.datetime.combine(day, dt.time(8), dt.UTC), N))
     return tracked
+
+
+def _plain(url):
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def _run(database_url, *args):
@@ -60,10 +65,20 @@ def test_killed_run_is_finished_by_the_next(aged_world, superuser, database_url)
 
 
 def test_two_runs_started_together_never_run_at_once(aged_world, superuser, database_url):
-    first = _run(database_url, "--batch", "50")
-    time.sleep(0.5)
-    second = _run(database_url, "--batch", "50")
-    out2, err2 = second.communicate(timeout=120)
+    # the first run is held mid-way (its writes wait for a table lock the test holds), so the
+    # second surely starts while the first runs, however fast or slow the machine is
+    with psycopg.connect(_plain(database_url)) as holder:
+        holder.execute("LOCK TABLE pings IN EXCLUSIVE MODE")
+        first = _run(database_url, "--batch", "50")
+        deadline = time.monotonic() + 120
+        while not superuser.execute("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = "
+                                    "'advisory' AND granted)").fetchone()[0]:
+            assert first.poll() is None, first.communicate()
+            assert time.monotonic() < deadline, "the first run never took the job's lock"
+            time.sleep(0.05)
+        second = _run(database_url, "--batch", "50")
+        out2, err2 = second.communicate(timeout=120)
+        holder.rollback()  # let the first one go on
     out1, err1 = first.communicate(timeout=120)
     assert first.returncode == 0, err1
     assert second.returncode != 0 and "already in progress" in err2

@@ -17,7 +17,7 @@ def test_two_schedulers_never_run_the_same_job_at_once(config):
     running, overlaps, runs = [], [], []
     lock = threading.Lock()
 
-    def slow_job(_config):
+    def slow_job(_config, _now):
         with lock:
             if running:
                 overlaps.append(time.monotonic())
@@ -39,11 +39,18 @@ def test_two_schedulers_never_run_the_same_job_at_once(config):
     assert len(runs) >= 1
 
 
+def _wait_for(condition, seconds=60):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.05)
+
+
 def test_one_leader_and_a_standby_that_takes_over(config, superuser):
     calls = {"a": 0, "b": 0}
 
     def job_for(name):
-        def job(_config):
+        def job(_config, _now):
             calls[name] += 1
             return {}
         return [Job(f"count-{name}", 1, job)]
@@ -52,20 +59,20 @@ def test_one_leader_and_a_standby_that_takes_over(config, superuser):
     b = Leader(config, job_for("b"), poll_seconds=0.2)
     ta = threading.Thread(target=a.run, daemon=True)
     ta.start()
-    assert a.is_leader.wait(10)
+    assert a.is_leader.wait(60)
     tb = threading.Thread(target=b.run, daemon=True)
     tb.start()
-    time.sleep(1.0)
+    _wait_for(lambda: calls["a"] >= 1)
+    time.sleep(1.0)  # b gets several polls' time to (wrongly) take the lead
     assert not b.is_leader.is_set()  # standby while a leads
-    assert calls["a"] >= 1 and calls["b"] == 0
+    assert calls["b"] == 0
     # the leader's database session dies (as when its process is killed)
     superuser.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                       "WHERE application_name = 'govern-scheduler' AND pid IN ("
                       "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted)")
     a.stop()
-    assert b.is_leader.wait(10)
-    time.sleep(0.5)
-    assert calls["b"] >= 1
+    assert b.is_leader.wait(60)
+    _wait_for(lambda: calls["b"] >= 1)
     b.stop()
     ta.join(15)
     tb.join(15)

@@ -18,6 +18,15 @@ def db():
     return session
 
 
+def request_now():
+    """The request's instant, from the app's clock, read once so that every decision one
+    request makes (periods, windows, cut-offs) sees the same time."""
+    now = g.get("now")
+    if now is None:
+        now = g.now = current_app.extensions["govern"].clock.now()
+    return now
+
+
 def commit() -> None:
     """Commit before answering, so that a 2xx always means the change is durable."""
     db().commit()

@@ -6,7 +6,7 @@ from flask import current_app, request
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
-from govern.api.common import commit, db
+from govern.api.common import commit, db, request_now
 from govern.auth import principal, require_device
 from govern.domain.ingest import ingest
 from govern.errors import ApiError
@@ -67,7 +67,7 @@ def ingest_for_device(items: list) -> dict:
     p = principal()
     ext = current_app.extensions["govern"]
     result = ingest(db(), ext.engine, p.tenant_id, p.device_id, p.subject_id, items,
-                    touch_device=p.token_id is None)
+                    now=request_now(), touch_device=p.token_id is None)
     commit()
     return result.as_dict()
 
