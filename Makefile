@@ -3,9 +3,10 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
-APT_PACKAGES := postgresql-15 postgresql-15-postgis-3 postgresql-15-hll chromium
+# curl and jq for the README's tour, faketime for `make test-instants`
+APT_PACKAGES := postgresql-15 postgresql-15-postgis-3 postgresql-15-hll chromium curl jq faketime
 
-.PHONY: run test install system-deps lint fmt bench load clean-db console
+.PHONY: run test test-instants install system-deps lint fmt bench load clean-db console
 
 run: install
 	$(VENV)/bin/govern up
@@ -13,6 +14,10 @@ run: install
 test: install
 	$(VENV)/bin/ruff check govern tests migrations bench wsgi.py
 	$(VENV)/bin/pytest
+
+# The whole suite once per instant where date arithmetic breaks, under libfaketime.
+test-instants: install
+	$(PY) -m tests.instants
 
 install: system-deps $(VENV)/.installed
 

@@ -17,7 +17,34 @@ from govern.config import Config
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@click.group()
+class GovernGroup(click.Group):
+    """Every command's failure in one clear line (what is wrong, what to run) and a non-zero
+    exit, never a traceback: a missing or unreachable database, or a refusal by the domain."""
+
+    def invoke(self, ctx):
+        import psycopg
+        from sqlalchemy.exc import OperationalError
+
+        from govern.config import NoDatabase
+        from govern.errors import ApiError
+
+        try:
+            return super().invoke(ctx)
+        except NoDatabase as exc:
+            raise click.ClickException(
+                "no database: DATABASE_URL is not set and the project-local cluster (var/pg) is "
+                "not running. Start it with `make run` (or `govern up`), or set DATABASE_URL."
+            ) from exc
+        except (OperationalError, psycopg.OperationalError) as exc:
+            first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise click.ClickException(
+                f"cannot reach the database ({first}). Is it running? `make run` starts the "
+                "project-local one; otherwise check DATABASE_URL.") from exc
+        except ApiError as exc:
+            raise click.ClickException(exc.message) from exc
+
+
+@click.group(cls=GovernGroup)
 def main():
     """govern: a location data governor for mobile backends.
 

@@ -37,6 +37,10 @@ def app_url_from(owner_url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{APP_ROLE}@{host}"))
 
 
+class NoDatabase(RuntimeError):
+    """No database was named, and none can be found."""
+
+
 @dataclass(frozen=True)
 class Config:
     database_url: str
@@ -61,7 +65,7 @@ class Config:
         env = dict(os.environ if env is None else env)
         database_url = overrides.pop("database_url", None) or env.get("DATABASE_URL")
         if not database_url:
-            raise RuntimeError(
+            raise NoDatabase(
                 "DATABASE_URL is not set. `make run` starts a project-local PostGIS and sets it."
             )
         app_url = (

@@ -6,9 +6,14 @@ database is created in it for the run.
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
+import socket
+import subprocess
+import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -106,6 +111,42 @@ def owner(config):
     engine = make_engine(config.database_url, pool_size=1)
     yield engine
     engine.dispose()
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def gunicorn(database_url):
+    """The app under gunicorn (one worker) on a free loopback port, as `make run` serves it:
+    yields (process, port) once /healthz answers."""
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "RATE_LIMITS": "off",
+           "LOG_LEVEL": "WARNING"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--chdir", str(ROOT), "-w", "1", "-b",
+         f"127.0.0.1:{port}", "--timeout", "60", "wsgi:app"], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120  # a loaded machine starts slowly
+    while True:
+        assert proc.poll() is None, "gunicorn exited"
+        assert time.monotonic() < deadline, "gunicorn never answered /healthz"
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                break
+        except OSError:
+            time.sleep(0.2)
+    yield proc, port
+    proc.terminate()
+    proc.wait(20)
 
 
 KEEP_TABLES = ("alembic_version", "spatial_ref_sys")

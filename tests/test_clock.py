@@ -61,3 +61,11 @@ def test_a_job_is_handed_its_schedulers_instant(config):
     job = Job("test-clock", 60, lambda _config, now: seen.append(now) or {})
     run_job_exclusively(config, job, FixedClock(at))
     assert seen == [at]
+
+
+def test_the_database_and_the_tests_share_one_wall_clock(superuser):
+    """The instants run (tests/instants.py) moves the clock of the tests and of the cluster
+    they start alike; were it to move only one, fixtures and the database's now() would
+    disagree and this says so first."""
+    db_now = superuser.execute("SELECT now()").fetchone()[0]
+    assert abs((db_now - SystemClock().now()).total_seconds()) < 120

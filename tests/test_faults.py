@@ -5,19 +5,13 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import psycopg
-import pytest
 
 from tests.tracking import now_iso, ping
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _plain(url):
@@ -87,35 +81,6 @@ def test_database_restart_while_devices_post(app, tenant, make_tracked, pg_clust
         dupes = conn.execute("SELECT count(*) FROM (SELECT device_id, client_key FROM pings "
                              "GROUP BY 1, 2 HAVING count(*) > 1) d").fetchone()[0]
     assert dupes == 0
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def gunicorn(database_url):
-    port = _free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "RATE_LIMITS": "off",
-           "LOG_LEVEL": "WARNING"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--chdir", str(ROOT), "-w", "1", "-b",
-         f"127.0.0.1:{port}", "--timeout", "60", "wsgi:app"], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                break
-        except OSError:
-            time.sleep(0.2)
-    yield proc, port
-    proc.terminate()
-    proc.wait(20)
 
 
 def _post(port, token, batch, timeout=30):
