@@ -54,6 +54,7 @@ class LocalCluster:
     base: Path
     port: int = DEFAULT_PORT
     settings: dict | None = None
+    server_env: dict | None = None  # extra environment for the server (tests move its clock)
 
     @property
     def datadir(self) -> Path:
@@ -123,6 +124,7 @@ class LocalCluster:
             _cmd([str(pg_bindir() / "pg_ctl"), "-D", str(self.datadir), "-l", str(self.logfile),
                   "-w", "-t", "60", "start"]),
             check=True, stdout=subprocess.DEVNULL,
+            env={**os.environ, **self.server_env} if self.server_env else None,
         )
         self._wait_ready()
 

@@ -50,7 +50,9 @@ def database_url():
             conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
         return
     base = Path(tempfile.mkdtemp(prefix="govern-test-pg-"))
-    cluster = LocalCluster(base, settings=FAST_SETTINGS)
+    from tests.instants import moved_env
+
+    cluster = LocalCluster(base, settings=FAST_SETTINGS, server_env=moved_env())
     cluster.start()
     CLUSTER["cluster"] = cluster
     try:

@@ -1,12 +1,13 @@
 """Run the suite with the wall clock moved to the instants where date arithmetic breaks.
 
 `make test-instants` (CI runs it after `make test`): for each instant below, the whole suite
-runs under libfaketime (Debian's `faketime` package) with the clock set to that instant at
-the start of the run and ticking from there, for the tests *and* the PostgreSQL cluster they
-start (the offset is inherited by every child process, so Python and the database agree on
-"now"). The offset moves monotonic clocks too (libfaketime's sleeps fail with EINVAL when
-only the wall clock is moved), which leaves every duration, timeout and deadline as long
-as it really is. Each run either passes at its instant or the command fails, naming it.
+runs with the wall clock set to that instant at the start of the run and ticking from
+there — for the tests and every Python process they start (time-machine, loaded through
+tests/instants_site/sitecustomize.py) and for the PostgreSQL cluster the suite starts and
+the shell tools the README tour calls (libfaketime, Debian's `faketime` package). All of
+them move by one offset, so Python and the database agree on "now"; monotonic clocks,
+sleeps and timeouts stay real. Each run passes at its instant or the command fails, naming
+it.
 
     python -m tests.instants            # every instant
     python -m tests.instants leap-day   # one, by name
@@ -20,10 +21,12 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 UTC = dt.UTC
+OFFSET_VAR = "GOVERN_TEST_CLOCK_OFFSET"  # seconds the wall clock is moved by, during a run
 
-# name: (instant in UTC, time zone for the process)
+# name: (instant in UTC, time zone for the processes)
 INSTANTS: dict[str, tuple[dt.datetime, str]] = {
     # the first day of a month that starts on a Monday: last week and last month overlap
     "monday-month-start": (dt.datetime(2027, 3, 1, 0, 0, 30, tzinfo=UTC), "UTC"),
@@ -42,25 +45,39 @@ INSTANTS: dict[str, tuple[dt.datetime, str]] = {
 
 
 def libfaketime() -> str:
-    """The multi-threaded libfaketime of the Debian package, wherever the architecture puts it."""
+    """libfaketime of the Debian package, wherever the architecture puts it."""
     files = subprocess.run(["dpkg", "-L", "libfaketime"], capture_output=True, text=True,
                            check=False).stdout.split()
-    found = [f for f in files if f.endswith("/libfaketimeMT.so.1")]
+    found = [f for f in files if f.endswith("/libfaketime.so.1")]
     if not found:
         sys.exit("libfaketime is not installed (apt-get install faketime)")
     return found[0]
 
 
+def moved_env(commands: str | None = None) -> dict:
+    """Environment that moves a non-Python program's clock by this run's offset ({} outside
+    an instants run). `commands`: only these programs (comma-separated) are moved."""
+    offset = os.environ.get(OFFSET_VAR)
+    if not offset:
+        return {}
+    env = {"LD_PRELOAD": libfaketime(), "FAKETIME": f"{float(offset):+.0f}"}
+    if commands:
+        env["FAKETIME_ONLY_CMDS"] = commands
+    return env
+
+
 def run_at(name: str, pytest_args: list[str]) -> int:
     at, tz = INSTANTS[name]
-    offset = round(at.timestamp() - time.time())  # seconds to add to the real clock
-    env = {**os.environ, "LD_PRELOAD": libfaketime(), "FAKETIME": f"{offset:+d}",
-           "FAKETIME_DONT_RESET": "1", "TZ": tz,
-           "GOVERN_TEST_INSTANT": name}
+    offset = round(at.timestamp() - time.time())
+    site = str(Path(__file__).resolve().parent / "instants_site")
+    env = {**os.environ, OFFSET_VAR: str(offset), "TZ": tz, "GOVERN_TEST_INSTANT": name,
+           "PYTHONPATH": os.pathsep.join(p for p in (site, os.environ.get("PYTHONPATH")) if p)}
     print(f"== {name}: wall clock at {at.isoformat()} (TZ={tz}), pytest {' '.join(pytest_args)}",
           flush=True)
     started = time.monotonic()
-    rc = subprocess.run([sys.executable, "-m", "pytest", *pytest_args], env=env,
+    # time_machine, also a pytest plugin, is imported before pytest starts (sitecustomize)
+    quiet = ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
+    rc = subprocess.run([sys.executable, "-m", "pytest", *quiet, *pytest_args], env=env,
                         check=False).returncode
     print(f"== {name}: {'passed' if rc == 0 else f'FAILED (exit {rc})'} in "
           f"{time.monotonic() - started:.0f} s", flush=True)

@@ -69,3 +69,19 @@ def test_the_database_and_the_tests_share_one_wall_clock(superuser):
     disagree and this says so first."""
     db_now = superuser.execute("SELECT now()").fetchone()[0]
     assert abs((db_now - SystemClock().now()).total_seconds()) < 120
+
+
+def test_an_instants_run_moves_both_clocks_to_its_instant(superuser):
+    """In `make test-instants`, both the tests' and the database's clocks stand near the
+    instant of the run (it started there, and a run takes well under three hours)."""
+    import os
+
+    from tests.instants import INSTANTS
+
+    name = os.environ.get("GOVERN_TEST_INSTANT")
+    if not name:
+        pytest.skip("only in an instants run (make test-instants)")
+    at = INSTANTS[name][0]
+    db_now = superuser.execute("SELECT now()").fetchone()[0]
+    for now in (SystemClock().now(), db_now):
+        assert at <= now < at + dt.timedelta(hours=3), (name, now)
