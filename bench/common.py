@@ -20,6 +20,8 @@ from pathlib import Path
 
 import psycopg
 
+from govern.config import libpq_url
+
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 
@@ -41,10 +43,6 @@ it; run benches on an otherwise idle machine.
 """
 
 
-def plain_url(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
-
-
 @dataclass
 class Database:
     url: str  # the superuser (owner) URL, as DATABASE_URL
@@ -56,7 +54,7 @@ class Database:
         return self.base / "pgdata"
 
     def connect(self, **kwargs) -> psycopg.Connection:
-        return psycopg.connect(plain_url(self.url), **kwargs)
+        return psycopg.connect(libpq_url(self.url), **kwargs)
 
 
 @contextmanager

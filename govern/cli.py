@@ -287,8 +287,9 @@ def _prometheus_dir() -> None:
 def scheduler():
     """Run the job scheduler (one leader across all instances, by advisory lock)."""
     from govern import scheduler as sched
+    from govern.jobs import JOBS
 
-    sched.main(_config())
+    sched.main(_config(), JOBS)
 
 
 @main.command("demo")
@@ -383,7 +384,9 @@ def up(demo):
 def _no_tenants(config: Config) -> bool:
     import psycopg
 
-    url = config.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    from govern.config import libpq_url
+
+    url = libpq_url(config.database_url)
     with psycopg.connect(url) as conn:
         return conn.execute("SELECT NOT EXISTS (SELECT 1 FROM tenants)").fetchone()[0]
 

@@ -27,6 +27,13 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
+def libpq_url(url: str) -> str:
+    """The URL as libpq (psycopg.connect, psql) takes it: no SQLAlchemy driver name."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def app_url_from(owner_url: str) -> str:
     """The app role's URL: the owner's URL with the user swapped for the app role.
 

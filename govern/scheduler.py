@@ -21,15 +21,11 @@ import psycopg
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from govern.clock import SYSTEM, Clock
-from govern.config import Config
+from govern.config import Config, libpq_url
 
 log = logging.getLogger("govern.scheduler")
 
 LEADER_LOCK = 0x60_7E_12_01  # arbitrary, constant across versions
-
-
-def _plain_url(sqlalchemy_url: str) -> str:
-    return sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 @dataclass(frozen=True)
@@ -50,7 +46,7 @@ class JobBusy(Exception):
 @contextmanager
 def job_lock(config: Config, name: str):
     """Hold the job's advisory lock for the block, or raise JobBusy at once."""
-    with psycopg.connect(_plain_url(config.database_url), autocommit=True) as conn:
+    with psycopg.connect(libpq_url(config.database_url), autocommit=True) as conn:
         key = job_lock_key(name)
         if not conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))",
                             (key,)).fetchone()[0]:
@@ -80,27 +76,23 @@ def run_job_exclusively(config: Config, job: Job, clock: Clock = SYSTEM) -> dict
     return result
 
 
-def default_jobs() -> list[Job]:
-    from govern.jobs import JOBS
-
-    return list(JOBS)
-
-
 class Leader:
     """Holds the leader lock on a dedicated connection and runs the jobs while it does."""
 
-    def __init__(self, config: Config, jobs: list[Job] | None = None, poll_seconds: float = 2.0,
+    def __init__(self, config: Config, jobs: list[Job], poll_seconds: float = 2.0,
                  clock: Clock = SYSTEM):
+        """``jobs``: what to run (govern.jobs.JOBS in the scheduler process); handed in, so
+        this module knows nothing of what the jobs do."""
         self.config = config
         self.clock = clock
-        self.jobs = jobs if jobs is not None else default_jobs()
+        self.jobs = list(jobs)
         self.poll_seconds = poll_seconds
         self.stopping = threading.Event()
         self.is_leader = threading.Event()
 
     def _try_lead(self) -> psycopg.Connection | None:
         try:
-            conn = psycopg.connect(_plain_url(self.config.database_url), autocommit=True,
+            conn = psycopg.connect(libpq_url(self.config.database_url), autocommit=True,
                                    application_name="govern-scheduler")
         except psycopg.OperationalError as exc:
             log.warning("database unreachable; standing by",
@@ -152,8 +144,8 @@ class Leader:
         self.stopping.set()
 
 
-def main(config: Config) -> None:
-    leader = Leader(config)
+def main(config: Config, jobs: list[Job]) -> None:
+    leader = Leader(config, jobs)
     signal.signal(signal.SIGTERM, leader.stop)
     signal.signal(signal.SIGINT, leader.stop)
     leader.run()

@@ -21,14 +21,9 @@ import psycopg
 import pytest
 
 from govern import migrate
-from govern.config import Config
+from govern.config import Config, libpq_url
 from govern.db import make_engine
 from govern.localdb import FAST_SETTINGS, LocalCluster
-
-
-def _plain(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
-
 
 CLUSTER: dict = {}
 
@@ -103,7 +98,7 @@ def pg_cluster(database_url):
 @pytest.fixture
 def superuser(database_url):
     """A superuser connection: sees through RLS, for test set-up and proofs only."""
-    with psycopg.connect(_plain(database_url), autocommit=True) as conn:
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
         yield conn
 
 
@@ -160,7 +155,7 @@ def _clean_database(request):
     yield
     if "database_url" in request.fixturenames:
         url = request.getfixturevalue("database_url")
-        with psycopg.connect(_plain(url), autocommit=True) as conn:
+        with psycopg.connect(libpq_url(url), autocommit=True) as conn:
             tables = [r[0] for r in conn.execute(
                 "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                 "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') "

@@ -11,15 +11,12 @@ import time
 
 import psycopg
 
+from govern.config import libpq_url
 from tests.tracking import now_iso, ping
 
 
-def _plain(url):
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
-
-
 def _count(database_url, where="true"):
-    with psycopg.connect(_plain(database_url)) as conn:
+    with psycopg.connect(libpq_url(database_url)) as conn:
         return conn.execute(f"SELECT count(*) FROM pings WHERE {where}").fetchone()[0]
 
 
@@ -77,7 +74,7 @@ def test_database_restart_while_devices_post(app, tenant, make_tracked, pg_clust
     total = sum(len(v) for v in acknowledged.values())
     assert total == 3 * 25 * 20
     assert _count(database_url) == total  # every acknowledged ping once, none twice
-    with psycopg.connect(_plain(database_url)) as conn:
+    with psycopg.connect(libpq_url(database_url)) as conn:
         dupes = conn.execute("SELECT count(*) FROM (SELECT device_id, client_key FROM pings "
                              "GROUP BY 1, 2 HAVING count(*) > 1) d").fetchone()[0]
     assert dupes == 0

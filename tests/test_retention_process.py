@@ -10,6 +10,8 @@ import time
 import psycopg
 import pytest
 
+from govern.config import libpq_url
+
 NAV = {"key": "navigation", "title": "Nav", "precision_m": 10, "retention_days": 7}
 ANALYTICS = {"key": "analytics", "title": "Analytics", "precision_m": 500,
              "retention_days": 30, "aggregate_use": True}
@@ -28,10 +30,6 @@ def aged_world(tenant, make_tracked, superuser):
         (tenant.tenant_id, tracked.device_id, tracked.subject_id,
          dt.datetime.combine(day, dt.time(8), dt.UTC), N))
     return tracked
-
-
-def _plain(url):
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def _run(database_url, *args):
@@ -67,7 +65,7 @@ def test_killed_run_is_finished_by_the_next(aged_world, superuser, database_url)
 def test_two_runs_started_together_never_run_at_once(aged_world, superuser, database_url):
     # the first run is held mid-way (its writes wait for a table lock the test holds), so the
     # second surely starts while the first runs, however fast or slow the machine is
-    with psycopg.connect(_plain(database_url)) as holder:
+    with psycopg.connect(libpq_url(database_url)) as holder:
         holder.execute("LOCK TABLE pings IN EXCLUSIVE MODE")
         first = _run(database_url, "--batch", "50")
         deadline = time.monotonic() + 120

@@ -6,11 +6,8 @@ import time
 
 import psycopg
 
+from govern.config import libpq_url
 from govern.scheduler import Job, Leader, run_job_exclusively
-
-
-def _plain(url):
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def test_two_schedulers_never_run_the_same_job_at_once(config):
@@ -89,7 +86,7 @@ def test_leader_lock_is_released_when_the_leader_stops(config):
     assert not t.is_alive()
     from govern.scheduler import LEADER_LOCK
 
-    with psycopg.connect(_plain(config.database_url)) as conn:
+    with psycopg.connect(libpq_url(config.database_url)) as conn:
         holders = conn.execute(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s",
             (LEADER_LOCK,)).fetchone()[0]

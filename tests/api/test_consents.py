@@ -5,6 +5,8 @@ import datetime as dt
 import psycopg
 import pytest
 
+from govern.config import libpq_url
+
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 US = dt.timedelta(microseconds=1)
 
@@ -155,7 +157,7 @@ def test_ledger_has_no_update_or_delete_endpoint(tenant, subject):
 
 @pytest.fixture
 def app_conn(config, tenant):
-    url = config.app_database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    url = libpq_url(config.app_database_url)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SELECT set_config('govern.tenant_id', %s, false)", (str(tenant.tenant_id),))
         yield conn

@@ -4,16 +4,12 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
-from govern.config import app_url_from
+from govern.config import app_url_from, libpq_url
 from govern.db import make_engine, make_sessionmaker, tenant_session
 from govern.domain.tenants import create_tenant
 
 ROUTING_TABLES = {"device_routes"}
 TENANT_TABLES = ["tenants", "members", "subjects", "devices", "api_tokens", "audit_log"]
-
-
-def _plain(url):
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 @pytest.fixture
@@ -80,7 +76,7 @@ def test_pooled_connection_reused_by_other_tenant_sees_nothing_of_the_first(conf
 
 
 def test_app_role_is_not_privileged(config):
-    with psycopg.connect(_plain(config.app_database_url)) as conn:
+    with psycopg.connect(libpq_url(config.app_database_url)) as conn:
         row = conn.execute(
             "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
         ).fetchone()
@@ -111,7 +107,7 @@ def test_every_tenant_table_has_forced_rls(superuser):
 def test_routing_tables_are_closed_to_the_app_role(config, superuser):
     """device_routes maps an OsmAnd identifier to its tenant; the app may only ask one
     identifier at a time through a function, never list the table."""
-    with psycopg.connect(_plain(config.app_database_url)) as conn:
+    with psycopg.connect(libpq_url(config.app_database_url)) as conn:
         for table in ROUTING_TABLES:
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(f"SELECT * FROM {table}")

@@ -2,6 +2,7 @@
 
 import pytest
 
+from govern.config import libpq_url
 from govern.db import tenant_session
 from govern.domain.audit import verify_chain
 
@@ -59,7 +60,7 @@ def test_reorder_is_detected(chained, sessions, superuser):
 def test_app_role_cannot_change_or_delete(chained, config):
     import psycopg
 
-    url = config.app_database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    url = libpq_url(config.app_database_url)
     with psycopg.connect(url) as conn:
         conn.execute("SELECT set_config('govern.tenant_id', %s, false)",
                      (str(chained.tenant_id),))

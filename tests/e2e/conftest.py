@@ -9,6 +9,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from govern.config import libpq_url
 from tests.e2e.harness import CHROMIUM, VIEWPORT, Server, add_travel, launch
 
 
@@ -28,7 +29,7 @@ def _needs_chromium():
 
 
 def _empty_tables(database_url: str) -> None:
-    url = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    url = libpq_url(database_url)
     with psycopg.connect(url, autocommit=True) as conn:
         tables = [r[0] for r in conn.execute(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
