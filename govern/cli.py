@@ -36,7 +36,12 @@ class GovernGroup(click.Group):
                 "not running. Start it with `make run` (or `govern up`), or set DATABASE_URL."
             ) from exc
         except (OperationalError, psycopg.OperationalError) as exc:
-            first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            orig = getattr(exc, "orig", None) or exc
+            first = str(orig).strip().splitlines()[0]
+            if isinstance(orig, psycopg.errors.QueryCanceled):
+                raise click.ClickException(
+                    f"the database cancelled a statement ({first}); for long runs raise "
+                    "DB_STATEMENT_TIMEOUT_MS (milliseconds).") from exc
             raise click.ClickException(
                 f"cannot reach the database ({first}). Is it running? `make run` starts the "
                 "project-local one; otherwise check DATABASE_URL.") from exc
@@ -64,11 +69,21 @@ def _config() -> Config:
     return config
 
 
+def _owner_engine(config: Config):
+    """The schema owner's engine, as the scheduler's jobs use it (DB_STATEMENT_TIMEOUT_MS
+    applies here too)."""
+    from govern.db import make_engine
+
+    return make_engine(config.database_url, pool_size=1,
+                       statement_timeout_ms=config.db_statement_timeout_ms)
+
+
 def _owner_sessions(config: Config):
     from govern.app import _json_serializer
     from govern.db import make_engine, make_sessionmaker
 
     return make_sessionmaker(make_engine(config.app_database_url, pool_size=1,
+                                         statement_timeout_ms=config.db_statement_timeout_ms,
                                          json_serializer=_json_serializer))
 
 
@@ -138,12 +153,11 @@ def retention_run(tenant_id, dry_run, batch):
     """Run the retention job once, as the scheduler does, and print what it did."""
     from tqdm import tqdm
 
-    from govern.db import make_engine
     from govern.domain.retention import Budget, run_all
     from govern.scheduler import JobBusy, job_lock
 
     config = _config()
-    owner = make_engine(config.database_url, pool_size=1)
+    owner = _owner_engine(config)
     try:
         # the scheduler's own lock: never two retention runs at once, whoever starts them
         with job_lock(config, "retention"), \
@@ -215,14 +229,13 @@ def audit_group():
               help="one tenant (default: all)")
 def audit_verify(tenant_id):
     """Check every tenant's hash chain; exit 1 if any is broken."""
-    from govern.db import make_engine, tenant_session
+    from govern.db import tenant_session
     from govern.domain.audit import verify_chain
     from govern.domain.retention import tenant_ids
 
     config = _config()
     sessions = _owner_sessions(config)
-    ids = [tenant_id] if tenant_id else tenant_ids(make_engine(config.database_url,
-                                                               pool_size=1))
+    ids = [tenant_id] if tenant_id else tenant_ids(_owner_engine(config))
     broken = 0
     for tid in ids:
         with tenant_session(sessions, tid) as s:
@@ -247,11 +260,10 @@ def trips_build(tenant_id):
     scheduler does, with a progress bar; prints what it built."""
     from tqdm import tqdm
 
-    from govern.db import make_engine
     from govern.domain.trips import build_all
 
     config = _config()
-    owner = make_engine(config.database_url, pool_size=1)
+    owner = _owner_engine(config)
     with tqdm(desc="trips", unit=" pings", disable=None) as bar:
         report = build_all(owner, _owner_sessions(config), tenant_id=tenant_id,
                            on_progress=bar.update)

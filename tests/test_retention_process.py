@@ -32,8 +32,9 @@ def aged_world(tenant, make_tracked, superuser):
     return tracked
 
 
-def _run(database_url, *args):
-    env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"}
+def _run(database_url, *args, statement_timeout_ms=30_000):
+    env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING",
+           "DB_STATEMENT_TIMEOUT_MS": str(statement_timeout_ms)}
     return subprocess.Popen([sys.executable, "-m", "govern.cli", "retention", "run", *args],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -67,7 +68,8 @@ def test_two_runs_started_together_never_run_at_once(aged_world, superuser, data
     # second surely starts while the first runs, however fast or slow the machine is
     with psycopg.connect(libpq_url(database_url)) as holder:
         holder.execute("LOCK TABLE pings IN EXCLUSIVE MODE")
-        first = _run(database_url, "--batch", "50")
+        # held for as long as the second takes to start, which a loaded machine makes long
+        first = _run(database_url, "--batch", "50", statement_timeout_ms=600_000)
         deadline = time.monotonic() + 120
         while not superuser.execute("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = "
                                     "'advisory' AND granted)").fetchone()[0]:
