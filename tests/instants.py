@@ -60,7 +60,9 @@ def moved_env(commands: str | None = None) -> dict:
     offset = os.environ.get(OFFSET_VAR)
     if not offset:
         return {}
-    env = {"LD_PRELOAD": libfaketime(), "FAKETIME": f"{float(offset):+.0f}"}
+    # monotonic clocks stay real here as in Python: timeouts and waits keep their length
+    env = {"LD_PRELOAD": libfaketime(), "FAKETIME": f"{float(offset):+.0f}",
+           "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
     if commands:
         env["FAKETIME_ONLY_CMDS"] = commands
     return env

@@ -15,3 +15,4 @@ if _offset:
 
     _TRAVELLER = time_machine.travel(time.time() + float(_offset), tick=True)
     _TRAVELLER.start()
+    time.time()  # time-machine starts ticking at the first reading: make it now, not later
