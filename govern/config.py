@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
@@ -37,6 +38,19 @@ def app_url_from(owner_url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{APP_ROLE}@{host}"))
 
 
+def _networks(env: dict, name: str) -> tuple[str, ...]:
+    """Comma-separated addresses or CIDR networks, checked at start."""
+    out = []
+    for raw in env.get(name, "").split(","):
+        if raw.strip():
+            try:
+                out.append(str(ipaddress.ip_network(raw.strip(), strict=False)))
+            except ValueError as exc:
+                raise ValueError(f"{name}: {raw.strip()!r} is not an address or network") \
+                    from exc
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class Config:
     database_url: str
@@ -54,6 +68,8 @@ class Config:
     rate_limit: str = "1200 per minute"
     auth_failure_limit: str = "30 per minute"
     redis_url: str | None = None
+    trusted_proxy_hops: int = 0
+    trusted_proxies: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
 
     @classmethod
@@ -85,6 +101,8 @@ class Config:
             rate_limit=env.get("RATE_LIMIT", "1200 per minute"),
             auth_failure_limit=env.get("AUTH_FAILURE_LIMIT", "30 per minute"),
             redis_url=env.get("REDIS_URL") or None,
+            trusted_proxy_hops=_int(env, "TRUSTED_PROXY_HOPS", 0),
+            trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
             cors_origins=tuple(o.strip() for o in env.get("CORS_ORIGINS", "").split(",")
                                if o.strip()),
         )

@@ -14,7 +14,7 @@ from sqlalchemy import select, text
 from govern.api.common import db
 from govern.api.pings import check_batch_size, ingest_for_device
 from govern.app import NON_JSON_ENDPOINTS
-from govern.auth import Principal, load_principal
+from govern.auth import Principal, failed_authentication, load_principal, presented_token
 from govern.db import scope_to_tenant
 from govern.errors import ApiError, NotFound
 from govern.ingest import formats
@@ -24,19 +24,8 @@ blp = Blueprint("ingest", __name__, url_prefix="/v1/ingest",
                 description="Ingest in existing apps' native formats.")
 
 
-def _device_token() -> str | None:
-    auth = request.authorization
-    if auth is None:
-        return None
-    if auth.type == "basic":
-        return auth.password or None  # OwnTracks: any user name, the device token as password
-    if auth.type == "bearer":
-        return auth.token
-    return None
-
-
 def _device_principal() -> Principal:
-    principal = load_principal(_device_token())
+    principal = load_principal(presented_token())
     if principal.kind != "device":
         raise ApiError(403, "This endpoint needs a device token.")
     return principal
@@ -61,12 +50,12 @@ def _principal_for_identifier(identifier: str) -> Principal:
     route = db().execute(text("SELECT tenant_id, device_id FROM govern_device_route(:i)"),
                          {"i": identifier}).first()
     if route is None:
-        raise NotFound("device")
+        raise failed_authentication(NotFound("device"))
     scope_to_tenant(db(), route.tenant_id)
     device = db().scalar(select(Device).where(Device.device_id == route.device_id,
                                               Device.revoked_at.is_(None)))
     if device is None:
-        raise NotFound("device")
+        raise failed_authentication(NotFound("device"))
     principal = Principal(tenant_id=route.tenant_id, kind="device", token_id=None,
                           device_id=device.device_id, subject_id=device.subject_id)
     g.principal = principal
