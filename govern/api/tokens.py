@@ -84,12 +84,9 @@ def create_token(body):
 @require_member()
 @blp.response(204)
 def revoke_token(token_id):
-    """Revoke one of your tokens; owners and admins may revoke any member token."""
-    p = principal()
-    token = tokens.get_token(db(), token_id)
-    if token.kind != "member" or (token.member_id != p.member_id and p.role not in ADMINS):
-        raise ApiError(404, "token not found")
-    tokens.revoke_token(db(), token)
+    """Revoke one of your tokens; owners may revoke any member token, admins any but an
+    owner's."""
+    token = tokens.revoke_member_token(db(), principal(), token_id)
     audit_event("token.revoke", target_type="token", target_id=token_id,
                 details={"member_id": str(token.member_id)})
     commit()
