@@ -11,6 +11,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from govern.db import scope_to_tenant
 from govern.domain import audit
 from govern.domain.tokens import issue_device_token
 from govern.errors import Conflict, Invalid, NotFound
@@ -130,6 +131,7 @@ def enrol_device(session: Session, tenant_id: uuid.UUID, actor: str, subject_id:
                  platform: str | None = None,
                  request_id: str | None = None) -> tuple[Device, str]:
     get_subject(session, subject_id)
+    generated = identifier is None
     identifier = identifier or generate_identifier()
     if not IDENTIFIER_RE.match(identifier):
         raise Invalid("identifier must be 4 to 100 letters, digits, '.', '_', ':' or '-'.",
@@ -143,11 +145,39 @@ def enrol_device(session: Session, tenant_id: uuid.UUID, actor: str, subject_id:
     except IntegrityError as exc:
         raise Conflict("This device identifier is already enrolled.",
                        "identifier_taken") from exc
+    if generated:
+        claim_legacy_route(session, device)
     token, _ = issue_device_token(session, tenant_id, device.device_id)
     audit.record(session, tenant_id, actor, "device.enrol", target_type="device",
                  target_id=device.device_id, subject_id=subject_id, request_id=request_id,
                  details={"identifier": identifier})
     return device, token
+
+
+def claim_legacy_route(session: Session, device: Device) -> bool:
+    """Let a generated identifier also route through the tenant-less OsmAnd URL, unless any
+    device of any tenant ever routed by it. Chosen identifiers never get a global route:
+    they would let one tenant probe, or catch the pings of, another's devices."""
+    return bool(session.scalar(text("SELECT govern_claim_device_route(:i, :d)"),
+                               {"i": device.identifier, "d": device.device_id}))
+
+
+def osmand_device(session: Session, identifier: str,
+                  tenant_id: uuid.UUID | None = None) -> Device | None:
+    """The live device an OsmAnd post names: by identifier in the tenant its URL names, or
+    (the tenant-less URL) through the identifier's global route, where it has one. A revoked
+    identifier routes nowhere: it cannot be enrolled again in its tenant, and its global
+    route is retired, not freed."""
+    if tenant_id is None:
+        route = session.execute(text("SELECT tenant_id, device_id FROM govern_device_route(:i)"),
+                                {"i": identifier}).first()
+        if route is None:
+            return None
+        tenant_id, match = route.tenant_id, Device.device_id == route.device_id
+    else:
+        match = Device.identifier == identifier
+    scope_to_tenant(session, tenant_id)
+    return session.scalar(select(Device).where(match, Device.revoked_at.is_(None)))
 
 
 def revoke_device(session: Session, actor: str, device_id: uuid.UUID,
