@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from govern.domain import audit
 from govern.domain.purposes import purpose_by_key
-from govern.domain.subjects import get_subject
+from govern.domain.subjects import get_live_subject
 from govern.errors import ApiError, Invalid
 from govern.models import ConsentEvent, Purpose
 
@@ -77,7 +77,7 @@ def record_consent(session: Session, tenant_id: uuid.UUID, subject_id: uuid.UUID
     at = at or now
     check_consent_time(at, source, now)
     check_evidence(evidence)
-    get_subject(session, subject_id)
+    get_live_subject(session, subject_id)
     purpose = purpose_by_key(session, purpose_key)
     if purpose is None:
         raise Invalid(f"Unknown purpose '{purpose_key}'.", {"purpose": ["unknown purpose"]})

@@ -29,6 +29,17 @@ def get_subject(session: Session, subject_id: uuid.UUID) -> Subject:
     return subject
 
 
+def get_live_subject(session: Session, subject_id: uuid.UUID) -> Subject:
+    """A subject that may still be changed: an erased subject stays erased (no unblocking,
+    no new device, no consent), so its erasure cannot be undone by collecting again."""
+    subject = get_subject(session, subject_id)
+    if subject.erased_at is not None:
+        raise Conflict("This subject was erased; it cannot be changed, given a device or "
+                       "consent again. Add a new subject if the person returns.",
+                       "subject_erased", {"erased_at": subject.erased_at.isoformat()})
+    return subject
+
+
 def list_subjects(session: Session, limit: int, after: uuid.UUID | None = None,
                   external_ref: str | None = None) -> list[Subject]:
     stmt = select(Subject).order_by(Subject.subject_id).limit(limit)
@@ -60,26 +71,28 @@ def create_subject(session: Session, tenant_id: uuid.UUID, actor: str, values: d
                        "subject_exists") from exc
     audit.record(session, tenant_id, actor, "subject.create", target_type="subject",
                  target_id=subject.subject_id, subject_id=subject.subject_id,
-                 request_id=request_id, details={"external_ref": subject.external_ref})
+                 request_id=request_id,
+                 details={"fields": sorted(k for k, v in values.items() if v is not None)})
     return subject
 
 
 def update_subject(session: Session, actor: str, subject_id: uuid.UUID, changes: dict,
                    request_id: str | None = None) -> Subject:
-    subject = get_subject(session, subject_id)
+    subject = get_live_subject(session, subject_id)
     _check_block(changes, subject)
-    diff = {}
+    changed = []
     for key in SUBJECT_FIELDS:
         if key in changes and getattr(subject, key) != changes[key]:
-            diff[key] = {"from": getattr(subject, key), "to": changes[key]}
+            changed.append(key)
             setattr(subject, key, changes[key])
     if changes.get("collection_blocked") is False:
         subject.blocked_reason = None
-    if diff:
+    if changed:
+        # names only: the values are personal data, and the audit log outlives an erasure
         session.flush()
         audit.record(session, subject.tenant_id, actor, "subject.update", target_type="subject",
                      target_id=subject_id, subject_id=subject_id, request_id=request_id,
-                     details={"changed": diff})
+                     details={"changed": changed})
     return subject
 
 
@@ -130,7 +143,7 @@ def enrol_device(session: Session, tenant_id: uuid.UUID, actor: str, subject_id:
                  identifier: str | None = None, name: str | None = None,
                  platform: str | None = None,
                  request_id: str | None = None) -> tuple[Device, str]:
-    get_subject(session, subject_id)
+    get_live_subject(session, subject_id)
     generated = identifier is None
     identifier = identifier or generate_identifier()
     if not IDENTIFIER_RE.match(identifier):
