@@ -124,8 +124,16 @@ def latest_positions(session: Session, principal: Principal, purpose_key: str,
     rows = session.execute(sql.LATEST, {
         "subject_ids": subjects, "bit": 1 << purpose.bit, "precision": purpose.precision_m,
         "window_start": window_start(purpose, now)}).all() if subjects else []
-    audit.record(session, principal.tenant_id, principal.actor_id, "read.positions",
-                 target_type="purpose", target_id=purpose_key, request_id=request_id,
-                 details={"purpose": purpose_key, "returned": len(rows),
-                          "subjects": [str(r.subject_id) for r in rows]})
+    # one entry per subject read, so each subject's reads are found by subject_id (audit
+    # queries, the access bundle); a read that returned nobody is still recorded
+    details = {"purpose": purpose_key, "returned": len(rows)}
+    read = sorted({r.subject_id for r in rows})
+    if not read:
+        audit.record(session, principal.tenant_id, principal.actor_id, "read.positions",
+                     target_type="purpose", target_id=purpose_key, request_id=request_id,
+                     details=details)
+    for subject_id in read:
+        audit.record(session, principal.tenant_id, principal.actor_id, "read.positions",
+                     target_type="subject", target_id=subject_id, subject_id=subject_id,
+                     request_id=request_id, details=details)
     return rows
