@@ -1,4 +1,11 @@
-"""tenant device routes: OsmAnd identifiers are scoped to a tenant; the global route is legacy
+"""security round two: tenant-scoped device routes; purposes' read cut-offs never move back
+
+Purposes get `window_floor` (the latest cut-off any earlier `retention_days` setting put in
+force: lengthening a window never brings back what a shorter one had already closed) and
+`individual_since` (when individual reads were last allowed: widening a purpose from
+aggregate-only applies only to data collected after it).
+
+Tenant device routes: OsmAnd identifiers are scoped to a tenant; the global route is legacy.
 
 Traccar Client now posts to `/v1/ingest/osmand/<tenant id>`, where an identifier is looked
 up in that tenant only, so two tenants may use the same identifier and enrolling one never
@@ -9,7 +16,7 @@ identifier an admin chose never gets one, so it cannot be used to probe other te
 A revoked or deleted device's route is retired, never deleted: its identifier can never
 route a ping again, to anyone.
 
-Revision ID: 0012_tenant_device_routes
+Revision ID: 0012_security_round_two
 Revises: 0011_zone_sweeps
 Create Date: 2026-12-01
 """
@@ -18,13 +25,15 @@ from alembic import op
 
 from govern.config import APP_ROLE
 
-revision = "0012_tenant_device_routes"
+revision = "0012_security_round_two"
 down_revision = "0011_zone_sweeps"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
+    op.execute("ALTER TABLE purposes ADD COLUMN window_floor timestamptz, "
+               "ADD COLUMN individual_since timestamptz")
     op.execute("ALTER TABLE device_routes ADD COLUMN retired_at timestamptz")
     op.execute("DROP TRIGGER IF EXISTS devices_route ON devices")
     op.execute(
@@ -82,6 +91,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("ALTER TABLE purposes DROP COLUMN IF EXISTS window_floor, "
+               "DROP COLUMN IF EXISTS individual_since")
     op.execute("DROP FUNCTION IF EXISTS govern_claim_device_route(text, uuid)")
     op.execute("DROP TRIGGER IF EXISTS devices_route ON devices")
     op.execute("DELETE FROM device_routes WHERE retired_at IS NOT NULL")
