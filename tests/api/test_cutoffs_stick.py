@@ -11,6 +11,7 @@ import pytest
 from govern.db import tenant_session
 from govern.domain.retention import run_all
 from govern.sql import reads as sql
+from tests.api.test_travel import report, team  # noqa: F401  (travel's k = 3 team)
 from tests.tracking import ANALYTICS, NAV, ping
 
 NOW = dt.datetime.now(dt.UTC)
@@ -122,3 +123,21 @@ def test_widening_to_individual_reads_applies_only_to_data_after_it(tenant, make
     assert track_times(tracked, "analytics", "analyst") == []
     tracked.pings([ping(id="after", t=dt.datetime.now(dt.UTC).isoformat())])
     assert len(track_times(tracked, "analytics", "analyst")) == 1
+
+
+def test_aggregate_trip_reports_drop_a_subject_after_withdrawal_and_regrant(team):  # noqa: F811
+
+    tenant, monday = team["tenant"], team["monday"]
+
+    def tuesday_subjects():
+        resp = report(tenant, "travel", monday, monday + 7 * DAY, bucket="day")
+        assert resp.status_code == 200, resp.get_json()
+        return [b["subjects"] for b in resp.get_json()["buckets"]]
+
+    assert tuesday_subjects() == [3]
+    worker, _ = team["workers"][1]
+    now = dt.datetime.now(dt.UTC)
+    tenant.consent(worker.subject_id, "analytics", "withdrawn", at=now - H)
+    tenant.consent(worker.subject_id, "analytics", "granted", at=now - 0.5 * H)
+    assert tuesday_subjects() == []  # two left: under k = 3, suppressed
+
