@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 
 import h3.api.basic_int as h3
-from flask import Response
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from govern.api.common import actor_kwargs, commit, db
+from govern.api.csv_export import csv_response
 from govern.api.schemas import FeatureCollection
 from govern.auth import principal, require_member
 from govern.domain import reports
@@ -50,17 +48,13 @@ def heatmap(query):
             "epsilon": result.epsilon, "budget": result.budget or None,
             "generated_at": dt.datetime.now(dt.UTC).isoformat()}
     if query["format"] == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["cell", "lat", "lon", "pings", "subjects"])
+        rows = []
         for c in result.cells:
             lat, lon = reports.cell_centre(c["cell"])
-            writer.writerow([h3.int_to_str(c["cell"]), f"{lat:.6f}", f"{lon:.6f}", c["pings"],
-                             c["subjects"]])
-        resp = Response(out.getvalue(), mimetype="text/csv")
-        resp.headers["Content-Disposition"] = "attachment; filename=heatmap.csv"
-        resp.headers["X-Suppressed-Cells"] = str(result.suppressed)
-        return resp
+            rows.append([h3.int_to_str(c["cell"]), round(lat, 6), round(lon, 6), c["pings"],
+                         c["subjects"]])
+        return csv_response("heatmap", ["cell", "lat", "lon", "pings", "subjects"], rows,
+                            {"X-Suppressed-Cells": str(result.suppressed)})
     return {"type": "FeatureCollection", "properties": meta, "features": [
         {"type": "Feature",
          "geometry": {"type": "Polygon", "coordinates": reports.cell_polygon(c["cell"])},

@@ -3,15 +3,14 @@ aligned periods or differential privacy), and a subject's own travel under a pur
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 
 from flask import Response
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from govern.api.common import actor_kwargs, commit, db
+from govern.api.csv_export import csv_response
 from govern.auth import principal, require_member
 from govern.domain import trips
 
@@ -109,14 +108,7 @@ def _iso(value) -> str:
 
 
 def _csv(name: str, header: list[str], rows: list[list], suppressed: int) -> Response:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(header)
-    writer.writerows(rows)
-    resp = Response(out.getvalue(), mimetype="text/csv")
-    resp.headers["Content-Disposition"] = f"attachment; filename={name}.csv"
-    resp.headers["X-Suppressed-Groups"] = str(suppressed)
-    return resp
+    return csv_response(name, header, rows, {"X-Suppressed-Groups": str(suppressed)})
 
 
 @blp.route("/reports/travel")
