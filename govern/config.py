@@ -68,6 +68,8 @@ class Config:
     rate_limit: str = "1200 per minute"
     auth_failure_limit: str = "30 per minute"
     redis_url: str | None = None
+    metrics_token: str | None = None
+    heavy_reads_per_tenant: int = 2
     trusted_proxy_hops: int = 0
     trusted_proxies: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
@@ -101,6 +103,8 @@ class Config:
             rate_limit=env.get("RATE_LIMIT", "1200 per minute"),
             auth_failure_limit=env.get("AUTH_FAILURE_LIMIT", "30 per minute"),
             redis_url=env.get("REDIS_URL") or None,
+            metrics_token=env.get("METRICS_TOKEN") or None,
+            heavy_reads_per_tenant=_int(env, "HEAVY_READS_PER_TENANT", 2),
             trusted_proxy_hops=_int(env, "TRUSTED_PROXY_HOPS", 0),
             trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
             cors_origins=tuple(o.strip() for o in env.get("CORS_ORIGINS", "").split(",")

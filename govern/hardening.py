@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import ipaddress
 import math
 import time
 from dataclasses import dataclass
+from functools import wraps
 
-from flask import Flask, request
+from flask import Flask, current_app, request
 from flask_cors import CORS
 from flask_limiter import ApplicationLimit, Limiter
 from limits import RateLimitItem, parse
 from limits.strategies import RateLimiter
+from sqlalchemy import text
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from govern.auth import TOKEN_RE, client_address, presented_token
+from govern.api.common import db
+from govern.auth import TOKEN_RE, bearer_token, client_address, presented_token, principal
 from govern.config import Config
+from govern.errors import ApiError
 
 EXEMPT_ENDPOINTS = {"health.healthz", "health.readyz", "health.metrics"}
 # Endpoints that authenticate by what the request names (OsmAnd), not by a header.
@@ -100,6 +105,62 @@ class TrustedProxies:
     def __call__(self, environ, start_response):
         app = self.fixed if self._trusted(environ.get("REMOTE_ADDR")) else self.plain
         return app(environ, start_response)
+
+
+def metrics_allowed(config: Config) -> bool:
+    """/metrics shows counts across tenants: with METRICS_TOKEN set, only to a request that
+    bears it; without, only to a client on this machine that did not come through a proxy
+    (no X-Forwarded-For), e.g. a Prometheus scraping the loopback address."""
+    if config.metrics_token:
+        presented = bearer_token() or ""
+        return hmac.compare_digest(presented.encode(), config.metrics_token.encode())
+    if "X-Forwarded-For" in request.headers or "Forwarded" in request.headers:
+        return False
+    try:
+        return ipaddress.ip_address(client_address()).is_loopback
+    except ValueError:
+        return False
+
+
+# ---- per-tenant bound on heavy reads ---------------------------------------------------------
+
+HEAVY_LOCK_SPACE = 0x67760000  # first key of the two-key advisory locks: "gv" + slot space
+
+
+def heavy_lock_key(tenant_id) -> int:
+    """The second advisory-lock key of a tenant's heavy-read slots (a 32-bit signed int)."""
+    digest = int.from_bytes(hashlib.sha256(tenant_id.bytes).digest()[:4], "big", signed=True)
+    return digest
+
+
+def take_heavy_slot(session, tenant_id, slots: int, retry_after: int) -> None:
+    """Take one of the tenant's `slots` for a heavy read, in every web process at once: a
+    transaction-scoped advisory lock on (space + slot, tenant key), released when the
+    request's transaction ends. All taken: 429 `tenant_busy` with Retry-After, at once, so
+    one tenant's long reads hold at most `slots` workers and never queue other tenants."""
+    key = heavy_lock_key(tenant_id)
+    for slot in range(slots):
+        if session.execute(text("SELECT pg_try_advisory_xact_lock(:a, :b)"),
+                           {"a": HEAVY_LOCK_SPACE + slot, "b": key}).scalar():
+            return
+    raise ApiError(429, f"This tenant already runs {slots} heavy reads (tracks, travel, "
+                        "reports) at once; retry when one has finished.", code="tenant_busy",
+                   details={"heavy_reads_per_tenant": slots},
+                   headers={"Retry-After": str(retry_after)})
+
+
+def heavy(fn):
+    """Handler decorator (under require_member): the read is heavy, bounded per tenant."""
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        config = current_app.config["GOVERN"]
+        if config.heavy_reads_per_tenant > 0:
+            take_heavy_slot(db(), principal().tenant_id, config.heavy_reads_per_tenant,
+                            config.retry_after_seconds)
+        return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def init_trusted_proxies(app: Flask, config: Config) -> None:

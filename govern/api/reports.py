@@ -10,9 +10,10 @@ from marshmallow import Schema, fields, validate
 
 from govern.api.common import actor_kwargs, commit, db
 from govern.api.csv_export import csv_response
-from govern.api.schemas import FeatureCollection
+from govern.api.schemas import FeatureCollection, Instant
 from govern.auth import principal, require_member
 from govern.domain import reports
+from govern.hardening import heavy
 
 blp = Blueprint("reports", __name__, url_prefix="/v1/reports",
                 description="Aggregate reports with a k floor and optional differential "
@@ -22,8 +23,8 @@ READERS = ("owner", "admin", "analyst")
 
 
 class HeatmapQuery(Schema):
-    from_ = fields.AwareDateTime(data_key="from", required=True)
-    to = fields.AwareDateTime(required=True)
+    from_ = Instant(data_key="from", required=True)
+    to = Instant(required=True)
     resolution = fields.Integer(load_default=7, validate=validate.Range(min=5, max=9),
                                 metadata={"description": "H3 resolution, 5 (coarse) to 9"})
     format = fields.String(load_default="geojson", validate=validate.OneOf(("geojson", "csv")))
@@ -31,6 +32,7 @@ class HeatmapQuery(Schema):
 
 @blp.route("/heatmap")
 @require_member(*READERS)
+@heavy
 @blp.arguments(HeatmapQuery, location="query")
 @blp.response(200, FeatureCollection)
 @blp.alt_response(200, content_type="text/csv", description="format=csv")

@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from govern.api.common import audit_event, commit, db, row_dict
-from govern.api.schemas import StrictInteger
+from govern.api.schemas import Instant, StrictInteger
 from govern.auth import principal, require_member
 from govern.domain import tokens
 from govern.errors import ApiError
@@ -25,7 +25,7 @@ class TokenSchema(Schema):
     name = fields.String(load_default="", validate=validate.Length(max=200))
     hint = fields.String(dump_only=True, metadata={"description": "first characters of the secret"})
     created_at = fields.DateTime(dump_only=True)
-    expires_at = fields.AwareDateTime(allow_none=True, load_default=None)
+    expires_at = Instant(allow_none=True, load_default=None)
     expires_in_days = StrictInteger(load_only=True, load_default=None,
                                      validate=validate.Range(min=1, max=tokens.MAX_TOKEN_DAYS))
     revoked_at = fields.DateTime(dump_only=True, allow_none=True)
