@@ -18,7 +18,7 @@ from govern.clock import SYSTEM, Clock
 from govern.config import Config
 from govern.db import make_engine, make_sessionmaker
 from govern.errors import ApiError, register_error_handlers
-from govern.hardening import init_rate_limits, init_security_headers
+from govern.hardening import init_rate_limits, init_security_headers, init_trusted_proxies
 from govern.observability import configure_logging, init_request_observability
 
 API_VERSION = "1.0.0"
@@ -173,6 +173,7 @@ def create_app(config: Config | None = None, clock: Clock | None = None) -> Flas
     init_request_observability(app)
     init_security_headers(app, config)
     init_rate_limits(app, config)
+    init_trusted_proxies(app, config)
     api = GovernApi(app)
     register_error_handlers(app)
 

@@ -7,6 +7,8 @@ across tenants (and routes to one shard under Citus).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import hashlib
 import re
@@ -125,16 +127,54 @@ def touch(session: Session, tenant_id: uuid.UUID, token_id: uuid.UUID,
         conn.commit()
 
 
+def _authorization() -> tuple[str, str]:
+    """The Authorization header as (scheme in lower case, credential with whitespace
+    trimmed): `bearer`, `BEARER` and extra spaces are one credential."""
+    parts = request.headers.get("Authorization", "").split(None, 1)
+    if len(parts) != 2:
+        return (parts[0].lower() if parts else ""), ""
+    return parts[0].lower(), parts[1].strip()
+
+
 def bearer_token() -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
+    scheme, value = _authorization()
+    return (value or None) if scheme == "bearer" else None
+
+
+def presented_token() -> str | None:
+    """The token a request presents: Bearer, or Basic's password (OwnTracks sends the
+    device token as the password of any user name)."""
+    scheme, value = _authorization()
+    if scheme == "bearer":
+        return value or None
+    if scheme == "basic" and value:
+        try:
+            decoded = base64.b64decode(value, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return decoded.partition(":")[2] or None
     return None
+
+
+def client_address() -> str:
+    """The address limits count against: the peer, or what a trusted proxy forwarded."""
+    return request.remote_addr or "unknown"
 
 
 def unauthenticated(message: str = "A valid bearer token is required.") -> ApiError:
     return ApiError(401, message, headers={"WWW-Authenticate": 'Bearer realm="govern"'})
+
+
+def failed_authentication(error: ApiError) -> ApiError:
+    """A presented credential did not authenticate: charge the client's failure budget
+    (see govern.hardening.AuthFailureLimit); once it is spent, 429 instead of `error`.
+    Valid credentials never reach this, so they keep working from the same address."""
+    limit = current_app.extensions.get("govern_auth_failures")
+    wait = limit.charge(client_address()) if limit is not None else None
+    if wait is None:
+        return error
+    return ApiError(429, "Too many failed authentications from this address; retry later.",
+                    headers={"Retry-After": str(wait)})
 
 
 def load_principal(token: str | None) -> Principal:
@@ -145,7 +185,7 @@ def load_principal(token: str | None) -> Principal:
         raise unauthenticated()
     principal = authenticate(db(), token, current_app.config["GOVERN"].token_touch_seconds)
     if principal is None:
-        raise unauthenticated("The token is unknown, revoked or expired.")
+        raise failed_authentication(unauthenticated("The token is unknown, revoked or expired."))
     g.principal = principal
     return principal
 

@@ -136,6 +136,65 @@ def tenant_create(name, owner_email):
                            "owner_token": created.owner_token}))
 
 
+# ---- tokens ---------------------------------------------------------------------------------
+
+@main.group()
+def token():
+    """Member tokens, minted by the operator (e.g. to recover a locked-out owner)."""
+
+
+def _resolve_tenant(config: Config, given: str):
+    """A tenant by id, or by name or its slug (lower case, runs of other characters as
+    '-'); refused when it names no tenant or several."""
+    import uuid
+
+    import psycopg
+
+    try:
+        return uuid.UUID(given)
+    except ValueError:
+        pass
+    from govern.config import libpq_url
+
+    with psycopg.connect(libpq_url(config.database_url)) as conn:
+        rows = conn.execute(
+            "SELECT tenant_id FROM tenants WHERE lower(name) = lower(%(g)s) "
+            "OR trim(both '-' from regexp_replace(lower(name), '[^a-z0-9]+', '-', 'g')) "
+            "= lower(%(g)s)", {"g": given.strip()}).fetchall()
+    if len(rows) != 1:
+        raise click.ClickException(
+            f"{'no tenant' if not rows else f'{len(rows)} tenants'} named {given!r}"
+            + ("; give the tenant id" if rows else ""))
+    return rows[0][0]
+
+
+@token.command("create")
+@click.option("--tenant", "tenant_ref", required=True, help="tenant id, name or slug")
+@click.option("--member", default=None, help="the member's email or member id")
+@click.option("--role", default=None,
+              help="the longest-standing member with this role (added if none)")
+@click.option("--name", default="operator recovery", show_default=True)
+def token_create(tenant_ref, member, role, name):
+    """Mint a member token; prints it once, as JSON. Audited as the operator (`cli`)."""
+    from govern.db import tenant_session
+    from govern.domain.tokens import recover_member_token
+    from govern.errors import ApiError
+
+    if (member is None) == (role is None):
+        raise click.UsageError("give --member or --role (one of them)")
+    config = _config()
+    tenant_id = _resolve_tenant(config, tenant_ref)
+    try:
+        with tenant_session(_owner_sessions(config), tenant_id) as session:
+            secret, row, holder = recover_member_token(session, tenant_id, member=member,
+                                                       role=role, name=name)
+            out = {"tenant_id": str(tenant_id), "member_id": str(holder.member_id),
+                   "role": holder.role, "token_id": str(row.token_id), "token": secret}
+    except (ApiError, ValueError) as exc:
+        raise click.ClickException(getattr(exc, "message", str(exc))) from exc
+    click.echo(json.dumps(out))
+
+
 # ---- retention ------------------------------------------------------------------------------
 
 @main.group()

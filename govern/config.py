@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
@@ -48,6 +49,19 @@ class NoDatabase(RuntimeError):
     """No database was named, and none can be found."""
 
 
+def _networks(env: dict, name: str) -> tuple[str, ...]:
+    """Comma-separated addresses or CIDR networks, checked at start."""
+    out = []
+    for raw in env.get(name, "").split(","):
+        if raw.strip():
+            try:
+                out.append(str(ipaddress.ip_network(raw.strip(), strict=False)))
+            except ValueError as exc:
+                raise ValueError(f"{name}: {raw.strip()!r} is not an address or network") \
+                    from exc
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class Config:
     database_url: str
@@ -65,6 +79,10 @@ class Config:
     rate_limit: str = "1200 per minute"
     auth_failure_limit: str = "30 per minute"
     redis_url: str | None = None
+    metrics_token: str | None = None
+    heavy_reads_per_tenant: int = 2
+    trusted_proxy_hops: int = 0
+    trusted_proxies: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
 
     @classmethod
@@ -96,6 +114,10 @@ class Config:
             rate_limit=env.get("RATE_LIMIT", "1200 per minute"),
             auth_failure_limit=env.get("AUTH_FAILURE_LIMIT", "30 per minute"),
             redis_url=env.get("REDIS_URL") or None,
+            metrics_token=env.get("METRICS_TOKEN") or None,
+            heavy_reads_per_tenant=_int(env, "HEAVY_READS_PER_TENANT", 2),
+            trusted_proxy_hops=_int(env, "TRUSTED_PROXY_HOPS", 0),
+            trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
             cors_origins=tuple(o.strip() for o in env.get("CORS_ORIGINS", "").split(",")
                                if o.strip()),
         )

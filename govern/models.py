@@ -194,6 +194,9 @@ class Purpose(Base):
     created_at: Mapped[dt.datetime] = _now()
     updated_at: Mapped[dt.datetime] = _now()
     archived_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # see govern.policy.cutoffs: cut-offs earlier settings put in force, never moved back
+    window_floor: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    individual_since: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id"], ["tenants.tenant_id"], ondelete="CASCADE"),
         UniqueConstraint("tenant_id", "key", name="purposes_key_unique"),

@@ -6,6 +6,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from govern.api.common import db
+from govern.api.schemas import Instant
 from govern.auth import require_member
 from govern.domain import audit
 
@@ -16,8 +17,8 @@ READERS = ("owner", "auditor")
 
 
 class AuditQuery(Schema):
-    from_ = fields.AwareDateTime(data_key="from", load_default=None)
-    to = fields.AwareDateTime(load_default=None)
+    from_ = Instant(data_key="from", load_default=None)
+    to = Instant(load_default=None)
     actor = fields.String(load_default=None, metadata={"description": "e.g. member:<id>"})
     action = fields.String(load_default=None,
                            metadata={"description": "exact, or a prefix such as 'read'"})

@@ -21,12 +21,20 @@ class DeviceSchema(Schema):
     subject_id = fields.UUID(required=True)
     identifier = fields.String(
         load_default=None, validate=validate.Length(min=4, max=100),
-        metadata={"description": "the id the app sends (Traccar Client); generated if absent"})
+        metadata={"description": "the id the app sends (Traccar Client), unique in the "
+                                 "tenant; generated if absent"})
+    osmand_path = fields.Function(
+        lambda d: f"/v1/ingest/osmand/{_get(d, 'tenant_id')}", dump_only=True,
+        metadata={"description": "the path of Traccar Client's server URL for this device"})
     name = fields.String(allow_none=True, validate=validate.Length(max=200))
     platform = fields.String(allow_none=True, validate=validate.Length(max=40))
     created_at = fields.DateTime(dump_only=True)
     revoked_at = fields.DateTime(dump_only=True, allow_none=True)
     last_seen_at = fields.DateTime(dump_only=True, allow_none=True)
+
+
+def _get(obj, key):
+    return obj[key] if isinstance(obj, dict) else getattr(obj, key)
 
 
 class EnrolledDeviceSchema(DeviceSchema):

@@ -6,6 +6,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from govern.api.common import actor_kwargs, commit, db
+from govern.api.schemas import Instant
 from govern.auth import require_member
 from govern.domain import rights
 
@@ -21,11 +22,11 @@ class DisclosureSchema(Schema):
     legal_basis = fields.String(required=True, validate=validate.Length(min=2, max=2000))
     subject_ids = fields.List(fields.UUID(), required=True,
                               validate=validate.Length(min=1, max=10_000))
-    range_from = fields.AwareDateTime(load_default=None, allow_none=True)
-    range_to = fields.AwareDateTime(load_default=None, allow_none=True)
+    range_from = Instant(load_default=None, allow_none=True)
+    range_to = Instant(load_default=None, allow_none=True)
     description = fields.String(required=True, validate=validate.Length(min=2, max=5000))
-    disclosed_at = fields.AwareDateTime(required=True)
-    notified_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    disclosed_at = Instant(required=True)
+    notified_at = Instant(load_default=None, allow_none=True)
     not_notified_reason = fields.String(load_default=None, allow_none=True,
                                         validate=validate.Length(max=2000))
     created_at = fields.DateTime(dump_only=True)
@@ -39,7 +40,7 @@ class DisclosureSchema(Schema):
 
 
 class NotifySchema(Schema):
-    notified_at = fields.AwareDateTime(load_default=None)
+    notified_at = Instant(load_default=None)
     not_notified_reason = fields.String(load_default=None, validate=validate.Length(max=2000))
 
 

@@ -7,6 +7,8 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 from sqlalchemy import text
 
+from govern.errors import ApiError
+from govern.hardening import metrics_allowed
 from govern.migrate import current_revision, head_revision
 from govern.observability import metrics_response
 
@@ -64,7 +66,15 @@ def readyz():
     "description": "Prometheus text format",
     "content": {"text/plain": {"schema": {"type": "string"}}}}})
 def metrics():
-    """Prometheus text exposition, with open and overdue subject requests across tenants."""
+    """Prometheus text exposition, with open and overdue subject requests across tenants.
+    Only with METRICS_TOKEN as bearer token, or (unset) from this machine, not via a proxy."""
+    config = current_app.config["GOVERN"]
+    if not metrics_allowed(config):
+        if config.metrics_token:
+            raise ApiError(401, "/metrics needs the METRICS_TOKEN as bearer token.",
+                           headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
+        raise ApiError(403, "/metrics answers only loopback clients that do not come through "
+                            "a proxy; set METRICS_TOKEN to scrape it from elsewhere.")
     resp = metrics_response()
     try:
         with current_app.extensions["govern"].engine.connect() as conn:

@@ -6,6 +6,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from govern.api.common import actor_kwargs, commit, db
+from govern.api.schemas import Instant
 from govern.auth import require_member
 from govern.domain import holds
 
@@ -21,15 +22,15 @@ class HoldSchema(Schema):
     subject_id = fields.UUID(load_default=None, allow_none=True,
                              metadata={"description": "null: the whole tenant"})
     reason = fields.String(required=True, validate=validate.Length(min=3, max=2000))
-    starts_at = fields.AwareDateTime(load_default=None)
-    ends_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    starts_at = Instant(load_default=None)
+    ends_at = Instant(load_default=None, allow_none=True)
     active = fields.Boolean(dump_only=True)
     created_at = fields.DateTime(dump_only=True)
     created_by = fields.String(dump_only=True)
 
 
 class EndSchema(Schema):
-    ends_at = fields.AwareDateTime(load_default=None, metadata={"description": "default now"})
+    ends_at = Instant(load_default=None, metadata={"description": "default now"})
 
 
 class HoldQuery(Schema):

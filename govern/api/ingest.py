@@ -7,36 +7,25 @@ exactly like POST /v1/pings; the answer is what each app expects.
 
 from __future__ import annotations
 
+import uuid
+
 from flask import Response, g, jsonify, request
 from flask_smorest import Blueprint
-from sqlalchemy import select, text
 
 from govern.api.common import db
 from govern.api.pings import check_batch_size, ingest_for_device
 from govern.app import NON_JSON_ENDPOINTS
-from govern.auth import Principal, load_principal
-from govern.db import scope_to_tenant
+from govern.auth import Principal, failed_authentication, load_principal, presented_token
+from govern.domain import subjects
 from govern.errors import ApiError, NotFound
 from govern.ingest import formats
-from govern.models import Device
 
 blp = Blueprint("ingest", __name__, url_prefix="/v1/ingest",
                 description="Ingest in existing apps' native formats.")
 
 
-def _device_token() -> str | None:
-    auth = request.authorization
-    if auth is None:
-        return None
-    if auth.type == "basic":
-        return auth.password or None  # OwnTracks: any user name, the device token as password
-    if auth.type == "bearer":
-        return auth.token
-    return None
-
-
 def _device_principal() -> Principal:
-    principal = load_principal(_device_token())
+    principal = load_principal(presented_token())
     if principal.kind != "device":
         raise ApiError(403, "This endpoint needs a device token.")
     return principal
@@ -56,18 +45,13 @@ def _converted(fn, *args):
         raise ApiError(422, exc.message, details={"body": [exc.message]}) from exc
 
 
-def _principal_for_identifier(identifier: str) -> Principal:
-    """OsmAnd names the device, nothing more: route the identifier to its tenant."""
-    route = db().execute(text("SELECT tenant_id, device_id FROM govern_device_route(:i)"),
-                         {"i": identifier}).first()
-    if route is None:
-        raise NotFound("device")
-    scope_to_tenant(db(), route.tenant_id)
-    device = db().scalar(select(Device).where(Device.device_id == route.device_id,
-                                              Device.revoked_at.is_(None)))
+def _principal_for_identifier(identifier: str, tenant_id: uuid.UUID | None) -> Principal:
+    """OsmAnd names the device, nothing more: find it in the URL's tenant (or through its
+    legacy global route). A miss is a failed authentication."""
+    device = subjects.osmand_device(db(), identifier, tenant_id)
     if device is None:
-        raise NotFound("device")
-    principal = Principal(tenant_id=route.tenant_id, kind="device", token_id=None,
+        raise failed_authentication(NotFound("device"))
+    principal = Principal(tenant_id=device.tenant_id, kind="device", token_id=None,
                           device_id=device.device_id, subject_id=device.subject_id)
     g.principal = principal
     return principal
@@ -101,31 +85,55 @@ _OSMAND_FORM = {
 }
 
 
-@blp.route("/osmand", methods=["GET"])
-@blp.doc(security=[], parameters=[
-    {"in": "query", "name": k, "required": k in _OSMAND_REQUIRED,
-     "schema": {"type": t}, "description": d} for k, (t, d) in _OSMAND_FIELDS.items()],
+_OSMAND_GET_DOC = dict(
+    security=[], parameters=[
+        {"in": "query", "name": k, "required": k in _OSMAND_REQUIRED,
+         "schema": {"type": t}, "description": d} for k, (t, d) in _OSMAND_FIELDS.items()],
     responses={"200": {"description": "stored, dropped or rejected: the protocol has no "
                                       "per-ping answer"}})
+_OSMAND_POST_DOC = dict(
+    security=[], requestBody={"content": {
+        "application/x-www-form-urlencoded": {"schema": _OSMAND_FORM},
+        "application/json": {"schema": {
+            "type": "object", "required": ["device_id", "location"],
+            "properties": {"device_id": {"type": "string"},
+                           "location": {"type": "object"}}}}}},
+    responses={"200": {"description": "accepted for governance"}})
+
+
+@blp.route("/osmand/<uuid:tenant_id>", methods=["GET"])
+@blp.doc(**_OSMAND_GET_DOC)
+def osmand_tenant_get(tenant_id):
+    """Traccar Client (OsmAnd protocol) as a query string; the identifier is looked up in
+    the tenant the path names."""
+    return osmand(tenant_id)
+
+
+@blp.route("/osmand/<uuid:tenant_id>", methods=["POST"])
+@blp.doc(**_OSMAND_POST_DOC)
+def osmand_tenant_post(tenant_id):
+    """Traccar Client (OsmAnd protocol) as a form post, or its JSON variant, for the tenant
+    the path names."""
+    return osmand(tenant_id)
+
+
+@blp.route("/osmand", methods=["GET"])
+@blp.doc(**_OSMAND_GET_DOC)
 def osmand_get():
-    """Traccar Client (OsmAnd protocol) as a query string."""
+    """Traccar Client (OsmAnd protocol) as a query string, tenant-less (legacy: only devices
+    enrolled before tenant URLs, or with a generated identifier)."""
     return osmand()
 
 
 @blp.route("/osmand", methods=["POST"])
-@blp.doc(security=[], requestBody={"content": {
-    "application/x-www-form-urlencoded": {"schema": _OSMAND_FORM},
-    "application/json": {"schema": {
-        "type": "object", "required": ["device_id", "location"],
-        "properties": {"device_id": {"type": "string"},
-                       "location": {"type": "object"}}}}}},
-    responses={"200": {"description": "accepted for governance"}})
+@blp.doc(**_OSMAND_POST_DOC)
 def osmand_post():
-    """Traccar Client (OsmAnd protocol) as a form post, or its JSON variant."""
+    """Traccar Client (OsmAnd protocol) as a form post, or its JSON variant, tenant-less
+    (legacy)."""
     return osmand()
 
 
-def osmand():
+def osmand(tenant_id: uuid.UUID | None = None):
     """Traccar Client (OsmAnd protocol): query or form parameters, or the JSON variant.
     The device is its enrolled identifier; the protocol carries no secret."""
     if request.mimetype == "application/json":
@@ -134,7 +142,7 @@ def osmand():
         params = {**request.args.to_dict(), **request.form.to_dict()}
         identifier, item = _converted(formats.from_osmand, params)
         items = [item]
-    _principal_for_identifier(identifier)
+    _principal_for_identifier(identifier, tenant_id)
     ingest_for_device(check_batch_size(items))
     return Response("", status=200)
 
@@ -156,4 +164,5 @@ def overland():
     return jsonify({"result": "ok"})
 
 
-NON_JSON_ENDPOINTS.update({"ingest.osmand_get", "ingest.osmand_post"})
+NON_JSON_ENDPOINTS.update({"ingest.osmand_get", "ingest.osmand_post",
+                           "ingest.osmand_tenant_get", "ingest.osmand_tenant_post"})

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 
 import h3.api.basic_int as h3
-from flask import Response
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from govern.api.common import actor_kwargs, commit, db
-from govern.api.schemas import FeatureCollection
+from govern.api.csv_export import csv_response
+from govern.api.schemas import FeatureCollection, Instant
 from govern.auth import principal, require_member
 from govern.domain import reports
+from govern.hardening import heavy
 
 blp = Blueprint("reports", __name__, url_prefix="/v1/reports",
                 description="Aggregate reports with a k floor and optional differential "
@@ -24,8 +23,8 @@ READERS = ("owner", "admin", "analyst")
 
 
 class HeatmapQuery(Schema):
-    from_ = fields.AwareDateTime(data_key="from", required=True)
-    to = fields.AwareDateTime(required=True)
+    from_ = Instant(data_key="from", required=True)
+    to = Instant(required=True)
     resolution = fields.Integer(load_default=7, validate=validate.Range(min=5, max=9),
                                 metadata={"description": "H3 resolution, 5 (coarse) to 9"})
     format = fields.String(load_default="geojson", validate=validate.OneOf(("geojson", "csv")))
@@ -33,6 +32,7 @@ class HeatmapQuery(Schema):
 
 @blp.route("/heatmap")
 @require_member(*READERS)
+@heavy
 @blp.arguments(HeatmapQuery, location="query")
 @blp.response(200, FeatureCollection)
 @blp.alt_response(200, content_type="text/csv", description="format=csv")
@@ -50,17 +50,13 @@ def heatmap(query):
             "epsilon": result.epsilon, "budget": result.budget or None,
             "generated_at": dt.datetime.now(dt.UTC).isoformat()}
     if query["format"] == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["cell", "lat", "lon", "pings", "subjects"])
+        rows = []
         for c in result.cells:
             lat, lon = reports.cell_centre(c["cell"])
-            writer.writerow([h3.int_to_str(c["cell"]), f"{lat:.6f}", f"{lon:.6f}", c["pings"],
-                             c["subjects"]])
-        resp = Response(out.getvalue(), mimetype="text/csv")
-        resp.headers["Content-Disposition"] = "attachment; filename=heatmap.csv"
-        resp.headers["X-Suppressed-Cells"] = str(result.suppressed)
-        return resp
+            rows.append([h3.int_to_str(c["cell"]), round(lat, 6), round(lon, 6), c["pings"],
+                         c["subjects"]])
+        return csv_response("heatmap", ["cell", "lat", "lon", "pings", "subjects"], rows,
+                            {"X-Suppressed-Cells": str(result.suppressed)})
     return {"type": "FeatureCollection", "properties": meta, "features": [
         {"type": "Feature",
          "geometry": {"type": "Polygon", "coordinates": reports.cell_polygon(c["cell"])},

@@ -7,6 +7,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from govern.api.common import actor_kwargs, commit, db
+from govern.api.schemas import Instant, refuse_future
 from govern.auth import require_member
 from govern.domain import rights
 
@@ -24,8 +25,8 @@ class RequestSchema(Schema):
     note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000))
     status = fields.String(dump_only=True)
     source = fields.String(dump_only=True)
-    received_at = fields.AwareDateTime(load_default=None,
-                                       metadata={"description": "default now"})
+    received_at = Instant(load_default=None, validate=refuse_future,
+                          metadata={"description": "default now; never in the future"})
     due_at = fields.DateTime(dump_only=True)
     completed_at = fields.DateTime(dump_only=True, allow_none=True)
     overdue = fields.Boolean(dump_only=True)

@@ -7,6 +7,7 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import text
 
 from govern.api.common import db
+from govern.api.schemas import Instant
 from govern.auth import require_member
 
 blp = Blueprint("retention", __name__, url_prefix="/v1/retention",
@@ -28,8 +29,8 @@ class RunEntrySchema(Schema):
 
 
 class RunQuery(Schema):
-    from_ = fields.AwareDateTime(data_key="from", load_default=None)
-    to = fields.AwareDateTime(load_default=None)
+    from_ = Instant(data_key="from", load_default=None)
+    to = Instant(load_default=None)
     limit = fields.Integer(load_default=200, validate=validate.Range(min=1, max=1000))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from marshmallow import Schema, ValidationError, fields, validate
 
 from govern.models import ROLES
@@ -19,6 +21,30 @@ class PageQuery(Schema):
 class Roles(fields.List):
     def __init__(self, **kwargs):
         super().__init__(fields.String(validate=validate.OneOf(ROLES)), **kwargs)
+
+
+class Instant(fields.AwareDateTime):
+    """An instant with a UTC offset, in the years 2000 to 2100 (in UTC, as ping times): a
+    year-1 or year-9999 value, which date arithmetic cannot shift without overflowing, is a
+    422 naming the field instead of a 500."""
+
+    LOWEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    HIGHEST = dt.datetime(2101, 1, 1, tzinfo=dt.UTC)  # exclusive
+    RANGE = "must be between the years 2000 and 2100 (UTC)"
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        parsed = super()._deserialize(value, attr, data, **kwargs)
+        if not 1999 <= parsed.year <= 2101:  # checked first: converting year 1 can overflow
+            raise ValidationError(self.RANGE)
+        if not self.LOWEST <= parsed < self.HIGHEST:
+            raise ValidationError(self.RANGE)
+        return parsed
+
+
+def refuse_future(value: dt.datetime, skew: dt.timedelta = dt.timedelta(minutes=5)) -> None:
+    """For instants that record something that has happened (a request received)."""
+    if value > dt.datetime.now(dt.UTC) + skew:
+        raise ValidationError("may not be in the future")
 
 
 class JsonObject(fields.Dict):

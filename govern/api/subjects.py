@@ -10,6 +10,7 @@ from marshmallow import Schema, fields, validate
 from govern.api.common import actor_kwargs, commit, db
 from govern.api.schemas import (
     CollectionWindows,
+    Instant,
     JsonObject,
     PageQuery,
     StrictBoolean,
@@ -63,7 +64,7 @@ class SubjectListSchema(Schema):
 class ConsentInSchema(Schema):
     purpose = fields.String(required=True, validate=validate.Length(min=1, max=64))
     status = fields.String(required=True, validate=validate.OneOf(("granted", "withdrawn")))
-    at = fields.AwareDateTime(load_default=None,
+    at = Instant(load_default=None,
                               metadata={"description": "default now; never in the future"})
     policy_version = fields.String(required=True, validate=validate.Length(min=1, max=100))
 
@@ -90,7 +91,7 @@ class ConsentHistorySchema(Schema):
 
 
 class StateQuery(Schema):
-    at = fields.AwareDateTime(load_default=None)
+    at = Instant(load_default=None)
 
 
 class PurposeStateSchema(Schema):

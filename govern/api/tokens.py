@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from govern.api.common import audit_event, commit, db, row_dict
-from govern.api.schemas import StrictInteger
+from govern.api.schemas import Instant, StrictInteger
 from govern.auth import principal, require_member
 from govern.domain import tokens
 from govern.errors import ApiError
@@ -25,7 +25,7 @@ class TokenSchema(Schema):
     name = fields.String(load_default="", validate=validate.Length(max=200))
     hint = fields.String(dump_only=True, metadata={"description": "first characters of the secret"})
     created_at = fields.DateTime(dump_only=True)
-    expires_at = fields.AwareDateTime(allow_none=True, load_default=None)
+    expires_at = Instant(allow_none=True, load_default=None)
     expires_in_days = StrictInteger(load_only=True, load_default=None,
                                      validate=validate.Range(min=1, max=tokens.MAX_TOKEN_DAYS))
     revoked_at = fields.DateTime(dump_only=True, allow_none=True)
@@ -84,12 +84,9 @@ def create_token(body):
 @require_member()
 @blp.response(204)
 def revoke_token(token_id):
-    """Revoke one of your tokens; owners and admins may revoke any member token."""
-    p = principal()
-    token = tokens.get_token(db(), token_id)
-    if token.kind != "member" or (token.member_id != p.member_id and p.role not in ADMINS):
-        raise ApiError(404, "token not found")
-    tokens.revoke_token(db(), token)
+    """Revoke one of your tokens; owners may revoke any member token, admins any but an
+    owner's."""
+    token = tokens.revoke_member_token(db(), principal(), token_id)
     audit_event("token.revoke", target_type="token", target_id=token_id,
                 details={"member_id": str(token.member_id)})
     commit()

@@ -11,9 +11,10 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from govern.api.common import actor_kwargs, commit, db
-from govern.api.schemas import FeatureCollection
+from govern.api.schemas import FeatureCollection, Instant
 from govern.auth import principal, require_member
 from govern.domain import reads
+from govern.hardening import heavy
 
 blp = Blueprint("tracks", __name__, url_prefix="/v1",
                 description="Individual tracks and positions, under a purpose.")
@@ -21,9 +22,9 @@ blp = Blueprint("tracks", __name__, url_prefix="/v1",
 
 class TrackQuery(Schema):
     purpose = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    from_ = fields.AwareDateTime(data_key="from", load_default=None,
+    from_ = Instant(data_key="from", load_default=None,
                                  metadata={"description": "default: 24 hours before 'to'"})
-    to = fields.AwareDateTime(load_default=None, metadata={"description": "default: now"})
+    to = Instant(load_default=None, metadata={"description": "default: now"})
     limit = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=10_000))
     cursor = fields.String(load_default=None, validate=validate.Length(max=300))
 
@@ -49,6 +50,7 @@ def _track(query, subject_id, fmt):
 
 @blp.route("/subjects/<uuid:subject_id>/track")
 @require_member()
+@heavy
 @blp.arguments(TrackQuery, location="query")
 @blp.response(200, FeatureCollection)
 def track(query, subject_id):
@@ -64,6 +66,7 @@ def track(query, subject_id):
 
 @blp.route("/subjects/<uuid:subject_id>/track.gpx")
 @require_member()
+@heavy
 @blp.arguments(TrackQuery, location="query")
 @blp.response(200, content_type="application/gpx+xml")
 def track_gpx(query, subject_id):

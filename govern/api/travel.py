@@ -3,17 +3,18 @@ aligned periods or differential privacy), and a subject's own travel under a pur
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 
 from flask import Response
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from govern.api.common import actor_kwargs, commit, db
+from govern.api.csv_export import csv_response
+from govern.api.schemas import Instant
 from govern.auth import principal, require_member
 from govern.domain import trips
+from govern.hardening import heavy
 
 blp = Blueprint("travel", __name__, url_prefix="/v1",
                 description="Travel reports (stops, trips, visits, origin-destination) and "
@@ -24,8 +25,8 @@ FORMATS = validate.OneOf(("json", "csv"))
 
 
 class ReportQuery(Schema):
-    from_ = fields.AwareDateTime(data_key="from", required=True)
-    to = fields.AwareDateTime(required=True)
+    from_ = Instant(data_key="from", required=True)
+    to = Instant(required=True)
     format = fields.String(load_default="json", validate=FORMATS)
 
 
@@ -109,18 +110,12 @@ def _iso(value) -> str:
 
 
 def _csv(name: str, header: list[str], rows: list[list], suppressed: int) -> Response:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(header)
-    writer.writerows(rows)
-    resp = Response(out.getvalue(), mimetype="text/csv")
-    resp.headers["Content-Disposition"] = f"attachment; filename={name}.csv"
-    resp.headers["X-Suppressed-Groups"] = str(suppressed)
-    return resp
+    return csv_response(name, header, rows, {"X-Suppressed-Groups": str(suppressed)})
 
 
 @blp.route("/reports/travel")
 @require_member(*READERS)
+@heavy
 @blp.arguments(TravelQuery, location="query")
 @blp.response(200, TravelReport)
 @blp.alt_response(200, content_type="text/csv", description="format=csv")
@@ -142,6 +137,7 @@ def travel_report(query):
 
 @blp.route("/reports/visits")
 @require_member(*READERS)
+@heavy
 @blp.arguments(VisitsQuery, location="query")
 @blp.response(200, VisitsReport)
 @blp.alt_response(200, content_type="text/csv", description="format=csv")
@@ -163,6 +159,7 @@ def visits_report(query):
 
 @blp.route("/reports/od")
 @require_member(*READERS)
+@heavy
 @blp.arguments(OdQuery, location="query")
 @blp.response(200, OdReport)
 @blp.alt_response(200, content_type="text/csv", description="format=csv")
@@ -190,9 +187,9 @@ def od_report(query):
 
 class SubjectTravelQuery(Schema):
     purpose = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    from_ = fields.AwareDateTime(data_key="from", load_default=None,
+    from_ = Instant(data_key="from", load_default=None,
                                  metadata={"description": "default: 7 days before 'to'"})
-    to = fields.AwareDateTime(load_default=None, metadata={"description": "default: now"})
+    to = Instant(load_default=None, metadata={"description": "default: now"})
 
 
 class TripEnd(Schema):
@@ -233,6 +230,7 @@ class SubjectTravel(Schema):
 
 @blp.route("/subjects/<uuid:subject_id>/travel")
 @require_member()
+@heavy
 @blp.arguments(SubjectTravelQuery, location="query")
 @blp.response(200, SubjectTravel)
 def subject_travel(query, subject_id):

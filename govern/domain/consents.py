@@ -6,19 +6,58 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
+import orjson
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from govern.domain import audit
 from govern.domain.purposes import purpose_by_key
-from govern.domain.subjects import get_subject
-from govern.errors import Invalid
+from govern.domain.subjects import get_live_subject
+from govern.errors import ApiError, Invalid
 from govern.models import ConsentEvent, Purpose
 
 CLOCK_SKEW = dt.timedelta(minutes=1)
 # How far back a consent may be dated: an app may post a grant it recorded offline, an admin
 # may enter a signed paper form. Longer backdating would let a late grant launder old pings.
 MAX_BACKDATE = {"device": dt.timedelta(hours=24), "admin": dt.timedelta(days=366)}
+
+
+# The ledger is append-only and nothing can delete from it: what one post may add is bounded.
+EVIDENCE_MAX_BYTES = 4096  # compact UTF-8 JSON
+EVIDENCE_MAX_DEPTH = 4  # the object itself is level 1
+EVIDENCE_MAX_KEYS = 100  # at all levels together, list items included
+EVIDENCE_MAX_KEY_CHARS = 64
+EVIDENCE_MAX_VALUE_CHARS = 1000
+
+
+def check_evidence(evidence: dict) -> None:
+    """Refuse evidence over the ledger's bounds: 413 naming the byte limit, else 422 naming
+    the depth, key-count, key-length or value-length limit (and where)."""
+    size = len(orjson.dumps(evidence, default=str))
+    if size > EVIDENCE_MAX_BYTES:
+        raise ApiError(413, f"evidence may be at most {EVIDENCE_MAX_BYTES} bytes as JSON "
+                            f"(this is {size}).", code="evidence_too_large",
+                       details={"evidence": [f"at most {EVIDENCE_MAX_BYTES} bytes"]})
+    stack, items = [("evidence", evidence, 1)], 0
+
+    def refuse(message: str):
+        raise Invalid(f"evidence: {message}", {"evidence": [message]})
+
+    while stack:
+        where, value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > EVIDENCE_MAX_DEPTH:
+                refuse(f"nested deeper than {EVIDENCE_MAX_DEPTH} levels at {where}")
+            items += len(value)
+            if items > EVIDENCE_MAX_KEYS:
+                refuse(f"more than {EVIDENCE_MAX_KEYS} keys and items in all")
+            pairs = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in pairs:
+                if isinstance(key, str) and len(key) > EVIDENCE_MAX_KEY_CHARS:
+                    refuse(f"key longer than {EVIDENCE_MAX_KEY_CHARS} characters at {where}")
+                stack.append((f"{where}.{key}", item, depth + 1))
+        elif isinstance(value, str) and len(value) > EVIDENCE_MAX_VALUE_CHARS:
+            refuse(f"value longer than {EVIDENCE_MAX_VALUE_CHARS} characters at {where}")
 
 
 def check_consent_time(at: dt.datetime, source: str, now: dt.datetime) -> None:
@@ -37,7 +76,8 @@ def record_consent(session: Session, tenant_id: uuid.UUID, subject_id: uuid.UUID
     now = dt.datetime.now(dt.UTC)
     at = at or now
     check_consent_time(at, source, now)
-    get_subject(session, subject_id)
+    check_evidence(evidence)
+    get_live_subject(session, subject_id)
     purpose = purpose_by_key(session, purpose_key)
     if purpose is None:
         raise Invalid(f"Unknown purpose '{purpose_key}'.", {"purpose": ["unknown purpose"]})

@@ -14,13 +14,7 @@ from govern.domain import audit
 from govern.domain.tokens import issue_member_token, revoke_all_for_member
 from govern.errors import ApiError, Conflict, NotFound
 from govern.models import Member
-
-
-def may_manage(actor_role: str, target_role: str) -> bool:
-    """Owners manage everyone; admins manage everyone but owners, and cannot make owners."""
-    if actor_role == "owner":
-        return True
-    return actor_role == "admin" and target_role != "owner"
+from govern.policy.roles import may_manage
 
 
 def _forbid_unless_may_manage(actor: Principal, role: str) -> None:

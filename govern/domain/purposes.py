@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from govern.domain import audit
 from govern.errors import Conflict, NotFound
 from govern.models import ConsentEvent, Purpose
+from govern.policy.cutoffs import floor_after_retention_change
 
 MAX_PURPOSES = 63  # a ping's purposes are a 63-bit mask
 EDITABLE = ("title", "description", "requires_consent", "precision_m", "retention_days",
@@ -80,7 +81,15 @@ def update_purpose(session: Session, actor: str, purpose_id: uuid.UUID, changes:
             diff[key] = {"from": getattr(purpose, key), "to": changes[key]}
             setattr(purpose, key, changes[key])
     if diff:
-        purpose.updated_at = dt.datetime.now(dt.UTC)
+        now = dt.datetime.now(dt.UTC)
+        # cut-offs never move back (govern.policy.cutoffs): what a shorter window closed
+        # stays closed; individual reads after a widening see only data collected after it
+        if "retention_days" in diff:
+            purpose.window_floor = floor_after_retention_change(
+                diff["retention_days"]["from"], purpose.window_floor, now)
+        if "individual_access" in diff and purpose.individual_access:
+            purpose.individual_since = now
+        purpose.updated_at = now
         session.flush()
         audit.record(session, purpose.tenant_id, actor, "purpose.update", target_type="purpose",
                      target_id=purpose_id, request_id=request_id,

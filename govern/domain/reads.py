@@ -15,6 +15,7 @@ from govern.domain import audit
 from govern.domain.purposes import purpose_by_key
 from govern.errors import ApiError, Invalid
 from govern.models import Purpose
+from govern.policy import cutoffs
 from govern.sql import reads as sql
 
 MAX_RANGE = dt.timedelta(days=31)
@@ -27,17 +28,35 @@ def may_read_individuals(purpose: Purpose, role: str | None) -> bool:
 
 
 def window_start(purpose: Purpose, now: dt.datetime) -> dt.datetime:
-    """Nothing recorded at or before this instant may serve the purpose any more."""
-    return now - dt.timedelta(days=purpose.retention_days)
+    """Nothing recorded at or before this instant may serve the purpose any more (its window
+    and every earlier, shorter window: govern.policy.cutoffs)."""
+    return cutoffs.window_start(purpose.retention_days, purpose.window_floor, now)
+
+
+def individual_start(purpose: Purpose, now: dt.datetime) -> dt.datetime:
+    """Individual reads: also nothing from before the purpose last became individually
+    readable (a widening applies only to data collected after it)."""
+    return cutoffs.latest(window_start(purpose, now), purpose.individual_since)
+
+
+def readable_cutoffs(session: Session, purpose: Purpose, now: dt.datetime,
+                     subject_id: uuid.UUID | None = None) -> dict[uuid.UUID, dt.datetime]:
+    """Subjects (or the one asked for) whose data may be read individually under the purpose
+    now (consent active now, or none needed), each with the instant at or before which
+    nothing of theirs serves it: the purpose's individual cut-off, or the subject's latest
+    withdrawal when later (data collected before a withdrawal stays out, even once consent
+    is granted again). Re-checked on every read, whatever retention has done."""
+    start = individual_start(purpose, now)
+    return {r.subject_id: cutoffs.latest(start, r.withdrawn_until)
+            for r in session.execute(sql.READABLE_SUBJECTS, {
+                "requires_consent": purpose.requires_consent,
+                "purpose_id": purpose.purpose_id, "now": now, "subject_id": subject_id})}
 
 
 def readable_subjects(session: Session, purpose: Purpose, now: dt.datetime,
                       subject_id: uuid.UUID | None = None) -> list[uuid.UUID]:
-    """Subjects (or the one asked for) whose data may be read under the purpose now: consent
-    active now, or none needed. Re-checked on every read, whatever retention has done."""
-    return [r.subject_id for r in session.execute(sql.READABLE_SUBJECTS, {
-        "requires_consent": purpose.requires_consent, "purpose_id": purpose.purpose_id,
-        "now": now, "subject_id": subject_id})]
+    """The subjects of readable_cutoffs."""
+    return list(readable_cutoffs(session, purpose, now, subject_id))
 
 
 def readable_purpose(session: Session, principal: Principal, key: str) -> Purpose:
@@ -95,12 +114,13 @@ def read_track(session: Session, principal: Principal, subject_id: uuid.UUID, pu
     get_subject(session, subject_id)
     now = dt.datetime.now(dt.UTC)
     c_t, c_device, c_key = decode_cursor(cursor)
-    readable = bool(readable_subjects(session, purpose, now, subject_id))
+    cutoff = readable_cutoffs(session, purpose, now, subject_id).get(subject_id)
+    readable = cutoff is not None
     rows = []
     if readable:
         rows = session.execute(sql.TRACK, {
             "subject_id": subject_id, "bit": 1 << purpose.bit, "precision": purpose.precision_m,
-            "window_start": window_start(purpose, now), "t_from": t_from, "t_to": t_to,
+            "window_start": cutoff, "t_from": t_from, "t_to": t_to,
             "c_t": c_t, "c_device": c_device, "c_key": c_key, "limit": limit + 1}).all()
     next_cursor = None
     if len(rows) > limit:
@@ -120,12 +140,20 @@ def latest_positions(session: Session, principal: Principal, purpose_key: str,
                      request_id: str | None = None) -> list:
     purpose = readable_purpose(session, principal, purpose_key)
     now = dt.datetime.now(dt.UTC)
-    subjects = readable_subjects(session, purpose, now)
+    readable = readable_cutoffs(session, purpose, now)
     rows = session.execute(sql.LATEST, {
-        "subject_ids": subjects, "bit": 1 << purpose.bit, "precision": purpose.precision_m,
-        "window_start": window_start(purpose, now)}).all() if subjects else []
-    audit.record(session, principal.tenant_id, principal.actor_id, "read.positions",
-                 target_type="purpose", target_id=purpose_key, request_id=request_id,
-                 details={"purpose": purpose_key, "returned": len(rows),
-                          "subjects": [str(r.subject_id) for r in rows]})
+        "subject_ids": list(readable), "starts": list(readable.values()),
+        "bit": 1 << purpose.bit, "precision": purpose.precision_m}).all() if readable else []
+    # one entry per subject read, so each subject's reads are found by subject_id (audit
+    # queries, the access bundle); a read that returned nobody is still recorded
+    details = {"purpose": purpose_key, "returned": len(rows)}
+    read = sorted({r.subject_id for r in rows})
+    if not read:
+        audit.record(session, principal.tenant_id, principal.actor_id, "read.positions",
+                     target_type="purpose", target_id=purpose_key, request_id=request_id,
+                     details=details)
+    for subject_id in read:
+        audit.record(session, principal.tenant_id, principal.actor_id, "read.positions",
+                     target_type="subject", target_id=subject_id, subject_id=subject_id,
+                     request_id=request_id, details=details)
     return rows

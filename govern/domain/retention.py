@@ -23,6 +23,7 @@ from govern.db import tenant_session
 from govern.domain.policy import current_policy
 from govern.domain.trips import age_travel, build_tenant
 from govern.models import Purpose
+from govern.policy.cutoffs import window_start
 from govern.sql import reports as reports_sql
 from govern.sql import retention as sql
 
@@ -85,7 +86,7 @@ class Rules:
     @classmethod
     def of(cls, purposes: list[Purpose], now: dt.datetime) -> Rules:
         return cls([p.bit for p in purposes],
-                   [now - dt.timedelta(days=p.retention_days) for p in purposes],
+                   [window_start(p.retention_days, p.window_floor, now) for p in purposes],
                    [p.precision_m for p in purposes])
 
     def params(self) -> dict:
@@ -169,11 +170,6 @@ def run_tenant(sessions: sessionmaker, tenant_id: uuid.UUID, now: dt.datetime, *
             "SELECT purpose_id, aged_until, precision_applied FROM retention_state"))}
         consent_seq = s.execute(text("SELECT consent_seq_applied FROM tenants")).scalar()
         withdrawals = s.execute(sql.NEW_WITHDRAWALS, {"after_seq": consent_seq}).all()
-        still_withdrawn = [
-            w for w in withdrawals
-            if s.execute(sql.CURRENT_STATUS, {"subject_id": w.subject_id,
-                                              "purpose_id": w.purpose_id,
-                                              "now": now}).scalar() == "withdrawn"]
         aggregate_days = current_policy(s)["aggregate_retention_days"]
     if any(h.subject_id is None for h in holds):
         run.entries.append(Entry("held", details={"scope": "tenant"}))
@@ -185,11 +181,6 @@ def run_tenant(sessions: sessionmaker, tenant_id: uuid.UUID, now: dt.datetime, *
         state, consent_seq = {}, 0
         with tenant_session(sessions, tenant_id) as s:
             withdrawals = s.execute(sql.NEW_WITHDRAWALS, {"after_seq": 0}).all()
-            still_withdrawn = [
-                w for w in withdrawals
-                if s.execute(sql.CURRENT_STATUS, {"subject_id": w.subject_id,
-                                                  "purpose_id": w.purpose_id,
-                                                  "now": now}).scalar() == "withdrawn"]
         for h in tenant_release:
             run.entries.append(Entry("hold_released", details={"hold_id": str(h.hold_id),
                                                                 "scope": "tenant"}))
@@ -199,7 +190,7 @@ def run_tenant(sessions: sessionmaker, tenant_id: uuid.UUID, now: dt.datetime, *
 
     # 1. windows that closed since the last run
     for p in purposes:
-        cutoff = now - dt.timedelta(days=p.retention_days)
+        cutoff = window_start(p.retention_days, p.window_floor, now)
         since = state[p.purpose_id].aged_until if p.purpose_id in state else NEVER
         if cutoff <= since:
             continue
@@ -213,14 +204,17 @@ def run_tenant(sessions: sessionmaker, tenant_id: uuid.UUID, now: dt.datetime, *
         if not dry_run:
             _save_state(sessions, tenant_id, p.purpose_id, aged_until=cutoff)
 
-    # 2. consent withdrawn since the last run: the purpose leaves all the subject's pings
-    for w in still_withdrawn:
+    # 2. consent withdrawn since the last run: the purpose leaves every ping the subject
+    # recorded up to the withdrawal, whether or not consent was granted again since
+    # (govern.policy.cutoffs; reads apply the same cut-off before this runs)
+    for w in withdrawals:
         p = by_id[w.purpose_id]
-        if not p.requires_consent or w.subject_id in held:
+        if w.subject_id in held:
             continue
         aged, deleted = _recompute(sessions, tenant_id, rules, touch_bits=_bit(p),
                                    extra_clear=_bit(p), subject_id=w.subject_id,
-                                   batch=batch, dry_run=dry_run, budget=budget)
+                                   t_to=w.until, batch=batch, dry_run=dry_run,
+                                   budget=budget)
         run.entries.append(Entry("withdrawal", p.key, now, aged, deleted,
                                  details={"subject_id": str(w.subject_id)}))
     if withdrawals and not dry_run:

@@ -215,13 +215,28 @@ def _json(value) -> bytes:
 
 EXPORT_README = """This archive holds everything {tenant} holds about you in govern, as of {at}.
 
-subject.json      your record, devices and legal holds
+subject.json      your record, devices and legal holds (their periods)
 pings.geojson     every stored location (GeoJSON, at the precision it is stored at)
 consents.json     your consent history (grants and withdrawals)
 access_log.json   who accessed your data, when, and under which purpose
-disclosures.json  disclosures to authorities that included your data
+disclosures.json  disclosures to authorities that included your data, except any the
+                  law does not yet allow us to tell you about
 requests.json     your access and erasure requests
 {extra}"""
+
+
+# What the subject is not told, by one definition the bundle and its counts share.
+# A disclosure stays out of the subject's bundle while a non-notification order stands
+# (`not_notified_reason` given and no `notified_at` yet): telling the subject would breach
+# it. Once notice is recorded, the disclosure and its audit entries appear in full. A legal
+# hold shows with its period but not its reason, which may name an investigation.
+WITHHELD_DISCLOSURES = ("SELECT disclosure_id FROM disclosures WHERE :s = ANY(subject_ids) "
+                        "AND not_notified_reason IS NOT NULL AND notified_at IS NULL")
+_SUBJECT_DISCLOSURES = (f"FROM disclosures WHERE :s = ANY(subject_ids) "
+                        f"AND disclosure_id NOT IN ({WITHHELD_DISCLOSURES})")
+_SUBJECT_ACCESS_LOG = (f"FROM audit_log WHERE subject_id = :s AND NOT (action LIKE "
+                       f"'disclosure.%' AND target_id IN (SELECT CAST(disclosure_id AS text) "
+                       f"FROM ({WITHHELD_DISCLOSURES}) w))")
 
 
 def export_bundle(sessions: sessionmaker, tenant_id: uuid.UUID, subject_id: uuid.UUID,
@@ -244,7 +259,7 @@ def export_bundle(sessions: sessionmaker, tenant_id: uuid.UUID, subject_id: uuid
             "SELECT device_id, identifier, name, platform, created_at, revoked_at, "
             "last_seen_at FROM devices WHERE subject_id = :s"), {"s": subject_id})]
         holds = [dict(r._mapping) for r in s.execute(text(
-            "SELECT hold_id, reason, starts_at, ends_at FROM legal_holds "
+            "SELECT hold_id, starts_at, ends_at FROM legal_holds "
             "WHERE subject_id = :s OR subject_id IS NULL"), {"s": subject_id})]
         zf.writestr("subject.json", _json({
             "subject_id": subject.subject_id, "external_ref": subject.external_ref,
@@ -292,13 +307,14 @@ def export_bundle(sessions: sessionmaker, tenant_id: uuid.UUID, subject_id: uuid
             {"s": subject_id})]
         zf.writestr("consents.json", _json(consents))
         access = [dict(r._mapping) for r in s.execute(text(
-            "SELECT at, actor_id, action, details->>'purpose' AS purpose, details FROM audit_log "
-            "WHERE subject_id = :s ORDER BY seq"), {"s": subject_id})]
+            "SELECT at, actor_id, action, details->>'purpose' AS purpose, "
+            "CASE WHEN action LIKE 'legal_hold.%' THEN details - 'reason' ELSE details END "
+            f"AS details {_SUBJECT_ACCESS_LOG} ORDER BY seq"), {"s": subject_id})]
         zf.writestr("access_log.json", _json(access))
         disclosures = [dict(r._mapping) for r in s.execute(text(
             "SELECT disclosure_id, authority, legal_basis, range_from, range_to, description, "
-            "disclosed_at, notified_at, not_notified_reason FROM disclosures "
-            "WHERE :s = ANY(subject_ids) ORDER BY disclosed_at"), {"s": subject_id})]
+            f"disclosed_at, notified_at, not_notified_reason {_SUBJECT_DISCLOSURES} "
+            "ORDER BY disclosed_at"), {"s": subject_id})]
         zf.writestr("disclosures.json", _json(disclosures))
         zf.writestr("requests.json", _json(list_requests(s, subject_id=subject_id)))
         if has_trips:
@@ -314,8 +330,8 @@ def export_counts(session: Session, subject_id) -> dict:
     return dict(session.execute(text(
         "SELECT (SELECT count(*) FROM pings WHERE subject_id = :s) AS pings, "
         "(SELECT count(*) FROM consent_events WHERE subject_id = :s) AS consent_events, "
-        "(SELECT count(*) FROM audit_log WHERE subject_id = :s) AS access_log_entries, "
-        "(SELECT count(*) FROM disclosures WHERE :s = ANY(subject_ids)) AS disclosures"),
+        f"(SELECT count(*) {_SUBJECT_ACCESS_LOG}) AS access_log_entries, "
+        f"(SELECT count(*) {_SUBJECT_DISCLOSURES}) AS disclosures"),
         {"s": subject_id}).one()._mapping)
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from govern.db import scope_to_tenant
 from govern.domain import audit
 from govern.domain.tokens import issue_device_token
 from govern.errors import Conflict, Invalid, NotFound
@@ -25,6 +26,17 @@ def get_subject(session: Session, subject_id: uuid.UUID) -> Subject:
     subject = session.scalar(select(Subject).where(Subject.subject_id == subject_id))
     if subject is None:
         raise NotFound("subject")
+    return subject
+
+
+def get_live_subject(session: Session, subject_id: uuid.UUID) -> Subject:
+    """A subject that may still be changed: an erased subject stays erased (no unblocking,
+    no new device, no consent), so its erasure cannot be undone by collecting again."""
+    subject = get_subject(session, subject_id)
+    if subject.erased_at is not None:
+        raise Conflict("This subject was erased; it cannot be changed, given a device or "
+                       "consent again. Add a new subject if the person returns.",
+                       "subject_erased", {"erased_at": subject.erased_at.isoformat()})
     return subject
 
 
@@ -59,26 +71,28 @@ def create_subject(session: Session, tenant_id: uuid.UUID, actor: str, values: d
                        "subject_exists") from exc
     audit.record(session, tenant_id, actor, "subject.create", target_type="subject",
                  target_id=subject.subject_id, subject_id=subject.subject_id,
-                 request_id=request_id, details={"external_ref": subject.external_ref})
+                 request_id=request_id,
+                 details={"fields": sorted(k for k, v in values.items() if v is not None)})
     return subject
 
 
 def update_subject(session: Session, actor: str, subject_id: uuid.UUID, changes: dict,
                    request_id: str | None = None) -> Subject:
-    subject = get_subject(session, subject_id)
+    subject = get_live_subject(session, subject_id)
     _check_block(changes, subject)
-    diff = {}
+    changed = []
     for key in SUBJECT_FIELDS:
         if key in changes and getattr(subject, key) != changes[key]:
-            diff[key] = {"from": getattr(subject, key), "to": changes[key]}
+            changed.append(key)
             setattr(subject, key, changes[key])
     if changes.get("collection_blocked") is False:
         subject.blocked_reason = None
-    if diff:
+    if changed:
+        # names only: the values are personal data, and the audit log outlives an erasure
         session.flush()
         audit.record(session, subject.tenant_id, actor, "subject.update", target_type="subject",
                      target_id=subject_id, subject_id=subject_id, request_id=request_id,
-                     details={"changed": diff})
+                     details={"changed": changed})
     return subject
 
 
@@ -129,7 +143,8 @@ def enrol_device(session: Session, tenant_id: uuid.UUID, actor: str, subject_id:
                  identifier: str | None = None, name: str | None = None,
                  platform: str | None = None,
                  request_id: str | None = None) -> tuple[Device, str]:
-    get_subject(session, subject_id)
+    get_live_subject(session, subject_id)
+    generated = identifier is None
     identifier = identifier or generate_identifier()
     if not IDENTIFIER_RE.match(identifier):
         raise Invalid("identifier must be 4 to 100 letters, digits, '.', '_', ':' or '-'.",
@@ -143,11 +158,39 @@ def enrol_device(session: Session, tenant_id: uuid.UUID, actor: str, subject_id:
     except IntegrityError as exc:
         raise Conflict("This device identifier is already enrolled.",
                        "identifier_taken") from exc
+    if generated:
+        claim_legacy_route(session, device)
     token, _ = issue_device_token(session, tenant_id, device.device_id)
     audit.record(session, tenant_id, actor, "device.enrol", target_type="device",
                  target_id=device.device_id, subject_id=subject_id, request_id=request_id,
                  details={"identifier": identifier})
     return device, token
+
+
+def claim_legacy_route(session: Session, device: Device) -> bool:
+    """Let a generated identifier also route through the tenant-less OsmAnd URL, unless any
+    device of any tenant ever routed by it. Chosen identifiers never get a global route:
+    they would let one tenant probe, or catch the pings of, another's devices."""
+    return bool(session.scalar(text("SELECT govern_claim_device_route(:i, :d)"),
+                               {"i": device.identifier, "d": device.device_id}))
+
+
+def osmand_device(session: Session, identifier: str,
+                  tenant_id: uuid.UUID | None = None) -> Device | None:
+    """The live device an OsmAnd post names: by identifier in the tenant its URL names, or
+    (the tenant-less URL) through the identifier's global route, where it has one. A revoked
+    identifier routes nowhere: it cannot be enrolled again in its tenant, and its global
+    route is retired, not freed."""
+    if tenant_id is None:
+        route = session.execute(text("SELECT tenant_id, device_id FROM govern_device_route(:i)"),
+                                {"i": identifier}).first()
+        if route is None:
+            return None
+        tenant_id, match = route.tenant_id, Device.device_id == route.device_id
+    else:
+        match = Device.identifier == identifier
+    scope_to_tenant(session, tenant_id)
+    return session.scalar(select(Device).where(match, Device.revoked_at.is_(None)))
 
 
 def revoke_device(session: Session, actor: str, device_id: uuid.UUID,

@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from govern.auth import mint_token
+from govern.auth import Principal, mint_token
+from govern.domain import audit
 from govern.errors import ApiError, NotFound
-from govern.models import ApiToken
+from govern.models import ROLES, ApiToken, Member
+from govern.policy.roles import may_manage
 
 MAX_TOKEN_DAYS = 3650
 
@@ -71,6 +73,65 @@ def get_token(session: Session, token_id: uuid.UUID) -> ApiToken:
     if token is None:
         raise NotFound("token")
     return token
+
+
+def revoke_member_token(session: Session, actor: Principal, token_id: uuid.UUID) -> ApiToken:
+    """Revoke a member token: one's own, or one of a member the actor may manage (so an
+    owner's tokens only by an owner: an admin cannot lock the owners out)."""
+    token = get_token(session, token_id)
+    if token.kind != "member":
+        raise NotFound("token")
+    if token.member_id != actor.member_id:
+        if actor.role not in ("owner", "admin"):
+            raise NotFound("token")
+        holder = session.scalar(select(Member).where(Member.member_id == token.member_id))
+        if holder is not None and holder.removed_at is None \
+                and not may_manage(actor.role, holder.role):
+            raise ApiError(403, f"Only owners may revoke a token of an {holder.role}.",
+                           code="forbidden", details={"member_role": holder.role})
+    revoke_token(session, token)
+    return token
+
+
+def recover_member_token(session: Session, tenant_id: uuid.UUID, *, member: str | None = None,
+                         role: str | None = None, name: str = "operator recovery",
+                         actor: str = "cli") -> tuple[str, ApiToken, Member]:
+    """An operator's new token for a member, e.g. an owner whose tokens were all revoked.
+
+    `member` is an email (any case) or a member id; `role` picks the longest-standing
+    active member with that role, adding one when the tenant has none. The secret is
+    returned once and audited as `token.create` by the operator."""
+    if (member is None) == (role is None):
+        raise ValueError("give a member or a role, not both")
+    if member is not None:
+        stmt = select(Member).where(Member.removed_at.is_(None))
+        try:
+            stmt = stmt.where(Member.member_id == uuid.UUID(member))
+        except ValueError:
+            stmt = stmt.where(func.lower(Member.email) == member.strip().lower())
+        holder = session.scalar(stmt)
+        if holder is None:
+            raise NotFound("member")
+    else:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        holder = session.scalar(select(Member).where(Member.role == role,
+                                                     Member.removed_at.is_(None))
+                                .order_by(Member.created_at, Member.member_id).limit(1))
+        if holder is None:
+            holder = Member(tenant_id=tenant_id, member_id=uuid.uuid4(),
+                            email=f"{role}@operator.invalid",
+                            display_name=f"{role.title()} (added by operator)", role=role)
+            session.add(holder)
+            session.flush()
+            audit.record(session, tenant_id, actor, "member.invite", target_type="member",
+                         target_id=holder.member_id, details={"role": role})
+    secret, row = issue_member_token(session, tenant_id, holder.member_id, name)
+    audit.record(session, tenant_id, actor, "token.create", target_type="token",
+                 target_id=row.token_id,
+                 details={"member_id": str(holder.member_id), "role": holder.role,
+                          "via": "operator"})
+    return secret, row, holder
 
 
 def revoke_token(session: Session, token: ApiToken) -> None:

@@ -510,19 +510,21 @@ def usable_params(session: Session, now: dt.datetime) -> tuple[int, dict]:
     purposes, which need consent, and the window (by start time) each allows."""
     purposes = session.scalars(select(Purpose).where(Purpose.aggregate_use,
                                                      Purpose.archived_at.is_(None))).all()
-    params = {"now": now, "free_bits": 0, "c_bits": [], "c_ids": []}
+    from govern.domain.reads import window_start
+
+    params = {"now": now, "free_bits": 0, "c_bits": [], "c_ids": [],
+              "a_bits": [p.bit for p in purposes], "a_ids": [p.purpose_id for p in purposes]}
     for p in purposes:
         if p.requires_consent:
             params["c_bits"].append(p.bit)
             params["c_ids"].append(p.purpose_id)
         else:
             params["free_bits"] |= 1 << p.bit
-    cutoffs = sorted({now - dt.timedelta(days=p.retention_days) for p in purposes},
-                     reverse=True)
+    starts = {p.bit: window_start(p, now) for p in purposes}
+    cutoffs = sorted(set(starts.values()), reverse=True)
     for i, cutoff in enumerate(cutoffs):
         params[f"wc{i}"] = cutoff
-        params[f"wm{i}"] = sum(1 << p.bit for p in purposes
-                               if now - dt.timedelta(days=p.retention_days) <= cutoff)
+        params[f"wm{i}"] = sum(1 << p.bit for p in purposes if starts[p.bit] <= cutoff)
     return len(cutoffs), params
 
 
@@ -700,12 +702,13 @@ def subject_travel(session: Session, principal: Principal, subject_id: uuid.UUID
     subject = get_subject(session, subject_id)
     now = dt.datetime.now(dt.UTC)
     tz = subject.timezone or current_policy(session)["timezone"]
-    readable = bool(reads.readable_subjects(session, purpose, now, subject_id))
+    cutoff = reads.readable_cutoffs(session, purpose, now, subject_id).get(subject_id)
+    readable = cutoff is not None
     rows = []
     if readable:
         rows = session.execute(sql.SUBJECT_TRIPS, {
             "subject_id": subject_id, "bit": 1 << purpose.bit, "tz": tz,
-            "precision": purpose.precision_m, "window_start": reads.window_start(purpose, now),
+            "precision": purpose.precision_m, "window_start": cutoff,
             "t_from": t_from, "t_to": t_to}).all()
     days: dict[dt.date, dict] = {}
     for r in rows:

@@ -28,10 +28,14 @@ TRACK = text(
     """
 )
 
-# Subjects whose consent for the purpose is active now (or that need none), not blocked.
+# Subjects whose consent for the purpose is active now (or that need none), not blocked;
+# with their latest withdrawal of it (nothing recorded at or before it serves the purpose).
 READABLE_SUBJECTS = text(
     """
-    SELECT s.subject_id, s.external_ref, s.display_name
+    SELECT s.subject_id, s.external_ref, s.display_name,
+           (SELECT max(w.at) FROM consent_events w
+            WHERE w.subject_id = s.subject_id AND w.purpose_id = :purpose_id
+              AND w.status = 'withdrawn' AND w.at <= :now) AS withdrawn_until
     FROM subjects s
     WHERE NOT s.collection_blocked
       AND (NOT :requires_consent OR (
@@ -45,7 +49,8 @@ READABLE_SUBJECTS = text(
 LATEST = text(
     f"""
     SELECT s.subject_id, s.external_ref, s.display_name, l.t AS at, l.lat, l.lon, l.precision_m
-    FROM unnest(CAST(:subject_ids AS uuid[])) AS u(subject_id)
+    FROM unnest(CAST(:subject_ids AS uuid[]), CAST(:starts AS timestamptz[]))
+         AS u(subject_id, window_start)
     JOIN subjects s ON s.subject_id = u.subject_id
     CROSS JOIN LATERAL (
       SELECT p.t, ST_Y(g.pt) AS lat, ST_X(g.pt) AS lon,
@@ -53,7 +58,7 @@ LATEST = text(
       FROM pings p CROSS JOIN LATERAL (SELECT {_POINT} AS pt) g
       WHERE p.subject_id = s.subject_id
         AND p.purpose_mask & CAST(:bit AS bigint) <> 0
-        AND p.t > :window_start
+        AND p.t > u.window_start
         AND {_OUTSIDE_ZONES}
       ORDER BY p.t DESC LIMIT 1
     ) l

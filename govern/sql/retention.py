@@ -181,12 +181,16 @@ ENDED_HOLDS = text(
     """
 )
 
+# Withdrawals recorded since the last run, per subject and purpose: the latest instant a
+# withdrawal took effect (pings recorded up to it lose the purpose) and the newest seq.
 NEW_WITHDRAWALS = text(
     """
-    SELECT DISTINCT ON (c.subject_id, c.purpose_id) c.subject_id, c.purpose_id, c.seq
+    SELECT c.subject_id, c.purpose_id, max(c.seq) AS seq, max(w.at) AS until
     FROM consent_events c
+    JOIN consent_events w ON w.subject_id = c.subject_id AND w.purpose_id = c.purpose_id
+                         AND w.status = 'withdrawn'
     WHERE c.seq > :after_seq AND c.status = 'withdrawn'
-    ORDER BY c.subject_id, c.purpose_id, c.seq DESC
+    GROUP BY c.subject_id, c.purpose_id
     """
 )
 

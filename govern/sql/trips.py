@@ -257,6 +257,8 @@ def _usable(window_cases: int) -> str:
     cases = " ".join(f"WHEN x.started_at > :wc{i} THEN CAST(:wm{i} AS bigint)"
                      for i in range(window_cases))
     window = f"(CASE {cases} ELSE 0 END)" if window_cases else "0"
+    # cuts: per aggregate purpose (:a_bits), the subject's latest withdrawal; a record that
+    # started at or before it no longer serves that purpose (govern.policy.cutoffs)
     ok = """
     ok AS (
       SELECT s.subject_id, CAST(:free_bits AS bigint) | coalesce((
@@ -264,10 +266,18 @@ def _usable(window_cases: int) -> str:
         FROM unnest(CAST(:c_bits AS int[]), CAST(:c_ids AS uuid[])) AS r(bit, pid)
         WHERE (SELECT c.status FROM consent_events c
                WHERE c.subject_id = s.subject_id AND c.purpose_id = r.pid AND c.at <= :now
-               ORDER BY c.at DESC, c.seq DESC LIMIT 1) = 'granted'), 0) AS bits
+               ORDER BY c.at DESC, c.seq DESC LIMIT 1) = 'granted'), 0) AS bits,
+        ARRAY(SELECT (SELECT max(w.at) FROM consent_events w
+                      WHERE w.subject_id = s.subject_id AND w.purpose_id = r.pid
+                        AND w.status = 'withdrawn' AND w.at <= :now)
+              FROM unnest(CAST(:a_ids AS uuid[])) WITH ORDINALITY AS r(pid, i)
+              ORDER BY r.i) AS cuts
       FROM subjects s
     )"""
-    return ok, f"x.purpose_mask & ok.bits & {window} <> 0"
+    withdrawn = ("coalesce((SELECT bit_or(1::bigint << r.bit) FROM unnest("
+                 "CAST(:a_bits AS int[]), ok.cuts) AS r(bit, cut) "
+                 "WHERE x.started_at <= r.cut), 0)")
+    return ok, f"x.purpose_mask & ok.bits & {window} & ~{withdrawn} <> 0"
 
 
 def _records(table: str, window_cases: int, extra: str = "") -> tuple[str, str]:

@@ -54,7 +54,7 @@ def test_access_bundle_contains_every_category(tenant, tracked):
         "authority": "Police HQ", "legal_basis": "warrant 17/2026",
         "subject_ids": [tracked.subject_id], "description": "pings of 2026-11-20",
         "disclosed_at": dt.datetime.now(dt.UTC).isoformat(),
-        "not_notified_reason": "gag order until 2027"})
+        "notified_at": dt.datetime.now(dt.UTC).isoformat()})  # gag orders: test_gag_orders
     req = request(tenant, tracked.subject_id, "access")
     resp = tenant.get(f"/v1/requests/{req['request_id']}/bundle")
     assert resp.status_code == 200 and resp.mimetype == "application/zip"

@@ -43,3 +43,31 @@ def test_other_tenants_token_is_404(make_tenant):
     a, b = make_tenant("a"), make_tenant("b")
     b_token = b.get("/v1/tokens").get_json()["tokens"][0]["token_id"]
     assert a.delete(f"/v1/tokens/{b_token}").status_code == 404
+
+
+def _token_ids(tenant, token):
+    return [t["token_id"] for t in tenant.get("/v1/tokens", token=token).get_json()["tokens"]]
+
+
+def test_an_admin_cannot_revoke_an_owners_tokens(tenant):
+    admin = tenant.member("admin")["token"]
+    owner_tokens = _token_ids(tenant, tenant.owner_token)
+    for token_id in owner_tokens:
+        resp = tenant.delete(f"/v1/tokens/{token_id}", token=admin)
+        assert resp.status_code == 403, resp.get_json()
+        assert resp.get_json()["error"]["details"] == {"member_role": "owner"}
+    assert tenant.get("/v1/members").status_code == 200  # the owner still gets in
+    # an admin still revokes other members' tokens, and an owner an admin's
+    analyst = tenant.member("analyst")["token"]
+    assert tenant.delete(f"/v1/tokens/{_token_ids(tenant, analyst)[0]}",
+                         token=admin).status_code == 204
+    assert tenant.delete(f"/v1/tokens/{_token_ids(tenant, admin)[0]}").status_code == 204
+    assert tenant.get("/v1/members", token=admin).status_code == 401
+
+
+def test_another_owner_may_revoke_an_owners_token(tenant):
+    second = tenant.member("admin")
+    tenant.patch(f"/v1/members/{second['member_id']}", {"role": "owner"})
+    first_owner_token = _token_ids(tenant, tenant.owner_token)[0]
+    assert tenant.delete(f"/v1/tokens/{first_owner_token}",
+                         token=second["token"]).status_code == 204
