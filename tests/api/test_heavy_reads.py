@@ -4,12 +4,9 @@ HEAVY_READS_PER_TENANT of them at once, across all web processes (advisory locks
 import psycopg
 import pytest
 
+from govern.config import libpq_url
 from govern.hardening import HEAVY_LOCK_SPACE, heavy_lock_key
 from tests.tracking import ping
-
-
-def _plain(url):
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 @pytest.fixture
@@ -19,7 +16,7 @@ def busy(config):
     conns = []
 
     def hold(tenant_id, slot):
-        conn = psycopg.connect(_plain(config.app_database_url))
+        conn = psycopg.connect(libpq_url(config.app_database_url))
         conn.execute("SELECT pg_advisory_xact_lock(%s, %s)",
                      (HEAVY_LOCK_SPACE + slot, heavy_lock_key(tenant_id)))
         conns.append(conn)
