@@ -327,6 +327,7 @@ def test_cli_and_scheduler_job_build(worker, config, sessions, superuser, monkey
     from click.testing import CliRunner
 
     from govern import jobs
+    from govern.clock import SYSTEM
     from govern.cli import main
 
     pings, truth_stops, truth_trips = worker_day(midnight(2) + dt.timedelta(hours=7))
@@ -338,5 +339,5 @@ def test_cli_and_scheduler_job_build(worker, config, sessions, superuser, monkey
     out = json.loads(result.stdout[result.stdout.index("{"):])
     assert out["subjects"] == 1 and out["pings"] == 100
     post(worker, pings[100:])
-    assert jobs.trips(config)["subjects"] == 1
+    assert jobs.trips(config, SYSTEM.now())["subjects"] == 1
     assert_matches_truth(superuser, worker.subject_id, truth_stops, truth_trips)
