@@ -327,8 +327,8 @@ def test_cli_and_scheduler_job_build(worker, config, sessions, superuser, monkey
     from click.testing import CliRunner
 
     from govern import jobs
-    from govern.clock import SYSTEM
     from govern.cli import main
+    from govern.clock import SYSTEM
 
     pings, truth_stops, truth_trips = worker_day(midnight(2) + dt.timedelta(hours=7))
     post(worker, pings[:100])
