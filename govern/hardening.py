@@ -12,6 +12,10 @@ from flask_limiter.util import get_remote_address
 from govern.config import Config
 
 EXEMPT_ENDPOINTS = {"health.healthz", "health.readyz", "health.metrics"}
+# Not limited per token: OwnTracks posts one message per request, flushes its whole queue at
+# once after a dead spot, and deletes a point answered 429 (it cannot retry). Its requests
+# are accepted and counted (ingest diagnostics) instead; failed authentication stays limited.
+BURST_TOLERANT_ENDPOINTS = {"ingest.owntracks"}
 
 
 def token_or_address() -> str:
@@ -26,6 +30,10 @@ def _exempt() -> bool:
     return request.endpoint in EXEMPT_ENDPOINTS
 
 
+def _exempt_per_token() -> bool:
+    return request.endpoint in EXEMPT_ENDPOINTS or request.endpoint in BURST_TOLERANT_ENDPOINTS
+
+
 def init_rate_limits(app: Flask, config: Config) -> Limiter | None:
     if not config.rate_limits_enabled:
         return None
@@ -36,7 +44,7 @@ def init_rate_limits(app: Flask, config: Config) -> Limiter | None:
         headers_enabled=True,
         application_limits=[
             ApplicationLimit(config.rate_limit, key_function=token_or_address,
-                             exempt_when=_exempt, scope="per-token"),
+                             exempt_when=_exempt_per_token, scope="per-token"),
             # stricter on failed authentication: guessing tokens from one address
             ApplicationLimit(config.auth_failure_limit, key_function=get_remote_address,
                              deduct_when=lambda resp: resp.status_code == 401,
