@@ -137,17 +137,19 @@ def owntracks():
 
 
 _OSMAND_FIELDS = {
-    "id": ("string", "the enrolled device identifier"),
+    "id": ("string", "the enrolled device identifier (or deviceid)"),
     "lat": ("number", "latitude"),
     "lon": ("number", "longitude"),
-    "timestamp": ("string", "epoch seconds, epoch milliseconds or ISO-8601"),
-    "speed": ("number", "knots"),
-    "bearing": ("number", "degrees"),
+    "location": ("string", "latitude,longitude, instead of lat and lon"),
+    "timestamp": ("string", "epoch seconds, epoch milliseconds or ISO-8601; absent: the "
+                            "receipt time (time_source server)"),
+    "speed": ("number", "knots; negative: unknown"),
+    "bearing": ("number", "degrees (or heading); negative: unknown"),
     "altitude": ("number", "metres"),
-    "accuracy": ("number", "metres"),
-    "batt": ("number", "percent"),
+    "accuracy": ("number", "metres (or hacc); 0: unknown"),
+    "batt": ("number", "percent; negative: unknown"),
 }
-_OSMAND_REQUIRED = ("id", "lat", "lon", "timestamp")
+_OSMAND_REQUIRED = ("id",)
 _OSMAND_FORM = {
     "type": "object", "required": list(_OSMAND_REQUIRED),
     "properties": {k: {"type": t, "description": d} for k, (t, d) in _OSMAND_FIELDS.items()},
@@ -159,7 +161,7 @@ _OSMAND_FORM = {
     {"in": "query", "name": k, "required": k in _OSMAND_REQUIRED,
      "schema": {"type": t}, "description": d} for k, (t, d) in _OSMAND_FIELDS.items()],
     responses={"200": {"description": "stored, dropped or rejected: the protocol has no "
-                                      "per-ping answer"}})
+                                      "per-ping answer (see GET /v1/devices/{id}/ingest)"}})
 def osmand_get():
     """Traccar Client (OsmAnd protocol) as a query string."""
     return osmand()
