@@ -32,12 +32,15 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def last_week() -> dt.datetime:
-    return rp.week_start(now()) - 7 * DAY
-
-
 def last_month() -> dt.datetime:
     return rp.month_start(rp.month_start(now()) - DAY)
+
+
+def last_week() -> dt.datetime:
+    """A closed ISO week that ends before last month begins, whatever today is: the two
+    crowds must never share a period (in a month's first days, the week just gone lies
+    inside last month)."""
+    return rp.week_start(last_month() - DAY) - 7 * DAY
 
 
 @pytest.fixture
@@ -120,14 +123,15 @@ def test_a_built_period_answers_exactly_as_the_hourly_rollups(tenant, populated,
 
 def test_closed_periods_are_built_from_the_first_rollup_on(tenant, crowd, sessions):
     assert rp.build_tenant(sessions, tenant.tenant_id, now())["built"] == 0
-    crowd(SPOT, [noon(last_week(), 1)])
-    first = noon(last_week(), 1)
+    week = rp.week_start(now()) - 7 * DAY  # the week just gone: the only closed week since
+    first = noon(week, 1)
+    crowd(SPOT, [first])
     report = rp.build_tenant(sessions, tenant.tenant_id, now())
     # its week, and its month when that has closed too; nothing before
     month_closed = rp.month_start(first) < rp.month_start(now())
     assert (report["built"], report["left"]) == (1 + month_closed, 0)
-    assert built(sessions, tenant.tenant_id, "week", last_week(), 9) == [
-        r for r in hourly(sessions, tenant.tenant_id, "week", last_week(), 9)]
+    assert built(sessions, tenant.tenant_id, "week", week, 9) == [
+        r for r in hourly(sessions, tenant.tenant_id, "week", week, 9)]
 
 
 @pytest.mark.parametrize("period,start", PERIODS)
@@ -175,7 +179,12 @@ def test_periods_past_aggregate_retention_are_neither_served_nor_kept(tenant, po
         assert left == 0, table
 
 
-def test_a_build_and_a_late_ping_take_turns(tenant, populated, crowd, sessions):
+def _someone_waits_for_an_advisory_lock(superuser) -> bool:
+    return superuser.execute("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = "
+                             "'advisory' AND NOT granted)").fetchone()[0]
+
+
+def test_a_build_and_a_late_ping_take_turns(tenant, populated, crowd, sessions, superuser):
     """A late ping arriving while its period is being built waits for the build, then unmarks
     it: the period is never marked built without a ping committed before the mark."""
     tid = tenant.tenant_id
@@ -190,9 +199,13 @@ def test_a_build_and_a_late_ping_take_turns(tenant, populated, crowd, sessions):
 
         poster = threading.Thread(target=late)
         poster.start()
-        time.sleep(1.0)
-        assert poster.is_alive(), "the late ping did not wait for the build"
-    poster.join(30)
+        deadline = time.monotonic() + 60  # a condition, not a nap: the post waits on the lock
+        while not _someone_waits_for_an_advisory_lock(superuser):
+            assert poster.is_alive(), "the late ping did not wait for the build"
+            assert time.monotonic() < deadline, "the late ping never reached the lock"
+            time.sleep(0.05)
+        assert "tracked" not in outcome
+    poster.join(60)
     assert "tracked" in outcome
     assert built(sessions, tid, "week", start, 9) is None
     cells, _ = heatmap(tenant, "week", start, 9)
