@@ -3,7 +3,10 @@
 The hourly counters and the device's state are two upserts in one statement, in the ingest's
 own transaction: counted exactly when the pings are committed, and never when they are not.
 Maps by reason add up key by key in SQL, so concurrent requests of one device queue on the
-row lock instead of overwriting each other.
+row lock instead of overwriting each other. It is not folded into the store statement
+(govern.sql.pings.STORE_BATCH): that one runs only when some ping passed the door, and the
+counts need its result (how many were stored, how many fell in a zone). Measured on the
+2-core test machine at load 10-11: 0.9-2.4 ms a request, against 0.3-0.7 ms for SELECT 1.
 """
 
 from sqlalchemy import text
@@ -15,10 +18,11 @@ HOURLY_KEPT = "7 days"
 
 
 def _add_maps(old: str, new: str) -> str:
-    """jsonb {key: count} + jsonb {key: count}, key by key."""
-    return (f"(SELECT coalesce(jsonb_object_agg(k, n), '{{}}'::jsonb) FROM ("
+    """jsonb {key: count} + jsonb {key: count}, key by key; most requests add nothing."""
+    return (f"CASE WHEN {new} = '{{}}'::jsonb THEN {old} ELSE ("
+            f"SELECT coalesce(jsonb_object_agg(k, n), '{{}}'::jsonb) FROM ("
             f"SELECT k, sum(v::bigint) AS n FROM (SELECT * FROM jsonb_each_text({old}) "
-            f"UNION ALL SELECT * FROM jsonb_each_text({new})) AS e(k, v) GROUP BY k) AS s)")
+            f"UNION ALL SELECT * FROM jsonb_each_text({new})) AS e(k, v) GROUP BY k) AS s) END")
 
 
 RECORD = text(
