@@ -27,6 +27,10 @@ EXEMPT_ENDPOINTS = {"health.healthz", "health.readyz", "health.metrics"}
 # Endpoints that authenticate by what the request names (OsmAnd), not by a header.
 UNAUTHENTICATED_ENDPOINTS = {"ingest.osmand_get", "ingest.osmand_post",
                              "ingest.osmand_tenant_get", "ingest.osmand_tenant_post"}
+# Not limited per token: OwnTracks posts one message per request, flushes its whole queue at
+# once after a dead spot, and deletes a point answered 429 (it cannot retry). Its requests
+# are accepted and counted (ingest diagnostics) instead; failed authentication stays limited.
+BURST_TOLERANT_ENDPOINTS = {"ingest.owntracks"}
 
 
 def rate_limit_key() -> str:
@@ -46,6 +50,10 @@ def rate_limit_key() -> str:
 
 def _exempt() -> bool:
     return request.endpoint in EXEMPT_ENDPOINTS
+
+
+def _exempt_per_token() -> bool:
+    return request.endpoint in EXEMPT_ENDPOINTS or request.endpoint in BURST_TOLERANT_ENDPOINTS
 
 
 @dataclass(frozen=True)
@@ -75,7 +83,7 @@ def init_rate_limits(app: Flask, config: Config) -> Limiter | None:
         headers_enabled=True,
         application_limits=[
             ApplicationLimit(config.rate_limit, key_function=rate_limit_key,
-                             exempt_when=_exempt, scope="per-token"),
+                             exempt_when=_exempt_per_token, scope="per-token"),
         ],
     )
     app.extensions["govern_auth_failures"] = AuthFailureLimit(

@@ -2,21 +2,26 @@
 
 OwnTracks (HTTP mode), Traccar Client (OsmAnd protocol, query/form or JSON), Transistor
 background-geolocation and Overland. Each is converted to native pings and governed
-exactly like POST /v1/pings; the answer is what each app expects.
+exactly like POST /v1/pings; the answer is what each app expects. A JSON body is read as
+JSON whatever its Content-Type says (OwnTracks' own test recipe posts it with `curl
+--data`, i.e. labelled application/x-www-form-urlencoded). A request refused as a whole
+(4xx) once its device is known is counted in that device's ingest diagnostics, because the
+app itself may drop the point whatever the answer.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
 
-from flask import Response, g, jsonify, request
+from flask import Response, current_app, g, jsonify, request
 from flask_smorest import Blueprint
 
-from govern.api.common import db
+from govern.api.common import commit, db, request_now
 from govern.api.pings import check_batch_size, ingest_for_device
-from govern.app import NON_JSON_ENDPOINTS
+from govern.app import NON_JSON_ENDPOINTS, check_json_text
 from govern.auth import Principal, failed_authentication, load_principal, presented_token
-from govern.domain import subjects
+from govern.domain import diagnostics, subjects
 from govern.errors import ApiError, NotFound
 from govern.ingest import formats
 
@@ -31,11 +36,53 @@ def _device_principal() -> Principal:
     return principal
 
 
-def _json_body():
-    body = request.get_json(silent=True)
-    if body is None:
-        raise ApiError(400, "The body must be JSON.", code="bad_request")
+_NOT_JSON = "The body must be JSON."
+
+
+def _json_body(empty=None):
+    """The body parsed as (strict) JSON, whatever its label; `empty` for a blank body when
+    the app may send one, else 400."""
+    data = request.get_data(cache=True)
+    if not data.strip():
+        if empty is not None:
+            return empty
+        raise ApiError(400, _NOT_JSON, code="bad_request", details={"body": ["is empty"]})
+    try:
+        body = current_app.json.loads(data)
+    except ValueError:  # also bad UTF-8, duplicate keys, NaN, nesting past the limit
+        raise ApiError(400, _NOT_JSON, code="bad_request",
+                       details={"body": ["is not JSON"]}) from None
+    check_json_text(data)
     return body
+
+
+def _counted(source: str):
+    """Count a request refused as a whole in its device's diagnostics, then answer as before.
+
+    Only once a device is known (its token or identifier checked); the refusal is recorded
+    in a fresh transaction, since nothing of the refused request may be kept."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def handler(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except ApiError as exc:
+                principal = getattr(g, "principal", None)
+                if 400 <= exc.status < 500 and principal is not None \
+                        and principal.kind == "device":
+                    now = request_now()
+                    fields = sorted(exc.details) if isinstance(exc.details, dict) else None
+                    db().rollback()
+                    diagnostics.record(db(), principal.tenant_id, principal.device_id,
+                                       diagnostics.refused_request(source, exc.code,
+                                                                   exc.message, fields, now),
+                                       now)
+                    commit()
+                elif exc.status == 404:
+                    diagnostics.REFUSED_REQUESTS.labels(source, "unknown_device").inc()
+                raise
+        return handler
+    return wrap
 
 
 def _converted(fn, *args):
@@ -59,26 +106,31 @@ def _principal_for_identifier(identifier: str, tenant_id: uuid.UUID | None) -> P
 
 @blp.route("/owntracks", methods=["POST"])
 @blp.doc(security=[{"basicAuth": []}])
+@_counted("owntracks")
 def owntracks():
-    """OwnTracks HTTP mode. Basic auth: any user, the device token as password. Answers []."""
+    """OwnTracks HTTP mode. Basic auth: any user, the device token as password. Answers [],
+    also to an empty body (the app may post one, and retries or drops the point on a 4xx).
+    Never rate-limited per token: the app cannot retry a 429 and would delete the point."""
     _device_principal()
-    items, _ignored = _converted(formats.from_owntracks, _json_body())
-    ingest_for_device(check_batch_size(items))
+    items, ignored = _converted(formats.from_owntracks, _json_body(empty=[]))
+    ingest_for_device(check_batch_size(items), source="owntracks", ignored=ignored)
     return jsonify([])
 
 
 _OSMAND_FIELDS = {
-    "id": ("string", "the enrolled device identifier"),
+    "id": ("string", "the enrolled device identifier (or deviceid)"),
     "lat": ("number", "latitude"),
     "lon": ("number", "longitude"),
-    "timestamp": ("string", "epoch seconds, epoch milliseconds or ISO-8601"),
-    "speed": ("number", "knots"),
-    "bearing": ("number", "degrees"),
+    "location": ("string", "latitude,longitude, instead of lat and lon"),
+    "timestamp": ("string", "epoch seconds, epoch milliseconds or ISO-8601; absent: the "
+                            "receipt time (time_source server)"),
+    "speed": ("number", "knots; negative: unknown"),
+    "bearing": ("number", "degrees (or heading); negative: unknown"),
     "altitude": ("number", "metres"),
-    "accuracy": ("number", "metres"),
-    "batt": ("number", "percent"),
+    "accuracy": ("number", "metres (or hacc); 0: unknown"),
+    "batt": ("number", "percent; negative: unknown"),
 }
-_OSMAND_REQUIRED = ("id", "lat", "lon", "timestamp")
+_OSMAND_REQUIRED = ("id",)
 _OSMAND_FORM = {
     "type": "object", "required": list(_OSMAND_REQUIRED),
     "properties": {k: {"type": t, "description": d} for k, (t, d) in _OSMAND_FIELDS.items()},
@@ -90,7 +142,7 @@ _OSMAND_GET_DOC = dict(
         {"in": "query", "name": k, "required": k in _OSMAND_REQUIRED,
          "schema": {"type": t}, "description": d} for k, (t, d) in _OSMAND_FIELDS.items()],
     responses={"200": {"description": "stored, dropped or rejected: the protocol has no "
-                                      "per-ping answer"}})
+                                      "per-ping answer (see GET /v1/devices/{id}/ingest)"}})
 _OSMAND_POST_DOC = dict(
     security=[], requestBody={"content": {
         "application/x-www-form-urlencoded": {"schema": _OSMAND_FORM},
@@ -133,6 +185,7 @@ def osmand_post():
     return osmand()
 
 
+@_counted("osmand")
 def osmand(tenant_id: uuid.UUID | None = None):
     """Traccar Client (OsmAnd protocol): query or form parameters, or the JSON variant.
     The device is its enrolled identifier; the protocol carries no secret."""
@@ -143,26 +196,31 @@ def osmand(tenant_id: uuid.UUID | None = None):
         identifier, item = _converted(formats.from_osmand, params)
         items = [item]
     _principal_for_identifier(identifier, tenant_id)
-    ingest_for_device(check_batch_size(items))
+    ingest_for_device(check_batch_size(items), source="osmand")
     return Response("", status=200)
 
 
 @blp.route("/transistor", methods=["POST"])
+@_counted("transistor")
 def transistor():
     """Transistor background-geolocation: {"location": {...}} or {"location": [...]}."""
     _device_principal()
     items = _converted(formats.from_transistor, _json_body())
-    return jsonify(ingest_for_device(check_batch_size(items)))
+    return jsonify(ingest_for_device(check_batch_size(items), source="transistor"))
 
 
 @blp.route("/overland", methods=["POST"])
+@_counted("overland")
 def overland():
     """Overland: {"locations": [GeoJSON Feature, ...]}. Answers {"result": "ok"}."""
     _device_principal()
     items = _converted(formats.from_overland, _json_body())
-    ingest_for_device(check_batch_size(items))
+    ingest_for_device(check_batch_size(items), source="overland")
     return jsonify({"result": "ok"})
 
 
+# Their bodies are parsed here, as JSON whatever the label (see _json_body), or as the
+# OsmAnd protocol's query and form parameters.
 NON_JSON_ENDPOINTS.update({"ingest.osmand_get", "ingest.osmand_post",
-                           "ingest.osmand_tenant_get", "ingest.osmand_tenant_post"})
+                           "ingest.osmand_tenant_get", "ingest.osmand_tenant_post",
+                           "ingest.owntracks", "ingest.transistor", "ingest.overland"})

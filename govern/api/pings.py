@@ -63,11 +63,12 @@ def check_batch_size(items: list) -> list:
     return items
 
 
-def ingest_for_device(items: list) -> dict:
+def ingest_for_device(items: list, source: str = "native", ignored: int = 0) -> dict:
     p = principal()
     ext = current_app.extensions["govern"]
     result = ingest(db(), ext.engine, p.tenant_id, p.device_id, p.subject_id, items,
-                    now=request_now(), touch_device=p.token_id is None)
+                    now=request_now(), touch_device=p.token_id is None, source=source,
+                    ignored=ignored)
     commit()
     return result.as_dict()
 

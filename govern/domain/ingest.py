@@ -17,10 +17,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from govern.domain import rollup_periods
+from govern.domain import diagnostics, rollup_periods
 from govern.domain.collection import effective_windows
 from govern.domain.policy import DEFAULT_POLICY
-from govern.ingest.validate import Ping, validate_ping
+from govern.ingest.validate import Ping, Skipped, validate_ping
 from govern.policy import door
 from govern.policy.consent import GRANTED, ConsentEvent
 from govern.policy.precision import Snapper
@@ -37,6 +37,8 @@ class IngestResult:
     duplicates: int = 0
     dropped: Counter = field(default_factory=Counter)
     rejected: list = field(default_factory=list)
+    ignored: int = 0  # items that are no location (counted in diagnostics, not answered)
+    server_time: int = 0  # accepted-or-judged pings timed at receipt (their client sent none)
 
     def as_dict(self) -> dict:
         return {"accepted": self.accepted, "duplicates": self.duplicates,
@@ -297,7 +299,8 @@ def store(session: Session, tenant_id: uuid.UUID, device_id: uuid.UUID, ctx: Con
                      "p": a.precision_m, "lon": ping.lon, "lat": ping.lat, "acc": ping.acc,
                      "alt": ping.alt, "speed": ping.speed, "heading": ping.heading,
                      "battery": ping.battery, "activity": ping.activity,
-                     "cell": cells[n] if cells else None})
+                     "cell": cells[n] if cells else None,
+                     "srv": ping.time_source == "server" or None})
     if cells:
         rolled = [a.ping.t for a, cell in zip(admitted, cells, strict=True) if cell is not None]
         first = min(rolled, default=None)
@@ -318,20 +321,32 @@ def _no_partition(exc: DBAPIError) -> bool:
 
 def ingest(session: Session, engine: Engine, tenant_id: uuid.UUID, device_id: uuid.UUID,
            subject_id: uuid.UUID, items: list, now: dt.datetime | None = None,
-           touch_device: bool = False) -> IngestResult:
-    """Judge and store one batch. The caller commits: acknowledged means committed.
+           touch_device: bool = False, source: str = "native",
+           ignored: int = 0) -> IngestResult:
+    """Judge and store one batch, and count what became of it in the device's diagnostics.
+    The caller commits: acknowledged means committed (the counts too).
 
     `touch_device`: record the device as seen (token-authenticated devices are marked seen
-    at authentication, throttled; a device named by identifier alone is not)."""
+    at authentication, throttled; a device named by identifier alone is not). `source`: the
+    client format, for the diagnostics; `ignored`: messages its converter set aside as no
+    location at all. A ping whose client sent no time is timed `now`, the receipt time."""
     now = now or dt.datetime.now(dt.UTC)
-    result = IngestResult()
+    result = IngestResult(ignored=ignored)
     valid: list[tuple[int, Ping]] = []
     for index, raw in enumerate(items):
-        ping, errors = validate_ping(raw)
+        if type(raw) is Skipped:
+            if raw.dropped:
+                result.dropped[raw.reason] += 1
+            else:
+                result.ignored += 1
+            continue
+        ping, errors = validate_ping(raw, now)
         if ping is None:
             client_id = raw.get("id") if isinstance(raw, dict) else None
             result.rejected.append({"index": index, "id": client_id, "errors": errors})
         else:
+            if ping.time_source == "server":
+                result.server_time += 1
             valid.append((index, ping))
     ctx = load_context(session, subject_id)
     admitted = judge(valid, ctx, now, result)
@@ -351,6 +366,9 @@ def ingest(session: Session, engine: Engine, tenant_id: uuid.UUID, device_id: uu
         result.accepted, result.duplicates = stored, dupes
     if touch_device:
         session.execute(sql.TOUCH_DEVICE, {"tenant_id": tenant_id, "device_id": device_id})
+    diagnostics.record(session, tenant_id, device_id, diagnostics.outcome_of(
+        source, result.accepted, result.duplicates, result.ignored, result.server_time,
+        result.dropped, result.rejected, now), now)
     _count(result)
     return result
 
@@ -362,5 +380,7 @@ def _count(result: IngestResult) -> None:
         PING_OUTCOMES.labels("duplicate").inc(result.duplicates)
     if result.rejected:
         PING_OUTCOMES.labels("rejected").inc(len(result.rejected))
+    if result.ignored:
+        PING_OUTCOMES.labels("ignored").inc(result.ignored)
     for reason, n in result.dropped.items():
         PING_OUTCOMES.labels(f"dropped_{reason}").inc(n)

@@ -275,7 +275,8 @@ def export_bundle(sessions: sessionmaker, tenant_id: uuid.UUID, subject_id: uuid
             purposes = {r.bit: r.key for r in s.execute(text("SELECT bit, key FROM purposes"))}
             result = s.execute(text(
                 "SELECT t, ST_X(geom) AS lon, ST_Y(geom) AS lat, precision_m, purpose_mask, "
-                "acc, alt, speed, heading, battery, activity, received_at FROM pings "
+                "acc, alt, speed, heading, battery, activity, received_at, server_time "
+                "FROM pings "
                 "WHERE subject_id = :s ORDER BY t"), {"s": subject_id},
                 execution_options={"yield_per": 5000})
             n = 0
@@ -288,7 +289,8 @@ def export_bundle(sessions: sessionmaker, tenant_id: uuid.UUID, subject_id: uuid
                                             if r.purpose_mask & (1 << b)],
                                "acc": r.acc, "alt": r.alt, "speed": r.speed,
                                "heading": r.heading, "battery": r.battery,
-                               "activity": r.activity, "received_at": r.received_at}}
+                               "activity": r.activity, "received_at": r.received_at,
+                               "time_source": "server" if r.server_time else "device"}}
                 out.write((b"" if first else b",\n") + orjson.dumps(feature, default=str))
                 first = False
                 n += 1

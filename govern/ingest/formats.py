@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from govern.ingest.validate import NOT_OBJECT, REQUIRED, Flawed, parse_time
+from govern.ingest.validate import NOT_OBJECT, RECEIVED, REQUIRED, Flawed, Skipped, parse_time
 
 __all__ = [
     "FormatError",
@@ -56,8 +56,16 @@ def _scaled(value: Any, factor: float) -> Any:
 
 
 def _known(value: Any) -> Any:
-    """iOS and the Transistor SDK send -1 for an unknown speed, course or battery level."""
+    """iOS and the Transistor SDK send -1 for an unknown speed, course or battery level
+    (OwnTracks iOS 8.3.0-8.3.1 sent -3: owntracks/ios#347); unknown is null, not invalid."""
     return None if _is_number(value) and value < 0 else value
+
+
+def _known_accuracy(value: Any) -> Any:
+    """No fix is exact to 0 m: 0 means unknown (Traccar Client Android sends accuracy=0.0 for
+    every GPS fix). Negative accuracies stay, for validation to refuse: on iOS they mean the
+    coordinates themselves are invalid."""
+    return None if value == 0 and _is_number(value) else value
 
 
 def _fraction_to_percent(value: Any) -> Any:
@@ -92,8 +100,9 @@ def from_owntracks(body: Any) -> tuple[list[dict], int]:
     """OwnTracks HTTP mode: one message object (or a list of them) per request.
 
     Only `_type: "location"` carries a position; transition, waypoint(s), lwt, card, status,
-    steps, encrypted and other types are ignored and counted. OwnTracks sends no message id,
-    so client_id is None and the caller dedupes by recorded time.
+    steps and other types are ignored and counted. `encrypted` may hide a location govern
+    cannot read: it becomes a Skipped item, counted as dropped ("encrypted"). OwnTracks sends
+    no message id, so client_id is None and the caller dedupes by recorded time.
     """
     if isinstance(body, Mapping):
         items: list = [body]
@@ -112,6 +121,10 @@ def from_owntracks(body: Any) -> tuple[list[dict], int]:
             pings.append(Flawed({}, {"_type": [REQUIRED]}))
         elif not isinstance(kind, str):
             pings.append(Flawed({}, {"_type": ["must be a string"]}))
+        elif kind == "encrypted":
+            # a location (or anything) the app encrypted with a key govern does not have:
+            # counted as dropped, so an admin sees the app must not encrypt for this endpoint
+            pings.append(Skipped("encrypted"))
         elif kind != "location":
             ignored += 1
         else:
@@ -123,11 +136,11 @@ def _owntracks_location(item: Mapping) -> dict:
     native = {
         "lat": item.get("lat"),
         "lon": item.get("lon"),
-        "acc": item.get("acc"),  # metres
+        "acc": _known_accuracy(_known(item.get("acc"))),  # metres; iOS: only if >= 0
         "alt": item.get("alt"),  # metres
-        "speed": _scaled(item.get("vel"), KMH),  # km/h
-        "heading": item.get("cog"),  # degrees
-        "battery": item.get("batt"),  # percent
+        "speed": _scaled(_known(item.get("vel")), KMH),  # km/h; iOS: -1 (or -3) unknown
+        "heading": _known(item.get("cog")),  # degrees; iOS: -1 unknown
+        "battery": _known(item.get("batt")),  # percent
     }
     return _finish(native, item.get("tst"), {})  # epoch seconds
 
@@ -155,7 +168,13 @@ def from_osmand(params: Mapping[str, str]) -> tuple[str, dict]:
     Returns (device identifier, native dict). `speed` is in knots in this protocol. The
     timestamp may be epoch seconds, epoch milliseconds or ISO-8601 with an offset (Traccar also
     reads "yyyy-MM-dd HH:mm:ss" as server local time; that is ambiguous, so it is rejected).
-    There is no per-message id: client_id is None.
+    Without any timestamp the ping takes the receipt time (RECEIVED), as Traccar does. The
+    parameter names are those Traccar's OsmAndProtocolDecoder reads: `deviceid`, `location`,
+    `heading`, `hacc` (accuracy when `accuracy` is absent); `hdop`, `vacc` and `charge` are
+    read by Traccar as attributes and have no place here. A request without any position
+    (cell towers and wifi only, or `valid=false`) is Skipped as "no_fix". -1 for speed,
+    bearing or battery and 0 for accuracy mean unknown. There is no per-message id:
+    client_id is None.
     """
     identifier = params.get("id") or params.get("deviceid")
     if not identifier:
@@ -164,6 +183,9 @@ def from_osmand(params: Mapping[str, str]) -> tuple[str, dict]:
     lat = _param_number(params.get("lat"))
     lon = _param_number(params.get("lon"))
     location = params.get("location")
+    if (lat is None and lon is None and not location) or (
+            str(params.get("valid", "")).lower() in ("false", "0")):
+        return str(identifier), Skipped("no_fix")
     if lat is None and lon is None and location:
         parts = location.split(",")
         if len(parts) == 2:
@@ -174,16 +196,22 @@ def from_osmand(params: Mapping[str, str]) -> tuple[str, dict]:
     heading = params.get("bearing")
     if heading is None or heading == "":
         heading = params.get("heading")
+    accuracy = params.get("accuracy")
+    if accuracy is None or accuracy == "":
+        accuracy = params.get("hacc")
+    accuracy = _param_number(accuracy)
     native = {
         "lat": lat,
         "lon": lon,
-        "acc": _param_number(params.get("accuracy")),  # metres; hdop is not a distance
+        "acc": None if _is_number(accuracy) and accuracy <= 0 else accuracy,  # metres
         "alt": _param_number(params.get("altitude")),
-        "speed": _scaled(speed, KNOT),
-        "heading": _param_number(heading),
-        "battery": _param_number(params.get("batt")),  # percent
+        "speed": _scaled(_known(speed), KNOT),
+        "heading": _known(_param_number(heading)),  # Traccar Client iOS: -1.0 unknown
+        "battery": _known(_param_number(params.get("batt"))),  # percent, "87" or "87.5"
     }
     raw_time = params.get("timestamp") or params.get("time") or None
+    if raw_time is None:
+        native["t"] = RECEIVED
     return str(identifier), _finish(native, raw_time, errors)
 
 
@@ -192,6 +220,8 @@ def from_osmand_json(body: Any) -> tuple[str, list[dict]]:
 
     Traccar Client is built on the Transistor SDK, so each location has its shape (speed in
     m/s, battery level as a fraction, -1 for unknown); `uuid`, when present, is the client id.
+    A location without `coords` is no fix (Traccar then uses the last known position; govern
+    keeps nothing it did not measure): Skipped as "no_fix".
     """
     if not isinstance(body, Mapping):
         raise FormatError("The body must be a JSON object with device_id and location.")
@@ -202,7 +232,7 @@ def from_osmand_json(body: Any) -> tuple[str, list[dict]]:
         raise FormatError("device_id is required and must be a string.")
     if "location" not in body:
         raise FormatError("location is required.")
-    return identifier, _transistor_locations(body["location"])
+    return identifier, _transistor_locations(body["location"], missing_coords_is_no_fix=True)
 
 
 # --- Transistor background-geolocation -------------------------------------------------
@@ -226,17 +256,19 @@ def from_transistor(body: Any) -> list[dict]:
     raise FormatError('The body must have a "location" object or list.')
 
 
-def _transistor_locations(value: Any) -> list[dict]:
+def _transistor_locations(value: Any, missing_coords_is_no_fix: bool = False) -> list[dict]:
     if isinstance(value, list):
-        return [_transistor_location(item) for item in value]
-    return [_transistor_location(value)]
+        return [_transistor_location(item, missing_coords_is_no_fix) for item in value]
+    return [_transistor_location(value, missing_coords_is_no_fix)]
 
 
-def _transistor_location(loc: Any) -> dict:
+def _transistor_location(loc: Any, missing_coords_is_no_fix: bool = False) -> dict:
     if not isinstance(loc, Mapping):
         return Flawed({}, {"location": [NOT_OBJECT]})
     coords = loc.get("coords")
     if coords is None:
+        if missing_coords_is_no_fix:
+            return Skipped("no_fix")
         return Flawed({}, {"coords": [REQUIRED]})
     if not isinstance(coords, Mapping):
         return Flawed({}, {"coords": [NOT_OBJECT]})
@@ -247,7 +279,7 @@ def _transistor_location(loc: Any) -> dict:
         "id": loc.get("uuid"),
         "lat": coords.get("latitude"),
         "lon": coords.get("longitude"),
-        "acc": coords.get("accuracy"),  # metres
+        "acc": _known_accuracy(coords.get("accuracy")),  # metres
         "alt": coords.get("altitude"),  # metres
         "speed": _known(coords.get("speed")),  # m/s
         "heading": _known(coords.get("heading")),  # degrees
@@ -265,7 +297,10 @@ def from_overland(body: Any) -> list[dict]:
 
     Overland sends no per-location id (client_id is None; dedupe by recorded time). The
     optional `current` and `trip` objects are ignored: `current` is still in the device's
-    queue and arrives later as part of a batch.
+    queue and arrives later as part of a batch. Features that are not location fixes share
+    the list (Overland-iOS GLManager.m): tracking-stats and visit features carry
+    `properties.action`, finished trips `properties.type: "trip"`; they are Skipped (ignored,
+    counted), not stored as pings at the time they were logged.
     """
     if not isinstance(body, Mapping):
         raise FormatError('The body must be a JSON object with a "locations" list.')
@@ -278,6 +313,10 @@ def from_overland(body: Any) -> list[dict]:
 def _overland_feature(feature: Any) -> dict:
     if not isinstance(feature, Mapping):
         return Flawed({}, {"_schema": [NOT_OBJECT]})
+    props = feature.get("properties")
+    if isinstance(props, Mapping) and (props.get("action") is not None
+                                       or props.get("type") == "trip"):
+        return Skipped("trip" if props.get("type") == "trip" else "action", dropped=False)
     geometry = feature.get("geometry")
     coordinates = geometry.get("coordinates") if isinstance(geometry, Mapping) else None
     if (
@@ -300,7 +339,7 @@ def _overland_feature(feature: Any) -> dict:
     native = {
         "lat": coordinates[1],
         "lon": coordinates[0],
-        "acc": props.get("horizontal_accuracy"),  # metres; negative means invalid
+        "acc": _known_accuracy(props.get("horizontal_accuracy")),  # m; negative: invalid fix
         "alt": props.get("altitude"),  # metres
         "speed": _known(props.get("speed")),  # m/s
         "heading": _known(props.get("course")),  # degrees

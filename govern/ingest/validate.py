@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["Flawed", "Ping", "parse_time", "validate_ping"]
+__all__ = ["RECEIVED", "Flawed", "Ping", "Skipped", "parse_time", "validate_ping"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MIN_T = datetime(2000, 1, 1, tzinfo=UTC)
@@ -56,6 +56,39 @@ class Ping:
     heading: float | None = None
     battery: float | None = None
     activity: str | None = None
+    time_source: str = "device"  # "server": the client sent no time, `t` is the receipt time
+
+
+class _Received:
+    """The type of RECEIVED."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "RECEIVED"
+
+
+# A converter's native `t` for a client that sent no time at all (Traccar stores such pings
+# at the receipt time, and so does govern, marked time_source "server"). JSON cannot produce
+# this object, so no client can claim the server's clock for a ping that has its own time.
+RECEIVED = _Received()
+
+
+class Skipped(dict):
+    """An item of a request that is not a storable ping, and why, so it is counted, not lost.
+
+    `dropped` True: it would have been a ping but carries no usable position (a cell/wifi-only
+    OsmAnd request, an encrypted OwnTracks message); counted as dropped with `reason`.
+    False: it is not a location at all (an Overland visit, trip or tracking-stats feature);
+    counted as ignored.
+    """
+
+    __slots__ = ("dropped", "reason")
+
+    def __init__(self, reason: str, dropped: bool = True):
+        super().__init__()
+        self.reason = reason
+        self.dropped = dropped
 
 
 class Flawed(dict):
@@ -162,11 +195,14 @@ def _number(value: object, lo: float, hi: float) -> float | str:
     return f"must be between {lo} and {hi}"
 
 
-def validate_ping(raw: object) -> tuple[Ping | None, dict[str, list[str]]]:
-    """Check one native ping. Returns (Ping, {}) or (None, {field: [messages]})."""
+def validate_ping(raw: object, received_at: datetime | None = None
+                  ) -> tuple[Ping | None, dict[str, list[str]]]:
+    """Check one native ping. Returns (Ping, {}) or (None, {field: [messages]}).
+
+    `received_at` (aware, UTC) is the time of a converted ping whose `t` is RECEIVED."""
     if type(raw) is not dict:
         if isinstance(raw, Flawed):
-            return _validate_flawed(raw)
+            return _validate_flawed(raw, received_at)
         if not isinstance(raw, dict):
             return None, {"_schema": [NOT_OBJECT]}
     errors: dict[str, list[str]] = {}
@@ -184,6 +220,9 @@ def validate_ping(raw: object) -> tuple[Ping | None, dict[str, list[str]]]:
             errors["id"] = [f"must be 1 to {_ID_MAX} characters"]
 
     t = get("t")
+    server_time = t is RECEIVED
+    if server_time:
+        t = received_at
     if t is None:
         errors["t"] = [REQUIRED]
     else:
@@ -225,13 +264,16 @@ def validate_ping(raw: object) -> tuple[Ping | None, dict[str, list[str]]]:
 
     if errors:
         return None, errors
+    if server_time:
+        return Ping(client_id, t, lat, lon, *optional, activity, "server"), {}
     return Ping(client_id, t, lat, lon, *optional, activity), {}
 
 
-def _validate_flawed(raw: Flawed) -> tuple[None, dict[str, list[str]]]:
+def _validate_flawed(raw: Flawed, received_at: datetime | None
+                     ) -> tuple[None, dict[str, list[str]]]:
     """Report a converter's errors; when it converted some fields, also what is wrong there."""
     if not raw:
         return None, dict(raw.errors)
-    _, errors = validate_ping(dict(raw))
+    _, errors = validate_ping(dict(raw), received_at)
     errors.update(raw.errors)
     return None, errors

@@ -46,6 +46,8 @@ LOAD_CONTEXT = text(
 # than the rest of the statement); as json, not jsonb: json_to_recordset reads the text once,
 # where a cast to jsonb first builds the binary document (500 pings: 2.8 ms against 4.0).
 #
+# `srv` is true for a ping timed by the server (its client sent no time).
+#
 # `cell` is the H3 cell (resolution 9) of the stored position, named by Python from the
 # reference grid (the same numbers as govern_snap) for pings serving an aggregate purpose;
 # its coarser parents are bit operations on the H3 index (resolution in bits 52-55, the
@@ -59,18 +61,19 @@ WITH u AS MATERIALIZED (
   FROM json_to_recordset(CAST(:rows AS json))
        AS u(i int, t timestamptz, k text, mask bigint, p int, lon float8, lat float8,
             acc float8, alt float8, speed float8, heading float8, battery float8,
-            activity text, cell bigint)
+            activity text, cell bigint, srv boolean)
 ), zoned AS MATERIALIZED (
   {zoned}
 ), kept AS MATERIALIZED (
   SELECT u.* FROM u WHERE NOT EXISTS (SELECT 1 FROM zoned WHERE zoned.i = u.i)
 ), ins AS (
   INSERT INTO pings (tenant_id, device_id, subject_id, t, client_key, purpose_mask,
-                     precision_m, geom, acc, alt, speed, heading, battery, activity)
+                     precision_m, geom, acc, alt, speed, heading, battery, activity,
+                     server_time)
   SELECT :tenant_id, :device_id, :subject_id, u.t, u.k, u.mask, u.p,
          govern_snap(u.lon, u.lat, u.p),
          greatest(u.acc, u.p), round(u.alt / u.p) * u.p, round(u.speed::numeric, 1),
-         round(u.heading), round(u.battery), u.activity
+         round(u.heading), round(u.battery), u.activity, coalesce(u.srv, false)
   FROM kept u
   ORDER BY u.i
   ON CONFLICT DO NOTHING

@@ -180,3 +180,32 @@ def test_a_zone_is_drawn_on_the_map_saved_and_deleted(server, demo, page):
     page.once("dialog", lambda dialog: dialog.accept())
     row.get_by_role("button", name="Delete").click()
     expect(page.locator("#zones-list tbody tr")).to_have_count(6)
+
+
+def test_a_misconfigured_phone_is_flagged_on_the_devices_page(server, demo, page):
+    import base64
+    import time
+
+    auth = base64.b64encode(f"phone:{demo['device']['token']}".encode()).decode()
+    for n in range(5):  # an OwnTracks build that sends no latitude: each point refused
+        resp = page.request.post(f"{server.url}/v1/ingest/owntracks",
+                                 headers={"Authorization": f"Basic {auth}",
+                                          "Content-Type": "application/json"},
+                                 data=f'{{"_type": "location", "lon": 13.4, '
+                                      f'"tst": {int(time.time()) - 60 * (n + 1)}}}')
+        assert resp.status == 200 and resp.json() == []
+    sign_in(page, server.url, demo["tokens"]["admin"])
+    page.goto(f"{server.url}/console#/devices")
+    expect(page.locator("#devices-flagged")).to_contain_text("1 device refusing")
+    row = page.locator("tr[data-flagged=true]")
+    expect(row).to_have_count(1)
+    row.locator("a").click()
+    expect(page.locator("#device-flagged")).to_contain_text("stored nothing")
+    refusals = page.locator("#device-refusals tbody tr")
+    expect(refusals.first).to_contain_text("lat")
+    expect(refusals.first).to_contain_text("is required")
+    expect(refusals.first).to_contain_text("owntracks")
+    # the analyst has no devices page
+    page.click("#sign-out")
+    sign_in(page, server.url, demo["tokens"]["analyst"])
+    expect(page.locator("#nav a[data-page=devices]")).to_have_count(0)

@@ -17,7 +17,7 @@ from govern.ingest.formats import (
     from_owntracks,
     from_transistor,
 )
-from govern.ingest.validate import validate_ping
+from govern.ingest.validate import Skipped, validate_ping
 
 
 def valid(raw):
@@ -84,8 +84,9 @@ def test_owntracks_minimal_location():
 
 def test_owntracks_other_types_are_ignored_and_counted():
     pings, ignored = from_owntracks([*OWNTRACKS_OTHERS, OWNTRACKS_LOCATION])
-    assert ignored == 5
-    assert len(pings) == 1 and valid(pings[0]).lat == 48.858093
+    assert ignored == 4  # encrypted is a Skipped item, counted as dropped
+    assert len(pings) == 2 and valid(pings[1]).lat == 48.858093
+    assert isinstance(pings[0], Skipped) and pings[0].reason == "encrypted" and pings[0].dropped
 
 
 def test_owntracks_only_ignored_messages():
@@ -185,9 +186,13 @@ def test_osmand_bad_timestamps(timestamp, message):
     assert rejected(raw) == {"t": [message]}
 
 
-def test_osmand_missing_timestamp_is_required():
+def test_osmand_missing_timestamp_takes_the_receipt_time():
+    # Traccar stores a ping without timestamp at its receipt time; so does govern, marked
     _, raw = from_osmand({"id": "dev1", "lat": "1.5", "lon": "2.5"})
-    assert rejected(raw) == {"t": ["is required"]}
+    assert rejected(raw) == {"t": ["is required"]}  # no receipt time given: still refused
+    received = datetime(2024, 5, 1, 8, 0, 3, tzinfo=UTC)
+    ping, errors = validate_ping(raw, received)
+    assert errors == {} and ping.t == received and ping.time_source == "server"
 
 
 def test_osmand_location_parameter_and_heading_alias():

@@ -3,6 +3,7 @@
 import { api, ApiError, session } from './api.js';
 import { button, clear, errorBox, field, h } from './ui.js';
 import * as audit from './pages/audit.js';
+import * as devices from './pages/devices.js';
 import * as heatmap from './pages/heatmap.js';
 import * as policy from './pages/policy.js';
 import * as positions from './pages/positions.js';
@@ -17,6 +18,7 @@ const PAGES = [
     mod: positions },
   { path: 'policy', label: 'Policy', roles: ['owner', 'admin', 'auditor'], mod: policy },
   { path: 'subjects', label: 'Subjects', roles: ['owner', 'admin', 'auditor'], mod: subjects },
+  { path: 'devices', label: 'Devices', roles: ['owner', 'admin'], mod: devices },
   { path: 'audit', label: 'Audit', roles: ['owner', 'admin', 'auditor'], mod: audit },
 ];
 

@@ -284,8 +284,11 @@ async function detail(root, ctx, id, names) {
       const { devices } = await api('/v1/devices', { query: { subject_id: id,
         include_revoked: 'true' } });
       clear(devicesEl, table([
-        { key: 'identifier', label: 'identifier', render: (d) => h('span.mono', {},
-          d.identifier) },
+        { key: 'identifier', label: 'identifier', render: (d) => (ctx.can(WRITERS)
+          ? h('a.mono', { href: `#/devices/${d.device_id}` }, d.identifier)
+          : h('span.mono', {}, d.identifier)) },
+        { key: 'ingest_flagged', label: 'ingest', render: (d) => (d.ingest_flagged
+          ? badge('refusing', 'bad') : null) },
         { key: 'platform', label: 'platform' },
         { key: 'last_seen_at', label: 'last seen', render: (d) => fmtTime(d.last_seen_at) },
         { key: 'revoked_at', label: 'state', render: (d) => (d.revoked_at

@@ -1,0 +1,93 @@
+"""Ingest diagnostics SQL: one statement per request records what became of it, set-wise.
+
+The hourly counters and the device's state are two upserts in one statement, in the ingest's
+own transaction: counted exactly when the pings are committed, and never when they are not.
+Maps by reason add up key by key in SQL, so concurrent requests of one device queue on the
+row lock instead of overwriting each other. It is not folded into the store statement
+(govern.sql.pings.STORE_BATCH): that one runs only when some ping passed the door, and the
+counts need its result (how many were stored, how many fell in a zone). Measured on the
+2-core test machine at load 10-11: 0.9-2.4 ms a request, against 0.3-0.7 ms for SELECT 1.
+"""
+
+from sqlalchemy import text
+
+# The last refusals a device keeps (newest first).
+REFUSALS_KEPT = 20
+# Hourly rows older than this are pruned by the first request of each new device-hour.
+HOURLY_KEPT = "7 days"
+
+
+def _add_maps(old: str, new: str) -> str:
+    """jsonb {key: count} + jsonb {key: count}, key by key; most requests add nothing."""
+    return (f"CASE WHEN {new} = '{{}}'::jsonb THEN {old} ELSE ("
+            f"SELECT coalesce(jsonb_object_agg(k, n), '{{}}'::jsonb) FROM ("
+            f"SELECT k, sum(v::bigint) AS n FROM (SELECT * FROM jsonb_each_text({old}) "
+            f"UNION ALL SELECT * FROM jsonb_each_text({new})) AS e(k, v) GROUP BY k) AS s) END")
+
+
+RECORD = text(
+    f"""
+    WITH hourly AS (
+      INSERT INTO ingest_hourly AS h (tenant_id, device_id, hour, requests, accepted,
+                                      duplicates, ignored, server_time, dropped, rejected,
+                                      refused)
+      VALUES (:tenant_id, :device_id, date_trunc('hour', CAST(:now AS timestamptz), 'UTC'), 1,
+              :accepted, :duplicates, :ignored, :server_time, CAST(:dropped AS jsonb),
+              CAST(:rejected AS jsonb), CAST(:refused AS jsonb))
+      ON CONFLICT (tenant_id, device_id, hour) DO UPDATE SET
+        requests = h.requests + 1,
+        accepted = h.accepted + EXCLUDED.accepted,
+        duplicates = h.duplicates + EXCLUDED.duplicates,
+        ignored = h.ignored + EXCLUDED.ignored,
+        server_time = h.server_time + EXCLUDED.server_time,
+        dropped = {_add_maps("h.dropped", "EXCLUDED.dropped")},
+        rejected = {_add_maps("h.rejected", "EXCLUDED.rejected")},
+        refused = {_add_maps("h.refused", "EXCLUDED.refused")}
+      RETURNING (xmax = 0) AS fresh
+    ), pruned AS (
+      DELETE FROM ingest_hourly o
+      WHERE (SELECT fresh FROM hourly) AND o.tenant_id = :tenant_id
+        AND o.device_id = :device_id
+        AND o.hour < CAST(:now AS timestamptz) - interval '{HOURLY_KEPT}'
+      RETURNING 1
+    )
+    INSERT INTO ingest_state AS s (tenant_id, device_id, last_request_at, last_accepted_at,
+                                   refused_streak, refusals)
+    VALUES (:tenant_id, :device_id, :now, CAST(:accepted_at AS timestamptz),
+            CASE :streak WHEN 'grow' THEN 1 ELSE 0 END, CAST(:refusals AS jsonb))
+    ON CONFLICT (tenant_id, device_id) DO UPDATE SET
+      last_request_at = greatest(s.last_request_at, EXCLUDED.last_request_at),
+      last_accepted_at = greatest(s.last_accepted_at, EXCLUDED.last_accepted_at),
+      refused_streak = CASE :streak WHEN 'reset' THEN 0 WHEN 'grow' THEN s.refused_streak + 1
+                       ELSE s.refused_streak END,
+      refusals = CASE WHEN jsonb_array_length(EXCLUDED.refusals) = 0 THEN s.refusals ELSE (
+        SELECT coalesce(jsonb_agg(e ORDER BY n), '[]'::jsonb)
+        FROM jsonb_array_elements(EXCLUDED.refusals || s.refusals) WITH ORDINALITY AS x(e, n)
+        WHERE n <= {REFUSALS_KEPT}) END
+    """
+)
+
+# The hourly rows of one device inside a window (at most 24 of them).
+HOURLY = text(
+    """
+    SELECT hour, requests, accepted, duplicates, ignored, server_time, dropped, rejected,
+           refused
+    FROM ingest_hourly
+    WHERE device_id = :device_id AND hour >= :since AND hour <= :now
+    ORDER BY hour
+    """
+)
+
+STATE = text(
+    """
+    SELECT last_request_at, last_accepted_at, refused_streak, refusals
+    FROM ingest_state WHERE device_id = :device_id
+    """
+)
+
+STREAKS = text(
+    """
+    SELECT device_id, refused_streak, last_accepted_at FROM ingest_state
+    WHERE device_id = ANY(CAST(:device_ids AS uuid[]))
+    """
+)
