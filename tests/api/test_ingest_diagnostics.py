@@ -109,7 +109,7 @@ def test_json_whatever_the_label_and_empty_bodies(tenant, tracked, client, super
 
 
 def test_metrics_count_by_reason_without_device_labels(tenant, tracked, client):
-    client.get("/v1/ingest/osmand", query_string={"id": tracked.identifier,
+    client.get(f"/v1/ingest/osmand/{tenant.tenant_id}", query_string={"id": tracked.identifier,
                                                   "cell": "257,02,16,2224"})
     _owntracks(client, tracked, {"_type": "location", "lat": 91, "lon": 13.4, "tst": recent()})
     text = client.get("/metrics").get_data(as_text=True)
@@ -122,7 +122,7 @@ def test_metrics_count_by_reason_without_device_labels(tenant, tracked, client):
 def test_osmand_without_timestamp_is_stored_at_receipt_and_marked_in_the_export(
         tenant, tracked, client, superuser):
     before = dt.datetime.now(dt.UTC)
-    resp = client.get("/v1/ingest/osmand", query_string={
+    resp = client.get(f"/v1/ingest/osmand/{tenant.tenant_id}", query_string={
         "deviceid": tracked.identifier, "lat": "52.52", "lon": "13.405", "batt": "87.5"})
     assert resp.status_code == 200
     t, server_time = superuser.execute("SELECT t, server_time FROM pings").fetchone()

@@ -64,7 +64,9 @@ def _timed(value, base: dt.datetime, as_text: bool = False):
     return value
 
 
-def _post(client, fixture: dict, token: str, base: dt.datetime):
+def _post(client, fixture: dict, token: str, base: dt.datetime, tenant_id):
+    """Post a fixture as its app would, configured as docs/clients.md says: OsmAnd clients
+    with the tenant's server URL (an identifier an admin chose routes only there)."""
     headers = {}
     if fixture.get("auth") == "basic":
         raw = base64.b64encode(f"owntracks-user:{token}".encode()).decode()
@@ -83,7 +85,10 @@ def _post(client, fixture: dict, token: str, base: dt.datetime):
     if "content_type" in fixture and "form" not in fixture:
         kwargs["content_type"] = fixture["content_type"]
     method = fixture.get("method", "POST")
-    return client.open(fixture["endpoint"], method=method, **kwargs)
+    endpoint = fixture["endpoint"]
+    if endpoint == "/v1/ingest/osmand":
+        endpoint = f"{endpoint}/{tenant_id}"
+    return client.open(endpoint, method=method, **kwargs)
 
 
 STORED = ("SELECT t, speed, heading, battery, acc, activity, server_time, ST_Y(geom) AS lat, "
@@ -97,7 +102,7 @@ def test_fixture_is_answered_stored_and_counted(fixture, tenant, make_tracked, c
     expect = fixture["expect"]
     base = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=10)
     before = dt.datetime.now(dt.UTC)
-    resp = _post(client, fixture, tracked.device_token, base)
+    resp = _post(client, fixture, tracked.device_token, base, tenant.tenant_id)
     after = dt.datetime.now(dt.UTC)
 
     assert resp.status_code == expect["status"], resp.get_data(as_text=True)
