@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 
 import shapely
 from shapely.validation import explain_validity
@@ -221,3 +222,107 @@ def validate_zone(geometry: object, radius_m: object = None, max_vertices: int =
         problems.add(field, f"the {kind} encloses no area")
     problems.raise_if_any()
     return result
+
+
+# ---- hiding: a zone's hidden region must not point at what it protects ------------------------
+#
+# A circle centred on the protected place is a pointer to it: the points where trips appear
+# and vanish lie on its boundary, and a circle fit through them recovers the centre to a few
+# metres (Hassan et al., "Analyzing the Privacy Zones of Fitness Tracking Apps", 2018). So
+# the region actually hidden is drawn once per zone, at random, and stored:
+#
+# - a circle of radius r around P hides a circle of radius R = r (1 + offset + U[0, extra])
+#   centred at H = P + v, v uniform over the disc of radius offset * r. R >= r + |v|, so
+#   everything within r of P stays hidden; R does not depend on v, so it tells nothing of
+#   where P lies in the disc of radius offset * r around H.
+# - a polygon hides the convex hull of each part swept along a random vector v (uniform
+#   over the disc of radius 2 * offset * its equivalent radius), buffered by a random
+#   margin: it always contains the polygon, and its centre moves by about v / 2.
+# - beyond the hidden region, each trip's first and last stretch is trimmed by its own
+#   random distance (up to trim * r), so endpoints do not trace the boundary.
+#
+# What a reader can learn, with any number of trips, is at best the hidden region itself;
+# P is then uniform over a disc of radius offset * r around its centre, so no estimate lands
+# within x metres of P with probability above (x / (offset * r))^2.
+
+
+@dataclass(frozen=True)
+class Hiding:
+    """How a zone's hidden region is drawn (fractions of the zone's radius)."""
+
+    name: str
+    offset: float  # the hidden centre lies up to offset * r from the protected point
+    extra: float  # the hidden radius has up to extra * r more than r * (1 + offset)
+    trim: float  # trips' ends are trimmed by up to trim * r more, per trip
+
+
+OFFSET = Hiding("offset", offset=0.5, extra=0.25, trim=0.25)
+# Deliberately weak: a region centred on what it protects, as zones were before. Only the
+# attack test uses it, to show that the attack works; no API can ask for it.
+PLAIN = Hiding("plain", offset=0.0, extra=0.0, trim=0.0)
+CONFIDENCE = 0.95  # the stated bound holds for this share of zones
+
+
+@dataclass(frozen=True)
+class HiddenCircle:
+    offset_m: float
+    bearing_deg: float
+    radius_m: float
+    trim_m: float
+    salt: str
+
+
+@dataclass(frozen=True)
+class HiddenPolygon:
+    shift_m: float
+    bearing_deg: float
+    margin_m: float
+    trim_m: float
+    salt: str
+
+
+def _salt(rng) -> str:
+    return f"{rng.getrandbits(128):032x}"
+
+
+def draw_circle(radius_m: float, rng, hiding: Hiding = OFFSET) -> HiddenCircle:
+    """The hidden circle of a zone of `radius_m` (rng: random.Random-like)."""
+    offset = hiding.offset * radius_m * math.sqrt(rng.random())  # uniform over the disc
+    bearing = 360.0 * rng.random()
+    hidden = radius_m * (1.0 + hiding.offset + hiding.extra * rng.random())
+    return HiddenCircle(offset, bearing, hidden, hiding.trim * radius_m, _salt(rng))
+
+
+def draw_polygon(equivalent_radius_m: float, rng, hiding: Hiding = OFFSET) -> HiddenPolygon:
+    """The sweep and margin of a polygon zone whose area is that of a circle of
+    `equivalent_radius_m`."""
+    shift = 2.0 * hiding.offset * equivalent_radius_m * math.sqrt(rng.random())
+    bearing = 360.0 * rng.random()
+    margin = hiding.extra * equivalent_radius_m * rng.random()
+    return HiddenPolygon(shift, bearing, margin, hiding.trim * equivalent_radius_m, _salt(rng))
+
+
+def located_no_better_than(radius_m: float, hiding: Hiding = OFFSET,
+                           confidence: float = CONFIDENCE) -> float:
+    """Metres: with `confidence`, no estimate of the protected point, from any number of
+    trips, is closer than this (the protected point is uniform over a disc of radius
+    offset * r around the hidden centre, so P(error < x) <= (x / (offset * r))^2)."""
+    return hiding.offset * radius_m * math.sqrt(1.0 - confidence)
+
+
+def hidden_up_to(radius_m: float, hiding: Hiding = OFFSET) -> float:
+    """Metres from the protected point within which a trip's points may be hidden."""
+    return radius_m * (1.0 + 2.0 * hiding.offset + hiding.extra) + hiding.trim * radius_m
+
+
+@dataclass(frozen=True)
+class ZoneLimits:
+    """How many zones, and vertices of their stored regions, may apply. Every ping at the
+    door and every point read is tested against the zones of its subject: the tenant-wide
+    ones and the subject's own, so those two sums bound the work per point."""
+
+    max_zones_per_tenant: int = 1000
+    max_tenant_wide_zones: int = 50
+    max_tenant_wide_zone_vertices: int = 20_000
+    max_zones_per_subject: int = 20
+    max_subject_zone_vertices: int = 10_000
