@@ -14,6 +14,9 @@ from __future__ import annotations
 MARK = "/* govern.sql.zones.hidden */"
 
 
+# The cell is computed once per point (OFFSET 0 keeps the planner from folding it into the
+# scan of zones, which evaluated it once per zone: 10,000 points against 45 zones took
+# 1.0 s that way, against 0.11 s with it).
 def hidden(subject: str, lon: str, lat: str, precision: str, t: str,
            only_zone: str | None = None) -> str:
     """SQL: true when a zone that applies to `subject` hides the point (lon, lat) stored at
@@ -21,7 +24,7 @@ def hidden(subject: str, lon: str, lat: str, precision: str, t: str,
     restricts it to one zone (the sweep of a newly drawn zone)."""
     one = f"AND z.zone_id = {only_zone}" if only_zone else ""
     return f"""EXISTS (SELECT 1 {MARK}
-        FROM (SELECT govern_cell({lon}, {lat}, {precision}) AS box) c
+        FROM (SELECT govern_cell({lon}, {lat}, {precision}) AS box OFFSET 0) c
         JOIN zones z ON z.reach && c.box
         WHERE (z.subject_id IS NULL OR z.subject_id = {subject}) {one}
           AND (ST_Intersects(z.area, c.box)
