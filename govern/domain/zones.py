@@ -228,8 +228,8 @@ def create_zone(session: Session, tenant_id: uuid.UUID, actor: str, *, name: str
              ":vertices, :scale_m, :actor)"),
         {"tenant_id": tenant_id, "zone_id": zone_id, "name": name, "subject_id": subject_id,
          "geometry": orjson.dumps(geometry).decode(), "radius_m": radius_m, "actor": actor,
-         "drawn": drawn, "area": hidden.area_wkt, "reach": hidden.reach_wkt, "trim_m": hidden.trim_m,
-         "salt": hidden.salt, "hiding": hiding.name, "vertices": vertices,
+         "drawn": drawn, "area": hidden.area_wkt, "reach": hidden.reach_wkt,
+         "trim_m": hidden.trim_m, "salt": hidden.salt, "hiding": hiding.name, "vertices": vertices,
          "scale_m": hidden.scale_m},
     )
     audit.record(session, tenant_id, actor, "zone.create", target_type="zone",
@@ -248,10 +248,12 @@ def protection(zone: Zone) -> dict:
                 else {"kind": "polygon", "equivalent_radius_m": round(scale, 1)})
     if hiding is None or hiding.offset == 0:
         return {"hiding": zone.hiding, "protects": protects, "located_no_better_than_m": 0.0,
-                "confidence": policy.CONFIDENCE, "hidden_up_to_m": zone.radius_m}
+                "confidence": policy.CONFIDENCE, "centre_estimate_off_by_m": 0.0,
+                "hidden_up_to_m": zone.radius_m}
     return {"hiding": zone.hiding, "protects": protects,
             "located_no_better_than_m": round(policy.located_no_better_than(scale, hiding), 1),
             "confidence": policy.CONFIDENCE,
+            "centre_estimate_off_by_m": round(policy.centre_estimate_off_by(scale, hiding), 1),
             "hidden_up_to_m": round(policy.hidden_up_to(scale, hiding), 1)}
 
 

@@ -232,18 +232,20 @@ def validate_zone(geometry: object, radius_m: object = None, max_vertices: int =
 # the region actually hidden is drawn once per zone, at random, and stored:
 #
 # - a circle of radius r around P hides a circle of radius R = r (1 + offset + U[0, extra])
-#   centred at H = P + v, v uniform over the disc of radius offset * r. R >= r + |v|, so
-#   everything within r of P stays hidden; R does not depend on v, so it tells nothing of
-#   where P lies in the disc of radius offset * r around H.
-# - a polygon hides the convex hull of each part swept along a random vector v (uniform
-#   over the disc of radius 2 * offset * its equivalent radius), buffered by a random
-#   margin: it always contains the polygon, and its centre moves by about v / 2.
+#   centred at H = P + v, v uniform over the annulus min_offset * r <= |v| <= offset * r.
+#   R >= r + |v|, so everything within r of P stays hidden; R does not depend on v, so it
+#   tells nothing of where P lies in that annulus around H.
+# - a polygon hides its Minkowski sum with a random segment v (|v| drawn the same way, on
+#   twice the scale, from its equivalent radius), buffered by a random margin: it always
+#   contains the polygon, and its centre moves by about v / 2.
 # - beyond the hidden region, each trip's first and last stretch is trimmed by its own
 #   random distance (up to trim * r), so endpoints do not trace the boundary.
 #
-# What a reader can learn, with any number of trips, is at best the hidden region itself;
-# P is then uniform over a disc of radius offset * r around its centre, so no estimate lands
-# within x metres of P with probability above (x / (offset * r))^2.
+# What a reader can learn, with any number of trips, is at best the hidden region itself.
+# An estimate of its centre (a circle fit, an enclosing circle) is then off by at least
+# min_offset * r less its own noise; and since P is uniform over the annulus, no estimate of
+# any kind lands within x metres of P with probability above
+# x^2 / ((offset^2 - min_offset^2) r^2).
 
 
 @dataclass(frozen=True)
@@ -252,14 +254,21 @@ class Hiding:
 
     name: str
     offset: float  # the hidden centre lies up to offset * r from the protected point
+    min_offset: float  # and at least min_offset * r from it
     extra: float  # the hidden radius has up to extra * r more than r * (1 + offset)
     trim: float  # trips' ends are trimmed by up to trim * r more, per trip
 
+    def offset_m(self, scale_m: float, rng) -> float:
+        """|v|, uniform over the annulus (its area), for a zone of radius `scale_m`."""
+        inner, outer = self.min_offset * scale_m, self.offset * scale_m
+        return math.sqrt(inner ** 2 + rng.random() * (outer ** 2 - inner ** 2))
 
-OFFSET = Hiding("offset", offset=0.5, extra=0.25, trim=0.25)
+
+OFFSET = Hiding("offset", offset=0.5, min_offset=0.25, extra=0.25, trim=0.25)
 # Deliberately weak: a region centred on what it protects, as zones were before. Only the
 # attack test uses it, to show that the attack works; no API can ask for it.
-PLAIN = Hiding("plain", offset=0.0, extra=0.0, trim=0.0)
+PLAIN = Hiding("plain", offset=0.0, min_offset=0.0, extra=0.0, trim=0.0)
+ESTIMATE_NOISE = 0.05  # of r: the most a circle fit through 8+ trips' ends strayed (measured)
 CONFIDENCE = 0.95  # the stated bound holds for this share of zones
 
 
@@ -287,7 +296,7 @@ def _salt(rng) -> str:
 
 def draw_circle(radius_m: float, rng, hiding: Hiding = OFFSET) -> HiddenCircle:
     """The hidden circle of a zone of `radius_m` (rng: random.Random-like)."""
-    offset = hiding.offset * radius_m * math.sqrt(rng.random())  # uniform over the disc
+    offset = hiding.offset_m(radius_m, rng)
     bearing = 360.0 * rng.random()
     hidden = radius_m * (1.0 + hiding.offset + hiding.extra * rng.random())
     return HiddenCircle(offset, bearing, hidden, hiding.trim * radius_m, _salt(rng))
@@ -296,7 +305,7 @@ def draw_circle(radius_m: float, rng, hiding: Hiding = OFFSET) -> HiddenCircle:
 def draw_polygon(equivalent_radius_m: float, rng, hiding: Hiding = OFFSET) -> HiddenPolygon:
     """The sweep and margin of a polygon zone whose area is that of a circle of
     `equivalent_radius_m`."""
-    shift = 2.0 * hiding.offset * equivalent_radius_m * math.sqrt(rng.random())
+    shift = 2.0 * hiding.offset_m(equivalent_radius_m, rng)
     bearing = 360.0 * rng.random()
     margin = hiding.extra * equivalent_radius_m * rng.random()
     return HiddenPolygon(shift, bearing, margin, hiding.trim * equivalent_radius_m, _salt(rng))
@@ -304,10 +313,17 @@ def draw_polygon(equivalent_radius_m: float, rng, hiding: Hiding = OFFSET) -> Hi
 
 def located_no_better_than(radius_m: float, hiding: Hiding = OFFSET,
                            confidence: float = CONFIDENCE) -> float:
-    """Metres: with `confidence`, no estimate of the protected point, from any number of
-    trips, is closer than this (the protected point is uniform over a disc of radius
-    offset * r around the hidden centre, so P(error < x) <= (x / (offset * r))^2)."""
-    return hiding.offset * radius_m * math.sqrt(1.0 - confidence)
+    """Metres: with `confidence`, no estimate of the protected point of any kind, from any
+    number of trips, is closer than this (P is uniform over the annulus around the hidden
+    centre, so P(error < x) <= x^2 / ((offset^2 - min_offset^2) r^2))."""
+    spread = hiding.offset ** 2 - hiding.min_offset ** 2
+    return radius_m * math.sqrt((1.0 - confidence) * spread)
+
+
+def centre_estimate_off_by(radius_m: float, hiding: Hiding = OFFSET) -> float:
+    """Metres: the least a circle fitted through where 8 or more trips appear and vanish
+    misses the protected point by: the least offset less that fit's noise (measured)."""
+    return max(0.0, (hiding.min_offset - ESTIMATE_NOISE) * radius_m)
 
 
 def hidden_up_to(radius_m: float, hiding: Hiding = OFFSET) -> float:
