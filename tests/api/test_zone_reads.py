@@ -175,3 +175,24 @@ def test_zone_limits_come_from_the_environment():
     assert config.zone_limits.max_tenant_wide_zones == 7
     assert config.zone_limits.max_subject_zone_vertices == 900
     assert config.zone_limits.max_zones_per_subject == ZoneLimits().max_zones_per_subject
+
+
+def test_a_zone_states_how_well_it_protects_and_never_its_draw(tenant, superuser):
+    zone = circle(tenant, 52.52, 13.405, 200).get_json()
+    assert set(zone) == {"zone_id", "name", "subject_id", "geometry", "radius_m", "vertices",
+                         "protection", "created_at", "created_by"}
+    assert zone["protection"] == {
+        "hiding": "offset", "protects": {"kind": "circle", "radius_m": 200},
+        "located_no_better_than_m": 19.4, "confidence": 0.95,
+        "centre_estimate_off_by_m": 40.0, "hidden_up_to_m": 500.0}
+    assert tenant.get(f"/v1/zones/{zone['zone_id']}").get_json() == zone
+    # the hidden circle is offset by 50-100 m (0.25 r to 0.5 r), and 300-350 m wide
+    offset, radius = superuser.execute(
+        "SELECT ST_Distance(ST_Centroid(area)::geography, "
+        "ST_SetSRID(ST_MakePoint(13.405, 52.52), 4326)::geography), "
+        "sqrt(ST_Area(area::geography) / pi()) FROM zones").fetchone()
+    assert 49 <= offset <= 101 and 299 <= radius <= 351
+    # two zones around the same place do not share a draw
+    other = circle(tenant, 52.52, 13.405, 200).get_json()
+    salts = [r[0] for r in superuser.execute("SELECT salt FROM zones")]
+    assert len(set(salts)) == 2 and other["protection"] == zone["protection"]
