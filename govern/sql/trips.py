@@ -70,21 +70,24 @@ RESTART_POINT = text(
 )
 
 # The subject's pings from `t_from`, in time order, with the geodesic length (WGS84
-# spheroid) of the step from the previous ping. Only the pings no privacy zone hides: a
-# trip's ends are trimmed as its track is (govern.sql.zones).
+# spheroid) of the step from the previous ping, and whether it lies within :near_m (the
+# stay radius) of a privacy zone's reach. Only the pings no privacy zone hides: a trip's
+# ends are trimmed as its track is (govern.sql.zones).
 SUBJECT_PINGS = text(
     """
     SELECT extract(epoch FROM p.t)::float8 AS t, ST_X(p.geom) AS lon, ST_Y(p.geom) AS lat,
            p.purpose_mask, p.precision_m,
            coalesce(ST_Distance(p.geom::geography,
-                                (lag(p.geom) OVER w)::geography), 0) AS step_m
+                                (lag(p.geom) OVER w)::geography), 0) AS step_m,
+           {near} AS near_zone
     FROM pings p
     WHERE p.subject_id = :s AND p.t >= :t_from
       AND {visible}
     WINDOW w AS (ORDER BY p.t, p.device_id, p.client_key)
     ORDER BY p.t, p.device_id, p.client_key
     """.format(visible=zones.visible("p.subject_id", "ST_X(p.geom)", "ST_Y(p.geom)",
-                                      "p.precision_m", "p.t"))
+                                      "p.precision_m", "p.t"),
+               near=zones.near("p.subject_id", "p.geom", ":near_m"))
 )
 
 DELETE_FROM = text(

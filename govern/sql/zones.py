@@ -37,3 +37,14 @@ def hidden(subject: str, lon: str, lat: str, precision: str, t: str,
 def visible(subject: str, lon: str, lat: str, precision: str, t: str) -> str:
     """SQL: no zone hides the point (see `hidden`)."""
     return "NOT " + hidden(subject, lon, lat, precision, t)
+
+
+def near(subject: str, geom: str, metres: str) -> str:
+    """SQL: the point `geom` lies within about `metres` of the reach of a zone that applies
+    to `subject` (a box test in degrees, widened by latitude; for the trips build to tell a
+    silence spent inside a zone, not for hiding)."""
+    return f"""EXISTS (SELECT 1 FROM zones z
+        WHERE (z.subject_id IS NULL OR z.subject_id = {subject})
+          AND z.reach && ST_Expand({geom}, {metres} / 110574.0,
+                                   {metres} / (111320.0 * greatest(cos(radians(ST_Y({geom}))),
+                                                                  0.01))))"""
