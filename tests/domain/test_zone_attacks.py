@@ -10,7 +10,7 @@ points. Random homes (any latitude up to 60 degrees) and zone sizes (100-500 m),
 Against a zone centred on home (the weakened `PLAIN` hiding, as zones were before) the
 estimate lands within a few metres. Against govern's zones the estimates must stay off by
 what each zone states: every circle fit through the track's trip ends by at least
-`centre_estimate_off_by_m` (0.2 r), and any estimate by at least `located_no_better_than_m`
+`centre_estimate_off_by_m` (0.15 r), and any estimate by at least `located_no_better_than_m`
 (0.097 r) in all but 5% of zones.
 """
 
@@ -233,5 +233,5 @@ def test_the_attack_stays_off_by_the_stated_bound(tenant, make_tracked, sessions
         # The published attack, a circle fitted through where the trips appear and vanish,
         # misses home by at least the stated amount in every zone.
         floor = policy.centre_estimate_off_by(radius)
-        assert floor == pytest.approx(0.2 * radius)
+        assert floor == pytest.approx(0.15 * radius)
         assert errors["track circle fit"] >= floor, (radius, errors)
