@@ -5,8 +5,9 @@ SQL, so a zone takes effect everywhere the moment it is created.
 A stored point stands for its whole precision cell (govern/policy/precision.py; SQL
 govern_cell): a zone hides it when its hidden region meets the cell, so a zone smaller than
 the precision still hides what is stored in it. Beyond the region, a point within the
-zone's per-trip trim (a random fraction of `trim_m` for the subject's quarter hour, SQL
-govern_zone_trim) is hidden too, so the ends of trips do not trace the region's boundary.
+zone's per-trip trim (a random fraction of `trim_m` for the quarter hour, and for the
+subject when the zone is tenant-wide; SQL govern_zone_trim) is hidden too, so the ends of
+trips do not trace the region's boundary.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ def hidden(subject: str, lon: str, lat: str, precision: str, t: str,
                OR (z.trim_m > 0
                    AND ST_DWithin(z.area::geography,
                                   ST_SetSRID(ST_MakePoint({lon}, {lat}), 4326)::geography,
-                                  z.trim_m * govern_zone_trim(z.salt, {subject}, {t})))))"""
+                                  z.trim_m * govern_zone_trim(
+                                    z.salt, CASE WHEN z.subject_id IS NULL THEN {subject} END,
+                                    {t})))))"""
 
 
 def visible(subject: str, lon: str, lat: str, precision: str, t: str) -> str:
