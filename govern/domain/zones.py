@@ -118,6 +118,8 @@ _METRES = text(
     "SELECT sqrt(ST_Area(g::geography) / pi()) AS scale, ST_Y(ST_Centroid(g)) AS lat "
     "FROM ST_GeomFromText(:drawn, 4326) AS g"
 )
+
+
 @dataclass
 class Hidden:
     """What a zone stores about its hidden region (the offset itself is not kept apart)."""
