@@ -31,9 +31,11 @@ class ZoneSchema(Schema):
     protection = fields.Method("_protection", dump_only=True, metadata={
         "description": "what the zone protects and how well: with 'confidence', no reader "
                        "locates the protected place closer than 'located_no_better_than_m' "
-                       "from any number of trips; trips may be hidden up to "
-                       "'hidden_up_to_m' from it. Derived from the zone's size, never from "
-                       "its random offset, which no API returns."})
+                       "from any number of trips; a circle fitted through where trips appear and "
+                       "vanish misses it by at least 'centre_estimate_off_by_m'; trips may be "
+                       "hidden up to 'hidden_beyond_edge_m' beyond its edge (for a circle, "
+                       "'hidden_up_to_m' from its centre). Derived from the zone's size, "
+                       "never from its random offset, which no API returns."})
     created_at = fields.DateTime(dump_only=True)
     created_by = fields.String(dump_only=True)
 

@@ -251,12 +251,14 @@ def protection(zone: Zone) -> dict:
     if hiding is None or hiding.offset == 0:
         return {"hiding": zone.hiding, "protects": protects, "located_no_better_than_m": 0.0,
                 "confidence": policy.CONFIDENCE, "centre_estimate_off_by_m": 0.0,
-                "hidden_up_to_m": zone.radius_m}
+                "hidden_beyond_edge_m": 0.0, "hidden_up_to_m": zone.radius_m}
+    circle = zone.radius_m is not None
     return {"hiding": zone.hiding, "protects": protects,
             "located_no_better_than_m": round(policy.located_no_better_than(scale, hiding), 1),
             "confidence": policy.CONFIDENCE,
             "centre_estimate_off_by_m": round(policy.centre_estimate_off_by(scale, hiding), 1),
-            "hidden_up_to_m": round(policy.hidden_up_to(scale, hiding), 1)}
+            "hidden_beyond_edge_m": round(policy.hidden_beyond_edge(scale, hiding), 1),
+            "hidden_up_to_m": round(policy.hidden_up_to(scale, hiding), 1) if circle else None}
 
 
 def get_zone(session: Session, zone_id: uuid.UUID) -> Zone:

@@ -329,9 +329,16 @@ def centre_estimate_off_by(radius_m: float, hiding: Hiding = OFFSET) -> float:
     return max(0.0, (hiding.min_offset - ESTIMATE_NOISE) * radius_m)
 
 
+def hidden_beyond_edge(scale_m: float, hiding: Hiding = OFFSET) -> float:
+    """Metres beyond the edge of what a zone protects (a circle of radius `scale_m`, or a
+    polygon of that equivalent radius) within which a trip's points may be hidden."""
+    return scale_m * (2.0 * hiding.offset + hiding.extra + hiding.trim)
+
+
 def hidden_up_to(radius_m: float, hiding: Hiding = OFFSET) -> float:
-    """Metres from the protected point within which a trip's points may be hidden."""
-    return radius_m * (1.0 + 2.0 * hiding.offset + hiding.extra) + hiding.trim * radius_m
+    """Metres from the protected point of a circle within which a trip's points may be
+    hidden."""
+    return radius_m + hidden_beyond_edge(radius_m, hiding)
 
 
 @dataclass(frozen=True)

@@ -184,7 +184,8 @@ def test_a_zone_states_how_well_it_protects_and_never_its_draw(tenant, superuser
     assert zone["protection"] == {
         "hiding": "offset", "protects": {"kind": "circle", "radius_m": 200},
         "located_no_better_than_m": 19.4, "confidence": 0.95,
-        "centre_estimate_off_by_m": 30.0, "hidden_up_to_m": 500.0}
+        "centre_estimate_off_by_m": 30.0, "hidden_beyond_edge_m": 300.0,
+        "hidden_up_to_m": 500.0}
     assert tenant.get(f"/v1/zones/{zone['zone_id']}").get_json() == zone
     # the hidden circle is offset by 50-100 m (0.25 r to 0.5 r), and 300-350 m wide
     offset, radius = superuser.execute(

@@ -57,7 +57,7 @@ def local_m(lat0, lon0, lat, lon):
 def walks(rng, home, radius_m, trips, start):
     """Out and back along `trips` directions spread around home, one ping every STEP_S."""
     lat0, lon0 = home
-    far = policy.hidden_up_to(radius_m) + 150.0
+    far = 1.3 * policy.hidden_up_to(radius_m) + 150.0  # out of a square's reach too
     base = rng.uniform(0, 360)
     out, t = [], start
     for k in range(trips):
@@ -159,8 +159,18 @@ def estimates(tenant, token, subject_id, home, t_from, t_to) -> dict[str, float]
     return {name: math.hypot(*xy) for name, xy in found.items()}
 
 
-def run_attack(tenant, make_tracked, sessions, owner, seed, cases, hiding, trips=8):
-    """One subject per case; returns [(radius, stated bound, best error, errors)]."""
+def square(home, radius_m):
+    """A square around home with the area of a circle of `radius_m`."""
+    half = radius_m * math.sqrt(math.pi) / 2
+    corners = [offset(*home, e, n) for e, n in ((-half, -half), (half, -half), (half, half),
+                                                (-half, half), (-half, -half))]
+    return {"type": "Polygon", "coordinates": [[[lon, lat] for lat, lon in corners]]}
+
+
+def run_attack(tenant, make_tracked, sessions, owner, seed, cases, hiding, trips=8,
+               shape="circle"):
+    """One subject per case; returns [(radius, stated bound, best error, errors)]. A square
+    zone has the area of a circle of that radius."""
     token = tenant.token_for("dispatcher")
     rng = random.Random(seed)
     start = START
@@ -173,8 +183,10 @@ def run_attack(tenant, make_tracked, sessions, owner, seed, cases, hiding, trips
         with tenant_session(sessions, tenant.tenant_id) as s:
             zone = zones.create_zone(  # the API's path, with a seeded rng
                 s, tenant.tenant_id, "member:test", name="home",
-                geometry={"type": "Point", "coordinates": [home[1], home[0]]},
-                radius_m=radius, subject_id=uuid.UUID(person.subject_id), max_vertices=10_000,
+                geometry=square(home, radius) if shape == "square"
+                else {"type": "Point", "coordinates": [home[1], home[0]]},
+                radius_m=None if shape == "square" else radius,
+                subject_id=uuid.UUID(person.subject_id), max_vertices=10_000,
                 rng=rng, hiding=hiding)
             bound = zones.protection(zone)["located_no_better_than_m"]
         items = walks(rng, home, radius, trips, start)
@@ -235,3 +247,16 @@ def test_the_attack_stays_off_by_the_stated_bound(tenant, make_tracked, sessions
         floor = policy.centre_estimate_off_by(radius)
         assert floor == pytest.approx(0.15 * radius)
         assert errors["track circle fit"] >= floor, (radius, errors)
+
+
+def test_the_attack_stays_off_by_the_stated_bound_behind_a_square(tenant, make_tracked,
+                                                                   sessions, owner):
+    """A polygon hides its sweep along a random vector: its centre moves by half of it."""
+    results = run_attack(tenant, make_tracked, sessions, owner, seed=4, cases=12,
+                         hiding=policy.OFFSET, shape="square")
+    closer = report("offset squares, 8 trips, seed 4", results)
+    for name, n in closer.items():
+        assert n <= 3, (name, closer)
+    for radius, bound, _best, errors in results:
+        assert bound == pytest.approx(policy.located_no_better_than(radius), rel=0.01)
+        assert errors["track circle fit"] >= policy.centre_estimate_off_by(radius), errors

@@ -415,7 +415,7 @@ async function zones(el, writer) {
       + 'closer than this, from any number of trips.' },
     h('span.nowrap', {}, `not within ${fmtNum(p.located_no_better_than_m)} m`),
     h('div.small.muted', {}, `circle fits off by ≥ ${fmtNum(p.centre_estimate_off_by_m)} m; `
-      + `trips hidden up to ${fmtNum(p.hidden_up_to_m)} m away`));
+      + `trips hidden up to ${fmtNum(p.hidden_beyond_edge_m)} m beyond its edge`));
   }
 
   async function load() {
