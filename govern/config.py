@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+from govern.policy.zones import ZoneLimits
+
 APP_ROLE = "govern_app"
 
 
@@ -70,6 +72,7 @@ class Config:
     max_body_bytes: int = 2 * 1024 * 1024
     max_batch_pings: int = 1000
     max_zone_vertices: int = 10_000
+    zone_limits: ZoneLimits = ZoneLimits()
     request_due_days: int = 30
     token_touch_seconds: int = 60
     db_pool_size: int = 5
@@ -105,6 +108,9 @@ class Config:
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 2 * 1024 * 1024),
             max_batch_pings=_int(env, "MAX_BATCH_PINGS", 1000),
             max_zone_vertices=_int(env, "MAX_ZONE_VERTICES", 10_000),
+            zone_limits=ZoneLimits(**{
+                name: _int(env, name.upper(), default)
+                for name, default in ZoneLimits().__dict__.items()}),
             request_due_days=_int(env, "REQUEST_DUE_DAYS", 30),
             token_touch_seconds=_int(env, "TOKEN_TOUCH_SECONDS", 60),
             db_pool_size=_int(env, "DB_POOL_SIZE", 5),

@@ -253,8 +253,17 @@ class Zone(Base):
     subject_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     geometry: Mapped[dict] = mapped_column(JSONB, nullable=False)
     radius_m: Mapped[float | None] = mapped_column(Float)
+    drawn = mapped_column(Geometry("MULTIPOLYGON", srid=4326, spatial_index=False),
+                          nullable=False)  # what it protects, as drawn
     area = mapped_column(Geometry("MULTIPOLYGON", srid=4326, spatial_index=False),
-                         nullable=False)
+                         nullable=False)  # the hidden region (govern.policy.zones)
+    reach = mapped_column(Geometry("MULTIPOLYGON", srid=4326, spatial_index=False),
+                          nullable=False)  # area grown by trim_m
+    trim_m: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
+    salt: Mapped[str] = mapped_column(Text, nullable=False)  # secret: never returned
+    hiding: Mapped[str] = mapped_column(Text, nullable=False, default="offset")
+    vertices: Mapped[int] = mapped_column(Integer, nullable=False)
+    scale_m: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[dt.datetime] = _now()
     created_by: Mapped[str] = mapped_column(Text, nullable=False)
     __table_args__ = (

@@ -26,8 +26,21 @@ class ZoneSchema(Schema):
                           metadata={"description": "GeoJSON Polygon, MultiPolygon or Point"})
     radius_m = fields.Raw(load_default=None, allow_none=True,
                           metadata={"description": "with a Point: circle radius, 0 < r <= 50000"})
+    vertices = fields.Integer(dump_only=True, metadata={
+        "description": "vertices of the stored hidden region (counted by the zone limits)"})
+    protection = fields.Method("_protection", dump_only=True, metadata={
+        "description": "what the zone protects and how well: with 'confidence', no reader "
+                       "locates the protected place closer than 'located_no_better_than_m' "
+                       "from any number of trips; a circle fitted through where trips appear and "
+                       "vanish misses it by at least 'centre_estimate_off_by_m'; trips may be "
+                       "hidden up to 'hidden_beyond_edge_m' beyond its edge (for a circle, "
+                       "'hidden_up_to_m' from its centre). Derived from the zone's size, "
+                       "never from its random offset, which no API returns."})
     created_at = fields.DateTime(dump_only=True)
     created_by = fields.String(dump_only=True)
+
+    def _protection(self, zone):
+        return zones.protection(zone)
 
 
 class ZoneQuery(Schema):
@@ -51,12 +64,14 @@ def list_zones(query):
 @blp.arguments(ZoneSchema)
 @blp.response(201, ZoneSchema)
 def create_zone(body):
-    """Add a zone. Invalid geometry answers 422 with the reason and where it is."""
+    """Add a zone. Invalid geometry answers 422 with the reason and where it is; a zone that
+    would pass a zone limit answers 409 `zone_limit` naming it."""
     ctx = actor_kwargs()
     zone = zones.create_zone(
         db(), ctx["tenant_id"], ctx["actor"], name=body["name"], geometry=body["geometry"],
         radius_m=body["radius_m"], subject_id=body["subject_id"],
         max_vertices=current_app.config["GOVERN"].max_zone_vertices,
+        limits=current_app.config["GOVERN"].zone_limits,
         request_id=ctx["request_id"])
     commit()
     return zone

@@ -81,11 +81,15 @@ class Track:
     mask: list[int]
     prec: list[int]
     step: list[float]
+    near_zone: list[bool] = field(default_factory=list)  # within a stay radius of a zone
 
     @classmethod
     def of(cls, rows) -> Track:
         cols = list(zip(*rows, strict=True)) if rows else [[] for _ in range(6)]
         return cls(*(list(c) for c in cols))
+
+    def beside_zone(self, i: int) -> bool:
+        return bool(self.near_zone) and self.near_zone[i]
 
     def __len__(self) -> int:
         return len(self.t)
@@ -114,11 +118,15 @@ def _centroid(track: Track, i: int, j: int) -> tuple[float, float]:
 
 
 def segment_starts(track: Track, radius_m: float, max_gap_s: float = MAX_GAP_S) -> list[bool]:
-    """starts[i]: ping i starts a new segment (a long silence with displacement before it)."""
+    """starts[i]: ping i starts a new segment (a long silence with displacement before it,
+    or beside a privacy zone: a silence there is time spent inside it, and a stop made of
+    the pings around it would sit where trips meet near the place, more often on the side
+    nearer to it, pointing at it)."""
     starts = [False] * len(track)
     for i in range(1, len(track)):
-        if track.t[i] - track.t[i - 1] > max_gap_s and distance_m(
-                track.lat[i - 1], track.lon[i - 1], track.lat[i], track.lon[i]) > radius_m:
+        if track.t[i] - track.t[i - 1] > max_gap_s and (
+                track.beside_zone(i - 1) or track.beside_zone(i) or distance_m(
+                    track.lat[i - 1], track.lon[i - 1], track.lat[i], track.lon[i]) > radius_m):
             starts[i] = True
     return starts
 
@@ -335,8 +343,8 @@ def build_subject(session: Session, tenant_id: uuid.UUID, subject_id: uuid.UUID,
     if not session.execute(sql.SUBJECT_OPEN, {"s": subject_id}).scalar():
         return BuildResult()  # blocked or being erased: derive nothing
     restart = session.execute(sql.RESTART_POINT, {"s": subject_id, "t0": t0}).scalar()
-    rows = session.execute(sql.SUBJECT_PINGS, {"s": subject_id,
-                                               "t_from": restart or NEVER}).all()
+    rows = session.execute(sql.SUBJECT_PINGS, {"s": subject_id, "t_from": restart or NEVER,
+                                               "near_m": gov.radius_m}).all()
     if not rows:
         return BuildResult()
     track = Track.of(rows)

@@ -1,10 +1,14 @@
-"""Privacy zones: nothing recorded inside one is kept. Stored as a MultiPolygon in PostGIS;
-circles are buffered on the spheroid (geography), so a radius is true metres anywhere."""
+"""Privacy zones: nothing recorded inside one is kept. Each stores the region it hides, drawn
+at random around what it protects so that the region does not point at it
+(govern.policy.zones); circles are built on the spheroid, so a radius is true metres
+anywhere."""
 
 from __future__ import annotations
 
 import math
+import random
 import uuid
+from dataclasses import dataclass
 
 import orjson
 from sqlalchemy import select, text
@@ -12,8 +16,9 @@ from sqlalchemy.orm import Session
 
 from govern.domain import audit
 from govern.domain.subjects import get_subject
-from govern.errors import Invalid, NotFound
+from govern.errors import Conflict, Invalid, NotFound
 from govern.models import Zone
+from govern.policy import zones as policy
 from govern.policy.zones import GeometryInvalid, validate_zone
 
 AREA_SQL = {
@@ -21,6 +26,7 @@ AREA_SQL = {
     "polygon": "ST_Multi(ST_Force2D(ST_SetSRID(ST_GeomFromGeoJSON(:geojson), 4326)))",
 }
 CIRCLE_SEGMENTS = 64
+_SYSTEM_RANDOM = random.SystemRandom()
 
 # Points around the centre at `radius` on the spheroid (PostGIS ST_Project), the radius
 # stretched so the 64-gon circumscribes the circle: every point within the radius is inside.
@@ -68,10 +74,86 @@ def circle_wkt(session: Session, lon: float, lat: float, radius: float) -> str:
 
 def area_expression(session: Session, geometry: dict,
                     radius_m: float | None) -> tuple[str, dict]:
+    """The area exactly as drawn (sites use it; a zone hides a region drawn around it)."""
     if geometry.get("type") == "Point":
         lon, lat = geometry["coordinates"][:2]
         return AREA_SQL["circle"], {"wkt": circle_wkt(session, lon, lat, float(radius_m))}
     return AREA_SQL["polygon"], {"geojson": orjson.dumps(geometry).decode()}
+
+
+_PROJECT = text(
+    "SELECT ST_X(p::geometry) AS lon, ST_Y(p::geometry) AS lat FROM ST_Project("
+    "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, :distance, radians(:bearing)) AS p"
+)
+
+# A polygon's hidden region: the drawn shape swept along (dx, dy) degrees (its Minkowski sum
+# with that segment: the shape, its translate, and each edge's parallelogram), buffered by
+# the margin on the spheroid, and always the drawn shape itself (a buffer can misbehave at a
+# pole or the antimeridian; the union keeps what was drawn hidden whatever happens). Holes
+# narrower than the sweep are filled: hiding more is the safe side.
+_POLYGON_HIDING = text(
+    """
+    WITH drawn AS (SELECT ST_GeomFromText(:drawn, 4326) AS g),
+    pieces AS (
+      SELECT g AS q FROM drawn
+      UNION ALL SELECT ST_Translate(g, :dx, :dy) FROM drawn
+      UNION ALL SELECT ST_ConvexHull(ST_Collect(d.geom, ST_Translate(d.geom, :dx, :dy)))
+      FROM drawn, ST_DumpSegments(drawn.g) AS d WHERE :dx <> 0 OR :dy <> 0
+    ),
+    swept AS (SELECT ST_CollectionExtract(ST_Union(q), 3) AS s FROM pieces),
+    hidden AS (
+      SELECT ST_Multi(ST_CollectionExtract(ST_Union(CASE WHEN :margin > 0
+          THEN ST_Buffer(s::geography, :margin, 'quad_segs=4')::geometry ELSE s END,
+          (SELECT g FROM drawn)), 3)) AS a
+      FROM swept
+    )
+    SELECT ST_AsText(a) AS area,
+           ST_AsText(ST_Multi(ST_CollectionExtract(ST_Union(a, CASE WHEN :trim > 0
+               THEN ST_Buffer(a::geography, :trim, 'quad_segs=4')::geometry ELSE a END), 3)))
+             AS reach
+    FROM hidden
+    """
+)
+_METRES = text(
+    "SELECT sqrt(ST_Area(g::geography) / pi()) AS scale, ST_Y(ST_Centroid(g)) AS lat "
+    "FROM ST_GeomFromText(:drawn, 4326) AS g"
+)
+
+
+@dataclass
+class Hidden:
+    """What a zone stores about its hidden region (the offset itself is not kept apart)."""
+
+    area_wkt: str
+    reach_wkt: str
+    trim_m: float
+    salt: str
+    scale_m: float
+
+
+def hidden_region(session: Session, drawn_wkt: str, geometry: dict, radius_m: float | None,
+                  rng, hiding: policy.Hiding) -> Hidden:
+    """Draw the region a new zone hides around what it protects (govern.policy.zones)."""
+    if geometry.get("type") == "Point":
+        lon, lat = geometry["coordinates"][:2]
+        radius = float(radius_m)
+        draw = policy.draw_circle(radius, rng, hiding)
+        centre = session.execute(_PROJECT, {"lon": lon, "lat": lat, "distance": draw.offset_m,
+                                            "bearing": draw.bearing_deg}).one()
+        area = circle_wkt(session, centre.lon, centre.lat, draw.radius_m)
+        reach = circle_wkt(session, centre.lon, centre.lat, draw.radius_m + draw.trim_m) \
+            if draw.trim_m > 0 else area
+        return Hidden(area, reach, draw.trim_m, draw.salt, radius)
+    size = session.execute(_METRES, {"drawn": drawn_wkt}).one()
+    draw = policy.draw_polygon(size.scale, rng, hiding)
+    bearing = math.radians(draw.bearing_deg)
+    row = session.execute(_POLYGON_HIDING, {
+        "drawn": drawn_wkt,
+        "dx": draw.shift_m * math.sin(bearing)
+        / (111_320.0 * max(math.cos(math.radians(size.lat)), 0.01)),
+        "dy": draw.shift_m * math.cos(bearing) / 110_574.0,
+        "margin": draw.margin_m, "trim": draw.trim_m}).one()
+    return Hidden(row.area, row.reach, draw.trim_m, draw.salt, size.scale)
 
 
 def validated(geometry: dict, radius_m: float | None, max_vertices: int) -> None:
@@ -81,26 +163,102 @@ def validated(geometry: dict, radius_m: float | None, max_vertices: int) -> None
         raise Invalid(exc.message, exc.details, code="invalid_geometry") from exc
 
 
+_LOCK_ZONES = text("SELECT pg_advisory_xact_lock(hashtextextended("
+                   "'govern.zones:' || CAST(:tenant_id AS text), 0))")
+_ZONE_TOTALS = text(
+    """
+    SELECT count(*) AS zones,
+           count(*) FILTER (WHERE subject_id IS NULL) AS tenant_wide,
+           coalesce(sum(vertices) FILTER (WHERE subject_id IS NULL), 0) AS tenant_wide_vertices,
+           count(*) FILTER (WHERE subject_id = :subject_id) AS subject_zones,
+           coalesce(sum(vertices) FILTER (WHERE subject_id = :subject_id), 0)
+             AS subject_vertices
+    FROM zones
+    """
+)
+_VERTICES = text("SELECT ST_NPoints(ST_GeomFromText(:wkt))")
+
+
+def check_limits(session: Session, tenant_id: uuid.UUID, subject_id: uuid.UUID | None,
+                 vertices: int, limits: policy.ZoneLimits) -> None:
+    """Refuse a zone that would pass a limit (409, the limit named in `details.limit`). The
+    cost of the door and of every read grows with the zones that apply to a subject: the
+    tenant-wide ones and the subject's own. Callers hold the tenant's zone lock."""
+    totals = session.execute(_ZONE_TOTALS, {"subject_id": subject_id}).one()
+    checks = [("max_zones_per_tenant", totals.zones + 1)]
+    if subject_id is None:
+        checks += [("max_tenant_wide_zones", totals.tenant_wide + 1),
+                   ("max_tenant_wide_zone_vertices", totals.tenant_wide_vertices + vertices)]
+    else:
+        checks += [("max_zones_per_subject", totals.subject_zones + 1),
+                   ("max_subject_zone_vertices", totals.subject_vertices + vertices)]
+    for name, value in checks:
+        limit = getattr(limits, name)
+        if value > limit:
+            raise Conflict(
+                f"This zone would pass the limit {name} = {limit} (it would make {value}).",
+                code="zone_limit",
+                details={"limit": name, "allowed": limit, "would_be": value,
+                         "zone_vertices": vertices})
+
+
 def create_zone(session: Session, tenant_id: uuid.UUID, actor: str, *, name: str,
                 geometry: dict, radius_m: float | None, subject_id: uuid.UUID | None,
-                max_vertices: int, request_id: str | None = None) -> Zone:
+                max_vertices: int, limits: policy.ZoneLimits | None = None,
+                request_id: str | None = None, rng=None,
+                hiding: policy.Hiding = policy.OFFSET) -> Zone:
+    """Add a zone whose hidden region is drawn at random around what it protects (`rng`:
+    the system's CSPRNG unless a test seeds one; `hiding`: govern.policy.zones.OFFSET
+    unless the attack test weakens it on purpose)."""
     validated(geometry, radius_m, max_vertices)
     if subject_id is not None:
         get_subject(session, subject_id)
     expr, params = area_expression(session, geometry, radius_m)
+    drawn = session.execute(text(f"SELECT ST_AsText({expr})"), params).scalar()
+    hidden = hidden_region(session, drawn, geometry, radius_m, rng or _SYSTEM_RANDOM, hiding)
+    vertices = session.execute(_VERTICES, {"wkt": hidden.area_wkt}).scalar()
+    session.execute(_LOCK_ZONES, {"tenant_id": str(tenant_id)})
+    check_limits(session, tenant_id, subject_id, vertices, limits or policy.ZoneLimits())
     zone_id = uuid.uuid4()
     session.execute(
-        text(f"INSERT INTO zones (tenant_id, zone_id, name, subject_id, geometry, radius_m, "
-             f"area, created_by) VALUES (:tenant_id, :zone_id, :name, :subject_id, "
-             f"CAST(:geometry AS jsonb), :radius_m, {expr}, :actor)"),
+        text("INSERT INTO zones (tenant_id, zone_id, name, subject_id, geometry, radius_m, "
+             "drawn, area, reach, trim_m, salt, hiding, vertices, scale_m, created_by) VALUES "
+             "(:tenant_id, :zone_id, :name, :subject_id, CAST(:geometry AS jsonb), :radius_m, "
+             "ST_Multi(ST_SetSRID(ST_GeomFromText(:drawn), 4326)), "
+             "ST_Multi(ST_SetSRID(ST_GeomFromText(:area), 4326)), "
+             "ST_Multi(ST_SetSRID(ST_GeomFromText(:reach), 4326)), :trim_m, :salt, :hiding, "
+             ":vertices, :scale_m, :actor)"),
         {"tenant_id": tenant_id, "zone_id": zone_id, "name": name, "subject_id": subject_id,
          "geometry": orjson.dumps(geometry).decode(), "radius_m": radius_m, "actor": actor,
-         **params},
+         "drawn": drawn, "area": hidden.area_wkt, "reach": hidden.reach_wkt,
+         "trim_m": hidden.trim_m, "salt": hidden.salt, "hiding": hiding.name, "vertices": vertices,
+         "scale_m": hidden.scale_m},
     )
     audit.record(session, tenant_id, actor, "zone.create", target_type="zone",
                  target_id=zone_id, subject_id=subject_id, request_id=request_id,
-                 details={"name": name, "type": geometry.get("type"), "radius_m": radius_m})
+                 details={"name": name, "type": geometry.get("type"), "radius_m": radius_m,
+                          "vertices": vertices})
     return get_zone(session, zone_id)
+
+
+def protection(zone: Zone) -> dict:
+    """What an admin may know of how well a zone hides what it protects: numbers derived
+    from the zone's size and the hiding rule, never from its own random draw."""
+    hiding = {"offset": policy.OFFSET, "plain": policy.PLAIN}.get(zone.hiding)
+    scale = zone.scale_m or 0.0
+    protects = ({"kind": "circle", "radius_m": zone.radius_m} if zone.radius_m is not None
+                else {"kind": "polygon", "equivalent_radius_m": round(scale, 1)})
+    if hiding is None or hiding.offset == 0:
+        return {"hiding": zone.hiding, "protects": protects, "located_no_better_than_m": 0.0,
+                "confidence": policy.CONFIDENCE, "centre_estimate_off_by_m": 0.0,
+                "hidden_beyond_edge_m": 0.0, "hidden_up_to_m": zone.radius_m}
+    circle = zone.radius_m is not None
+    return {"hiding": zone.hiding, "protects": protects,
+            "located_no_better_than_m": round(policy.located_no_better_than(scale, hiding), 1),
+            "confidence": policy.CONFIDENCE,
+            "centre_estimate_off_by_m": round(policy.centre_estimate_off_by(scale, hiding), 1),
+            "hidden_beyond_edge_m": round(policy.hidden_beyond_edge(scale, hiding), 1),
+            "hidden_up_to_m": round(policy.hidden_up_to(scale, hiding), 1) if circle else None}
 
 
 def get_zone(session: Session, zone_id: uuid.UUID) -> Zone:

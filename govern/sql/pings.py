@@ -3,6 +3,8 @@ test, the snapped insert and the rollup upsert (the batch as one JSON document).
 
 from sqlalchemy import text
 
+from govern.sql import zones
+
 # Everything the door needs about one subject, in one round trip: the subject, the policy
 # now, the live purposes, the subject's consent ledger and duty events (in order), and
 # whether any privacy zone could apply (tenant-wide or the subject's). Row-level security
@@ -104,12 +106,12 @@ SELECT (SELECT count(*) FROM ins) AS stored, (SELECT array_agg(i ORDER BY i) FRO
        (SELECT count(*) FROM rolled) AS cells
 """
 
+# The zone predicate on the point as it would be stored (snapped, at its precision): what
+# the door keeps, reads show (govern.sql.zones).
 STORE_BATCH = text(_STORE_BATCH.format(zoned="""SELECT u.i FROM u
-  WHERE EXISTS (
-    SELECT 1 FROM zones z
-    WHERE (z.subject_id IS NULL OR z.subject_id = :subject_id)
-      AND ST_Intersects(z.area, ST_SetSRID(ST_MakePoint(u.lon, u.lat), 4326))
-  )"""))
+  CROSS JOIN LATERAL (SELECT govern_snap(u.lon, u.lat, u.p) AS g) s
+  WHERE """ + zones.hidden("CAST(:subject_id AS uuid)", "ST_X(s.g)", "ST_Y(s.g)", "u.p",
+                          "u.t")))
 
 # The same, for a tenant with no zone that could apply to the subject.
 STORE_BATCH_NO_ZONES = text(_STORE_BATCH.format(zoned="SELECT NULL::int AS i WHERE false"))

@@ -3,11 +3,12 @@ coarsens to the purpose's precision, whatever the scheduler has or has not done 
 
 from sqlalchemy import text
 
-# A zone drawn after pings were stored hides them from reads at once (the stored, snapped
-# point is tested); the next retention run deletes them (govern.sql.retention.SWEEP_ZONE).
-_OUTSIDE_ZONES = """NOT EXISTS (SELECT 1 FROM zones z
-        WHERE (z.subject_id IS NULL OR z.subject_id = p.subject_id)
-          AND ST_Intersects(z.area, p.geom))"""
+from govern.sql import zones
+
+# A zone drawn after pings were stored hides them from reads at once (the cell the stored
+# point stands for is tested); the next retention run deletes them (govern.sql.retention).
+_OUTSIDE_ZONES = zones.visible("p.subject_id", "ST_X(p.geom)", "ST_Y(p.geom)", "p.precision_m",
+                               "p.t")
 
 # The stored point, coarsened when the purpose allows less than what is stored.
 _POINT = """CASE WHEN p.precision_m >= :precision THEN p.geom

@@ -8,6 +8,8 @@ are selected, so repeating a batch is harmless and a killed run is finished by t
 
 from sqlalchemy import text
 
+from govern.sql import zones
+
 
 def ageing_candidates(table: str, keys: str, time_col: str, extra: str = "",
                       limit: bool = True) -> str:
@@ -98,18 +100,18 @@ ZONES_FOR_SUBJECT = text(
 MARK_SWEPT = text("UPDATE zones SET swept_at = :now WHERE zone_id = :zone_id")
 
 # The pings a zone covers (its subject's, or everyone's for a tenant-wide zone), as reads
-# test them: the stored point inside the zone. Held subjects are skipped.
+# test them (govern.sql.zones: the stored point's cell meets the hidden region, or the point
+# lies in its trim). Held subjects are skipped.
 _IN_ZONE = """
-    z AS (SELECT area, subject_id FROM zones WHERE zone_id = :zone_id),
     doomed AS (
       SELECT p.tenant_id, p.device_id, p.t, p.client_key
-      FROM pings p CROSS JOIN z
+      FROM pings p
       WHERE p.tenant_id = :tenant_id
         AND p.t > :t_from AND p.t <= :t_to
-        AND (z.subject_id IS NULL OR p.subject_id = z.subject_id)
         AND (CAST(:subject_id AS uuid) IS NULL OR p.subject_id = CAST(:subject_id AS uuid))
         AND p.subject_id <> ALL(CAST(:held AS uuid[]))
-        AND ST_Intersects(z.area, p.geom)
+        AND """ + zones.hidden("p.subject_id", "ST_X(p.geom)", "ST_Y(p.geom)", "p.precision_m",
+                               "p.t", only_zone=":zone_id") + """
       LIMIT :batch
     )"""
 
@@ -125,23 +127,23 @@ SWEEP_ZONE = text(
 COUNT_IN_ZONE = text("WITH " + _IN_ZONE.replace("LIMIT :batch", "") +
                      " SELECT count(*) FROM doomed")
 
-# Stops at a place inside the zone, and trips starting or ending there, go with the pings.
+# Stops at a place the zone hides, and trips starting or ending there, go with the pings.
 _TRAVEL_IN_ZONE = """
-    z AS (SELECT area, subject_id FROM zones WHERE zone_id = :zone_id),
     stops_in AS (
-      SELECT st.subject_id, st.started_at FROM stops st CROSS JOIN z
-      WHERE (z.subject_id IS NULL OR st.subject_id = z.subject_id)
-        AND (CAST(:subject_id AS uuid) IS NULL OR st.subject_id = CAST(:subject_id AS uuid))
+      SELECT st.subject_id, st.started_at FROM stops st
+      WHERE (CAST(:subject_id AS uuid) IS NULL OR st.subject_id = CAST(:subject_id AS uuid))
         AND st.subject_id <> ALL(CAST(:held AS uuid[]))
-        AND ST_Intersects(z.area, ST_SetSRID(ST_MakePoint(st.lon, st.lat), 4326))
+        AND """ + zones.hidden("st.subject_id", "st.lon", "st.lat", "st.precision_m",
+                               "st.started_at", only_zone=":zone_id") + """
     ),
     trips_in AS (
-      SELECT tr.subject_id, tr.started_at FROM trips tr CROSS JOIN z
-      WHERE (z.subject_id IS NULL OR tr.subject_id = z.subject_id)
-        AND (CAST(:subject_id AS uuid) IS NULL OR tr.subject_id = CAST(:subject_id AS uuid))
+      SELECT tr.subject_id, tr.started_at FROM trips tr
+      WHERE (CAST(:subject_id AS uuid) IS NULL OR tr.subject_id = CAST(:subject_id AS uuid))
         AND tr.subject_id <> ALL(CAST(:held AS uuid[]))
-        AND (ST_Intersects(z.area, ST_SetSRID(ST_MakePoint(tr.origin_lon, tr.origin_lat), 4326))
-             OR ST_Intersects(z.area, ST_SetSRID(ST_MakePoint(tr.dest_lon, tr.dest_lat), 4326)))
+        AND (""" + zones.hidden("tr.subject_id", "tr.origin_lon", "tr.origin_lat",
+                                "tr.precision_m", "tr.started_at", only_zone=":zone_id") + """
+             OR """ + zones.hidden("tr.subject_id", "tr.dest_lon", "tr.dest_lat",
+                                   "tr.precision_m", "tr.ended_at", only_zone=":zone_id") + """)
     )"""
 
 SWEEP_ZONE_TRAVEL = text(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
+from govern.sql import zones
 from govern.sql.retention import ageing_candidates
 
 # ---- building --------------------------------------------------------------------------------
@@ -69,18 +70,24 @@ RESTART_POINT = text(
 )
 
 # The subject's pings from `t_from`, in time order, with the geodesic length (WGS84
-# spheroid) of the step from the previous ping.
+# spheroid) of the step from the previous ping, and whether it lies within :near_m (the
+# stay radius) of a privacy zone's reach. Only the pings no privacy zone hides: a trip's
+# ends are trimmed as its track is (govern.sql.zones).
 SUBJECT_PINGS = text(
     """
     SELECT extract(epoch FROM p.t)::float8 AS t, ST_X(p.geom) AS lon, ST_Y(p.geom) AS lat,
            p.purpose_mask, p.precision_m,
            coalesce(ST_Distance(p.geom::geography,
-                                (lag(p.geom) OVER w)::geography), 0) AS step_m
+                                (lag(p.geom) OVER w)::geography), 0) AS step_m,
+           {near} AS near_zone
     FROM pings p
     WHERE p.subject_id = :s AND p.t >= :t_from
+      AND {visible}
     WINDOW w AS (ORDER BY p.t, p.device_id, p.client_key)
     ORDER BY p.t, p.device_id, p.client_key
-    """
+    """.format(visible=zones.visible("p.subject_id", "ST_X(p.geom)", "ST_Y(p.geom)",
+                                      "p.precision_m", "p.t"),
+               near=zones.near("p.subject_id", "p.geom", ":near_m"))
 )
 
 DELETE_FROM = text(
@@ -430,8 +437,9 @@ SITE_NAMES = text("SELECT CAST(site_id AS text) AS site_id, name FROM sites")
 _END = """CASE WHEN x.precision_m >= :precision THEN ST_SetSRID(ST_MakePoint(x.{0}_lon,
           x.{0}_lat), 4326) ELSE govern_snap(x.{0}_lon, x.{0}_lat, :precision) END"""
 
-# A subject's trips that serve the purpose now, ends coarsened to the purpose's precision and
-# their site read from the coarsened point.
+# A subject's trips that serve the purpose now and start and end where no privacy zone hides
+# them (a zone drawn since the build hides them at once), ends coarsened to the purpose's
+# precision and their site read from the coarsened point.
 SUBJECT_TRIPS = text(
     f"""
     SELECT x.started_at, x.ended_at, x.duration_s, x.moving_s, x.distance_m,
@@ -449,6 +457,10 @@ SUBJECT_TRIPS = text(
     WHERE x.subject_id = :subject_id
       AND x.purpose_mask & CAST(:bit AS bigint) <> 0
       AND x.started_at > :window_start AND x.started_at >= :t_from AND x.started_at < :t_to
+      AND {zones.visible("x.subject_id", "x.origin_lon", "x.origin_lat", "x.precision_m",
+                         "x.started_at")}
+      AND {zones.visible("x.subject_id", "x.dest_lon", "x.dest_lat", "x.precision_m",
+                         "x.ended_at")}
     ORDER BY x.started_at
     """
 )

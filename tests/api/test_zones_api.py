@@ -22,10 +22,14 @@ def create(tenant, geometry, radius_m=None, **values):
 
 
 def stored(superuser, zone_id):
-    return superuser.execute(
-        "SELECT ST_GeometryType(area), ST_SRID(area), ST_NumGeometries(area), "
-        "ST_Area(area::geography), ST_NRings(area) FROM zones WHERE zone_id = %s",
-        (zone_id,)).fetchone()
+    """The protected shape as drawn; every stored zone's hidden region covers it."""
+    row = superuser.execute(
+        "SELECT ST_GeometryType(drawn), ST_SRID(drawn), ST_NumGeometries(drawn), "
+        "ST_Area(drawn::geography), ST_NRings(drawn), ST_Covers(area, drawn), "
+        "ST_Covers(reach, area), ST_GeometryType(area), ST_SRID(area) "
+        "FROM zones WHERE zone_id = %s", (zone_id,)).fetchone()
+    assert row[5:] == (True, True, "ST_MultiPolygon", 4326)
+    return row[:5]
 
 
 def test_polygon_with_hole_is_multipolygon_4326_and_the_hole_is_outside(tenant, superuser):
@@ -37,8 +41,8 @@ def test_polygon_with_hole_is_multipolygon_4326_and_the_hole_is_outside(tenant, 
     gtype, srid, parts, _, rings = stored(superuser, zone["zone_id"])
     assert (gtype, srid, parts, rings) == ("ST_MultiPolygon", 4326, 1, 2)
     inside_hole, inside_ring = superuser.execute(
-        "SELECT ST_Contains(area, ST_SetSRID(ST_MakePoint(13.405, 52.505), 4326)), "
-        "ST_Contains(area, ST_SetSRID(ST_MakePoint(13.401, 52.501), 4326)) "
+        "SELECT ST_Contains(drawn, ST_SetSRID(ST_MakePoint(13.405, 52.505), 4326)), "
+        "ST_Contains(drawn, ST_SetSRID(ST_MakePoint(13.401, 52.501), 4326)) "
         "FROM zones WHERE zone_id = %s", (zone["zone_id"],)).fetchone()
     assert (inside_hole, inside_ring) == (False, True)
 
@@ -51,8 +55,9 @@ def test_multipolygon_and_altitude_dropped(tenant, superuser):
     ring = [[lon, lat, 34.0] for lon, lat in SQUARE]
     resp = create(tenant, polygon(ring))
     assert resp.status_code == 201, resp.get_json()
-    assert superuser.execute("SELECT ST_NDims(area) FROM zones WHERE zone_id = %s",
-                             (resp.get_json()["zone_id"],)).fetchone()[0] == 2
+    assert superuser.execute("SELECT ST_NDims(area) + ST_NDims(drawn) FROM zones "
+                             "WHERE zone_id = %s",
+                             (resp.get_json()["zone_id"],)).fetchone()[0] == 4
 
 
 def test_one_km_circle_has_about_pi_square_km(tenant, superuser):
@@ -68,9 +73,14 @@ def test_one_km_circle_has_about_pi_square_km(tenant, superuser):
 
 
 def covers(superuser, zone_id, lon, lat) -> bool:
-    return superuser.execute(
-        "SELECT ST_IsValid(area) AND ST_Intersects(area, ST_SetSRID(ST_MakePoint(%s, %s), 4326)) "
-        "FROM zones WHERE zone_id = %s", (lon, lat, zone_id)).fetchone()[0]
+    """The drawn shape covers the point, and so does the hidden region."""
+    drawn, hidden = superuser.execute(
+        "SELECT ST_IsValid(drawn) AND ST_Intersects(drawn, g), "
+        "ST_IsValid(area) AND ST_Intersects(area, g) "
+        "FROM zones, ST_SetSRID(ST_MakePoint(%s, %s), 4326) AS g WHERE zone_id = %s",
+        (lon, lat, zone_id)).fetchone()
+    assert hidden or not drawn
+    return drawn
 
 
 def test_circle_across_the_antimeridian_covers_its_centre_and_both_sides(tenant, superuser):

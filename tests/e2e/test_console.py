@@ -176,6 +176,9 @@ def test_a_zone_is_drawn_on_the_map_saved_and_deleted(server, demo, page):
     row = page.locator("#zones-list tr", has_text="loading bay")
     expect(row).to_contain_text("polygon")
     expect(row).to_contain_text("everyone")
+    # what it protects and how well: the zone's stated numbers, never its offset
+    expect(row.locator(".zone-protection")).to_contain_text("not within")
+    expect(row.locator(".zone-protection")).to_contain_text("trips hidden up to")
 
     page.once("dialog", lambda dialog: dialog.accept())
     row.get_by_role("button", name="Delete").click()

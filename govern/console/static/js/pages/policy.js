@@ -378,7 +378,8 @@ async function zones(el, writer) {
   const listEl = h('div', { id: 'zones-list' });
   const drawEl = h('div.draw');
   clear(el, h('p.muted', {}, 'Nothing recorded inside a zone is kept. A zone applies to every '
-    + 'subject, or to one (a worker\'s home).'),
+    + 'subject, or to one (a worker\'s home). What it hides is drawn at random around what it '
+    + 'protects, so that its edge does not point at the place.'),
   h('div.zones-layout', {}, h('div', {}, mapEl, drawEl), listEl));
   const [map, subjects] = await Promise.all([
     makeMap(mapEl),
@@ -399,6 +400,22 @@ async function zones(el, writer) {
       s = L.geoJSON(g, { style });
     }
     return s.bindTooltip(z.name, { sticky: true });
+  }
+
+  // What a zone protects and how well: the numbers it states (from its size and the hiding
+  // rule), never its random offset, which the API does not return.
+  function protection(z) {
+    const p = z.protection || {};
+    if (p.hiding === 'legacy') {
+      return h('div.zone-protection', {}, badge('centred on the place', 'bad'),
+        h('div.small.muted', {}, 'Drawn before zones were offset: its edge points at what it '
+          + 'protects. Draw it again.'));
+    }
+    return h('div.zone-protection', { title: 'With 95% confidence no reader locates the place '
+      + 'closer than this, from any number of trips.' },
+    h('span.nowrap', {}, `not within ${fmtNum(p.located_no_better_than_m)} m`),
+    h('div.small.muted', {}, `circle fits off by ≥ ${fmtNum(p.centre_estimate_off_by_m)} m; `
+      + `trips hidden up to ${fmtNum(p.hidden_beyond_edge_m)} m beyond its edge`));
   }
 
   async function load() {
@@ -424,9 +441,11 @@ async function zones(el, writer) {
         ? h('a.muted', { href: `#/subjects/${z.subject_id}` }, `subject `
           + `${names.get(z.subject_id) || shortId(z.subject_id)}`)
         : badge('everyone', 'warn'))) },
-      { key: 'shape', label: 'shape', render: (z) => h('span.nowrap', {},
+      { key: 'shape', label: 'protects', render: (z) => h('span.nowrap', {},
         z.geometry.type === 'Point' ? `circle ${fmtNum(Number(z.radius_m))} m`
-          : z.geometry.type.toLowerCase()) },
+          : `${z.geometry.type.toLowerCase()} (≈ ${fmtNum(Number(
+            (z.protection || {}).protects?.equivalent_radius_m || 0))} m radius)`) },
+      { key: 'protection', label: 'how well', render: protection },
       writer ? { key: 'del', label: '', render: (z) => {
         const b = button('Delete', () => busy(b, async () => {
           if (!confirmAction(`Delete zone "${z.name}"? Pings inside it will be kept again.`)) {
