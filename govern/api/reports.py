@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 
 import h3.api.basic_int as h3
 from flask import Response
@@ -14,7 +12,7 @@ from marshmallow import Schema, fields, validate
 from govern.api.common import actor_kwargs, commit, db
 from govern.api.schemas import FeatureCollection
 from govern.auth import principal, require_member
-from govern.domain import reports
+from govern.domain import release, reports
 
 blp = Blueprint("reports", __name__, url_prefix="/v1/reports",
                 description="Aggregate reports with a k floor and optional differential "
@@ -37,27 +35,26 @@ class HeatmapQuery(Schema):
 @blp.response(200, FeatureCollection)
 @blp.alt_response(200, content_type="text/csv", description="format=csv")
 def heatmap(query):
-    """Hexagons (H3) with pings and distinct subjects, from rollups only. Cells under the
-    tenant's k are suppressed and only counted. Without differential privacy, only whole
-    UTC days, ISO weeks or months; with it, any whole hours, charged to the daily budget."""
+    """Hexagons (H3) with pings and distinct subjects, from rollups only. Without differential
+    privacy: only whole UTC days, ISO weeks or months that have ended and settled, each
+    released once and replayed verbatim; cells under k, or that could be subtracted from
+    what was released before to expose fewer than k people, are withheld and counted per
+    reason in `withheld`. With it: any whole hours, charged to the daily budget."""
     ctx = actor_kwargs()
     result = reports.heatmap(db(), principal(), query["from_"], query["to"],
                              query["resolution"], ctx["request_id"])
     commit()
     meta = {"from": query["from_"].isoformat(), "to": query["to"].isoformat(),
-            "resolution": result.resolution, "k_min_subjects": result.k,
-            "suppressed": result.suppressed, "mode": result.mode, "period": result.period,
-            "epsilon": result.epsilon, "budget": result.budget or None,
+            "resolution": query["resolution"], **result.meta(),
             "generated_at": dt.datetime.now(dt.UTC).isoformat()}
     if query["format"] == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["cell", "lat", "lon", "pings", "subjects"])
-        for c in result.cells:
+        rows = []
+        for c in result.rows:
             lat, lon = reports.cell_centre(c["cell"])
-            writer.writerow([h3.int_to_str(c["cell"]), f"{lat:.6f}", f"{lon:.6f}", c["pings"],
-                             c["subjects"]])
-        resp = Response(out.getvalue(), mimetype="text/csv")
+            rows.append([h3.int_to_str(c["cell"]), f"{lat:.6f}", f"{lon:.6f}", c["pings"],
+                         c["subjects"]])
+        resp = Response(release.csv_body(["cell", "lat", "lon", "pings", "subjects"], rows),
+                        mimetype="text/csv")
         resp.headers["Content-Disposition"] = "attachment; filename=heatmap.csv"
         resp.headers["X-Suppressed-Cells"] = str(result.suppressed)
         return resp
@@ -65,4 +62,4 @@ def heatmap(query):
         {"type": "Feature",
          "geometry": {"type": "Polygon", "coordinates": reports.cell_polygon(c["cell"])},
          "properties": {"cell": h3.int_to_str(c["cell"]), "pings": c["pings"],
-                        "subjects": c["subjects"]}} for c in result.cells]}
+                        "subjects": c["subjects"]}} for c in result.rows]}

@@ -3,9 +3,7 @@ aligned periods or differential privacy), and a subject's own travel under a pur
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 
 from flask import Response
 from flask_smorest import Blueprint
@@ -13,7 +11,7 @@ from marshmallow import Schema, fields, validate
 
 from govern.api.common import actor_kwargs, commit, db
 from govern.auth import principal, require_member
-from govern.domain import trips
+from govern.domain import release, trips
 
 blp = Blueprint("travel", __name__, url_prefix="/v1",
                 description="Travel reports (stops, trips, visits, origin-destination) and "
@@ -50,15 +48,20 @@ class ReportMeta(Schema):
     zones = fields.String()
     k_min_subjects = fields.Integer()
     suppressed = fields.Integer(metadata={"description": "groups under k, not listed"})
-    mode = fields.String(metadata={"description": "aligned or differential_privacy"})
+    mode = fields.String(metadata={"description": "aligned (exact) or differential_privacy"})
     period = fields.String(allow_none=True)
     epsilon = fields.Float(allow_none=True)
     budget = fields.Dict(allow_none=True)
+    withheld = fields.List(fields.Dict(), metadata={
+        "description": "what was withheld and why: {reason, count, explanation}"})
+    released_at = fields.String(allow_none=True, metadata={
+        "description": "when this answer was first released (exact mode replays it)"})
+    replayed = fields.Boolean()
     generated_at = fields.DateTime()
 
 
 class TravelBucket(Schema):
-    bucket = fields.DateTime()
+    bucket = fields.String(metadata={"description": "start of the UTC day or ISO week"})
     subjects = fields.Integer()
     trips = fields.Integer()
     distance_m = fields.Integer()
@@ -68,8 +71,8 @@ class TravelBucket(Schema):
 
 class Visit(Schema):
     site_id = fields.UUID()
-    site = fields.String()
-    bucket = fields.DateTime()
+    site = fields.String(allow_none=True)
+    bucket = fields.String(metadata={"description": "start of the UTC day or ISO week"})
     visits = fields.Integer()
     subjects = fields.Integer()
     median_dwell_s = fields.Integer()
@@ -104,16 +107,13 @@ def _meta(query, result, **extra) -> dict:
             "generated_at": dt.datetime.now(dt.UTC)}
 
 
-def _iso(value) -> str:
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+def _iso(value: str) -> str:
+    return dt.datetime.fromisoformat(value).astimezone(dt.UTC).isoformat().replace(
+        "+00:00", "Z")
 
 
 def _csv(name: str, header: list[str], rows: list[list], suppressed: int) -> Response:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(header)
-    writer.writerows(rows)
-    resp = Response(out.getvalue(), mimetype="text/csv")
+    resp = Response(release.csv_body(header, rows), mimetype="text/csv")
     resp.headers["Content-Disposition"] = f"attachment; filename={name}.csv"
     resp.headers["X-Suppressed-Groups"] = str(suppressed)
     return resp
