@@ -38,6 +38,20 @@ MAX_DP_RANGE = dt.timedelta(days=92)
 MODES = {"aligned": "exact", "differential_privacy": "differential_privacy"}
 
 
+@dataclass(frozen=True)
+class Safeguards:
+    """The protections of exact mode, all on in production. The attack suite and the bench
+    switch them off one by one to show what each one stops; nothing else does."""
+
+    settle: bool = True  # only periods that have ended, plus the settling delay
+    freeze: bool = True  # frozen daily basis, answers stored and replayed
+    aligned_edges: bool = True  # retention and purpose windows cut at whole days
+    complementary: bool = True  # secondary suppression against what was released
+
+
+FULL = Safeguards()
+
+
 @dataclass
 class Release:
     """A released report: its rows and how they were protected."""
@@ -87,8 +101,8 @@ def csv_body(header: list[str], rows: list[list]) -> str:
 
 # ---- period rules -----------------------------------------------------------------------------
 
-def check_range(policy: dict, t_from: dt.datetime, t_to: dt.datetime,
-                now: dt.datetime) -> str | None:
+def check_range(policy: dict, t_from: dt.datetime, t_to: dt.datetime, now: dt.datetime,
+                safeguards: Safeguards = FULL) -> str | None:
     """The aligned period asked for (exact mode), or None under DP; 422 for a range the
     tenant's policy does not allow to be released yet or at all."""
     if t_to <= t_from:
@@ -103,7 +117,7 @@ def check_range(policy: dict, t_from: dt.datetime, t_to: dt.datetime,
                 {"from": ["must start a UTC day, ISO week or month"],
                  "to": ["must end that same day, week or month"]}, code="unaligned_period")
         ready = rules.settled_at(t_to, policy["release_delay_hours"])
-        if now < ready:
+        if now < ready and safeguards.settle:
             raise Invalid(
                 f"This {period} is released once it has ended and late uploads have had "
                 f"{policy['release_delay_hours']} hours to arrive: from "
@@ -154,24 +168,29 @@ def _dump(rows: list[dict]) -> list[dict]:
 
 
 def exact(session: Session, tenant_id: uuid.UUID, policy: dict, spec: ExactSpec,
-          t_from: dt.datetime, t_to: dt.datetime, period: str, now: dt.datetime) -> Release:
+          t_from: dt.datetime, t_to: dt.datetime, period: str, now: dt.datetime,
+          safeguards: Safeguards = FULL) -> Release:
     """The stored answer if this was released before, else the first release (frozen basis,
     k floor, complementary suppression), stored before it is returned."""
     k, days = policy["k_min_subjects"], policy["aggregate_retention_days"]
     base = {"k": k, "mode": "aligned", "period": period, "retention_days": days}
     params = {"report": spec.report, "key": spec.key}
-    stored = session.execute(sql.ANSWER, params).first()
+    stored = session.execute(sql.ANSWER, params).first() if safeguards.freeze else None
     reason = rules.retention_state(t_from, now, days, released_before=stored is not None)
-    if reason:
+    if reason and safeguards.aligned_edges:
         return Release([], **base, withheld={reason: 1})
-    if stored is None:
-        session.execute(sql.LOCK, {"tenant_id": tenant_id, "family": spec.family})
+    session.execute(sql.LOCK, {"tenant_id": tenant_id, "family": spec.family})
+    if safeguards.freeze:
         stored = session.execute(sql.ANSWER, params).first()
     if stored is not None:
         body = stored.body
         return Release(body["rows"], **{**base, "k": body["k"]}, withheld=body["withheld"],
                        released_at=stored.released_at, replayed=True)
-    freeze(session, tenant_id, spec.family, t_from, t_to, now)
+    if not safeguards.freeze:  # weakened: the basis is whatever the live data says now
+        for stmt in sql.UNFREEZE[spec.family]:
+            session.execute(stmt, {"t_from": t_from, "t_to": t_to})
+    freeze(session, tenant_id, spec.family, t_from, t_to, now,
+           None if safeguards.aligned_edges else days)
     withheld: dict[str, int] = {}
     passed = []
     for c in spec.candidates(session):
@@ -180,13 +199,17 @@ def exact(session: Session, tenant_id: uuid.UUID, policy: dict, spec: ExactSpec,
             withheld[why] = withheld.get(why, 0) + 1
         else:
             passed.append(c)
-    kept = _complementary(session, tenant_id, spec, passed, k, t_from, t_to)
+    kept = passed
+    if safeguards.complementary:
+        kept = _complementary(session, tenant_id, spec, passed, k, t_from, t_to)
     if len(kept) < len(passed):
         withheld["complementary"] = len(passed) - len(kept)
     rows = _dump([c.row for c in kept])
     body = {"rows": rows, "k": k, "withheld": withheld}
-    session.execute(sql.SAVE_ANSWER, {**params, "tenant_id": tenant_id, "t_from": t_from,
-                                      "t_to": t_to, "now": now, "body": json.dumps(body)})
+    if safeguards.freeze:
+        session.execute(sql.SAVE_ANSWER, {**params, "tenant_id": tenant_id,
+                                          "t_from": t_from, "t_to": t_to, "now": now,
+                                          "body": json.dumps(body)})
     return Release(rows, **base, withheld=withheld, released_at=now)
 
 
@@ -220,9 +243,10 @@ def _complementary(session: Session, tenant_id: uuid.UUID, spec: ExactSpec,
 
 
 def freeze(session: Session, tenant_id: uuid.UUID, family: str, t_from: dt.datetime,
-           t_to: dt.datetime, now: dt.datetime) -> int:
+           t_to: dt.datetime, now: dt.datetime, moving_edge_days: int | None = None) -> int:
     """Freeze the basis of every day of [t_from, t_to) not frozen yet (the caller holds the
-    family's lock and has checked the range is settled); returns the days frozen."""
+    family's lock and has checked the range is settled); returns the days frozen.
+    `moving_edge_days` (weakened only): cut at now minus that many days, not whole days."""
     done = {r.day for r in session.execute(sql.FROZEN_DAYS, {"family": family,
                                                             "t_from": t_from, "t_to": t_to})}
     frozen = 0
@@ -230,20 +254,25 @@ def freeze(session: Session, tenant_id: uuid.UUID, family: str, t_from: dt.datet
         if day in done:
             continue
         if family == "heatmap":
-            atoms = session.execute(sql.FREEZE_CELLS, {"tenant_id": tenant_id,
-                                                       "day": day}).rowcount
+            cutoff = (now - dt.timedelta(days=moving_edge_days) if moving_edge_days
+                      else day)
+            atoms = session.execute(sql.FREEZE_CELLS, {"tenant_id": tenant_id, "day": day,
+                                                       "cutoff": cutoff}).rowcount
         else:
-            atoms = _freeze_travel_day(session, tenant_id, day, now)
+            atoms = _freeze_travel_day(session, tenant_id, day, now,
+                                       aligned=moving_edge_days is None)
         session.execute(sql.MARK_FROZEN, {"tenant_id": tenant_id, "family": family,
                                           "day": day, "now": now, "atoms": atoms})
         frozen += 1
     return frozen
 
 
-def _freeze_travel_day(session: Session, tenant_id: uuid.UUID, day: dt.datetime,
-                       now: dt.datetime) -> int:
-    from govern.sql import trips as trips_sql
-
+def usable_params(session: Session, now: dt.datetime,
+                  day: dt.datetime | None = None) -> tuple[int, dict]:
+    """Parameters of the `usable` filter (govern/sql/trips.py): the tenant's aggregate
+    purposes, which need consent (as of `now`), and the window each allows by record start.
+    With `day`, one window case: a purpose counts for the whole day or not at all; without
+    it, each purpose's edge at now minus its retention (DP reports of any hours)."""
     purposes = session.scalars(select(Purpose).where(Purpose.aggregate_use,
                                                      Purpose.archived_at.is_(None))).all()
     params = {"now": now, "free_bits": 0, "c_bits": [], "c_ids": []}
@@ -253,10 +282,26 @@ def _freeze_travel_day(session: Session, tenant_id: uuid.UUID, day: dt.datetime,
             params["c_ids"].append(p.purpose_id)
         else:
             params["free_bits"] |= 1 << p.bit
-    # One window case: a purpose counts for the whole day or not at all.
-    params["wc0"] = day - dt.timedelta(microseconds=1)
-    params["wm0"] = rules.window_bits([(p.bit, p.retention_days) for p in purposes], day, now)
-    return session.execute(trips_sql.freeze_travel_basis(), {
+    if day is not None:
+        params["wc0"] = day - dt.timedelta(microseconds=1)
+        params["wm0"] = rules.window_bits([(p.bit, p.retention_days) for p in purposes],
+                                          day, now)
+        return 1, params
+    cutoffs = sorted({now - dt.timedelta(days=p.retention_days) for p in purposes},
+                     reverse=True)
+    for i, cutoff in enumerate(cutoffs):
+        params[f"wc{i}"] = cutoff
+        params[f"wm{i}"] = sum(1 << p.bit for p in purposes
+                               if now - dt.timedelta(days=p.retention_days) <= cutoff)
+    return len(cutoffs), params
+
+
+def _freeze_travel_day(session: Session, tenant_id: uuid.UUID, day: dt.datetime,
+                       now: dt.datetime, aligned: bool = True) -> int:
+    from govern.sql import trips as trips_sql
+
+    cases, params = usable_params(session, now, day if aligned else None)
+    return session.execute(trips_sql.freeze_travel_basis(cases), {
         **params, "tenant_id": tenant_id, "t_from": day,
         "t_to": day + rules.DAY}).rowcount
 

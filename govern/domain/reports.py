@@ -20,18 +20,18 @@ aligned_period = rules.aligned_period  # the period rule lives in govern.policy.
 
 
 def heatmap(session: Session, principal: Principal, t_from: dt.datetime, t_to: dt.datetime,
-            resolution: int, request_id: str | None = None,
-            now: dt.datetime | None = None) -> release.Release:
+            resolution: int, request_id: str | None = None, now: dt.datetime | None = None,
+            safeguards: release.Safeguards = release.FULL) -> release.Release:
     """Cells with pings and distinct subjects, through the one release path."""
     now = now or dt.datetime.now(dt.UTC)
     policy = current_policy(session)
-    period = release.check_range(policy, t_from, t_to, now)
+    period = release.check_range(policy, t_from, t_to, now, safeguards)
     if period is not None:
         spec = release.ExactSpec("heatmap", "heatmap", "heatmap",
                                  f"{period}:{t_from.astimezone(dt.UTC).isoformat()}:{resolution}",
                                  lambda s: _candidates(s, t_from, t_to, resolution))
         result = release.exact(session, principal.tenant_id, policy, spec, t_from, t_to,
-                               period, now)
+                               period, now, safeguards)
     else:
         rows = heatmap_rows(session, policy, t_from, t_to, resolution, now)
         result = release.noisy(session, principal.tenant_id, policy, "heatmap", rows,

@@ -452,27 +452,6 @@ def age_travel(sessions: sessionmaker, tenant_id: uuid.UUID, params: dict, *,
 BUCKETS = ("day", "week")
 
 
-def usable_params(session: Session, now: dt.datetime) -> tuple[int, dict]:
-    """Parameters of the `usable` filter (govern/sql/trips.py): the tenant's aggregate
-    purposes, which need consent, and the window (by start time) each allows."""
-    purposes = session.scalars(select(Purpose).where(Purpose.aggregate_use,
-                                                     Purpose.archived_at.is_(None))).all()
-    params = {"now": now, "free_bits": 0, "c_bits": [], "c_ids": []}
-    for p in purposes:
-        if p.requires_consent:
-            params["c_bits"].append(p.bit)
-            params["c_ids"].append(p.purpose_id)
-        else:
-            params["free_bits"] |= 1 << p.bit
-    cutoffs = sorted({now - dt.timedelta(days=p.retention_days) for p in purposes},
-                     reverse=True)
-    for i, cutoff in enumerate(cutoffs):
-        params[f"wc{i}"] = cutoff
-        params[f"wm{i}"] = sum(1 << p.bit for p in purposes
-                               if now - dt.timedelta(days=p.retention_days) <= cutoff)
-    return len(cutoffs), params
-
-
 def _audit(session, principal, action, request_id, details, result: release.Release) -> None:
     audit.record(session, principal.tenant_id, principal.actor_id, action,
                  target_type="report", target_id=action.split(".", 1)[1],
@@ -491,22 +470,25 @@ def _bucket_span(bucket_start: dt.datetime, bucket: str, t_from: dt.datetime,
 
 def _report(session: Session, principal: Principal, kind: str, t_from: dt.datetime,
             t_to: dt.datetime, key: str, group_report: str, candidates, noisy_rows,
-            measures: list[str], shape, now: dt.datetime | None) -> release.Release:
+            measures: list[str], shape, now: dt.datetime | None,
+            safeguards: release.Safeguards) -> release.Release:
     now = now or dt.datetime.now(dt.UTC)
     policy = current_policy(session)
-    period = release.check_range(policy, t_from, t_to, now)
+    period = release.check_range(policy, t_from, t_to, now, safeguards)
     if period is not None:
         spec = release.ExactSpec("travel", kind, group_report,
-                                 f"{t_from.astimezone(dt.UTC).isoformat()}:{key}", candidates)
+                                 f"{t_from.astimezone(dt.UTC).isoformat()}/"
+                                 f"{t_to.astimezone(dt.UTC).isoformat()}:{key}", candidates)
         return release.exact(session, principal.tenant_id, policy, spec, t_from, t_to,
-                             period, now)
+                             period, now, safeguards)
     return release.noisy(session, principal.tenant_id, policy, kind, noisy_rows(now),
                          measures, shape, now)
 
 
 def travel_report(session: Session, principal: Principal, t_from: dt.datetime,
                   t_to: dt.datetime, bucket: str, request_id: str | None = None,
-                  now: dt.datetime | None = None) -> release.Release:
+                  now: dt.datetime | None = None,
+                  safeguards: release.Safeguards = release.FULL) -> release.Release:
     """Per day or week: subjects, trips, distance, moving time and stops."""
     def shape(r, v):
         return {"bucket": r.bucket, "subjects": v["subjects"], "trips": v["trips"],
@@ -520,14 +502,15 @@ def travel_report(session: Session, principal: Principal, t_from: dt.datetime,
                                   _bucket_span(r.bucket, bucket, t_from, t_to)) for r in rows]
 
     def noisy_rows(now):
-        cases, params = usable_params(session, now)
+        cases, params = release.usable_params(session, now)
         return session.execute(sql.travel_report(cases), {
             **params, "t_from": t_from, "t_to": t_to, "bucket": bucket,
             "clamp_m": dp.MAX_TRIP_M, "clamp_s": dp.MAX_TRIP_S}).all()
 
     result = _report(session, principal, "travel", t_from, t_to, f"travel:{bucket}",
                      "travel", candidates, noisy_rows,
-                     ["trips", "stops", "distance_m", "moving_s"], shape, now)
+                     ["trips", "stops", "distance_m", "moving_s"], shape, now,
+                     safeguards)
     _audit(session, principal, "report.travel", request_id,
            {"from": t_from, "to": t_to, "bucket": bucket}, result)
     return result
@@ -535,8 +518,8 @@ def travel_report(session: Session, principal: Principal, t_from: dt.datetime,
 
 def visits_report(session: Session, principal: Principal, t_from: dt.datetime,
                   t_to: dt.datetime, bucket: str, site_id: uuid.UUID | None = None,
-                  request_id: str | None = None,
-                  now: dt.datetime | None = None) -> release.Release:
+                  request_id: str | None = None, now: dt.datetime | None = None,
+                  safeguards: release.Safeguards = release.FULL) -> release.Release:
     """Per site and bucket: visits, distinct subjects, median and p90 dwell. One site's
     visits are its rows of the all-sites release, so asking per site releases nothing
     new."""
@@ -560,13 +543,13 @@ def visits_report(session: Session, principal: Principal, t_from: dt.datetime,
                                    "site_id": r.site_id}) for r in rows]
 
     def noisy_rows(now):
-        cases, params = usable_params(session, now)
+        cases, params = release.usable_params(session, now)
         return session.execute(sql.visits_report(cases), {
             **params, "t_from": t_from, "t_to": t_to, "bucket": bucket, "site_id": site_id,
             "clamp_dwell": dp.MAX_DWELL_S, "dp": True}).all()
 
     result = _report(session, principal, "visits", t_from, t_to, f"visits:{bucket}",
-                     "visits", candidates, noisy_rows, ["visits"], shape, now)
+                     "visits", candidates, noisy_rows, ["visits"], shape, now, safeguards)
     if site_id is not None and result.mode == "aligned":
         result.rows = [r for r in result.rows if r["site_id"] == str(site_id)]
     _audit(session, principal, "report.visits", request_id,
@@ -577,7 +560,8 @@ def visits_report(session: Session, principal: Principal, t_from: dt.datetime,
 
 def od_report(session: Session, principal: Principal, t_from: dt.datetime,
               t_to: dt.datetime, zones: str, request_id: str | None = None,
-              now: dt.datetime | None = None) -> release.Release:
+              now: dt.datetime | None = None,
+              safeguards: release.Safeguards = release.FULL) -> release.Release:
     """Origin-destination matrix: trips and distinct subjects per zone pair."""
     resolution = None if zones == "sites" else int(zones.split(":", 1)[1])
     names = {}
@@ -607,13 +591,13 @@ def od_report(session: Session, principal: Principal, t_from: dt.datetime,
         return out
 
     def noisy_rows(now):
-        cases, params = usable_params(session, now)
+        cases, params = release.usable_params(session, now)
         return session.execute(sql.od_report(cases, resolution),
                                {**params, "t_from": t_from, "t_to": t_to}).all()
 
     result = _report(session, principal, "od", t_from, t_to, f"od:{zones}",
                      "od_sites" if resolution is None else "od_h3", candidates, noisy_rows,
-                     ["trips"], shape, now)
+                     ["trips"], shape, now, safeguards)
     _audit(session, principal, "report.od", request_id,
            {"from": t_from, "to": t_to, "zones": zones}, result)
     return result

@@ -30,10 +30,22 @@ FREEZE_CELLS = text(
     SELECT :tenant_id, :day, cell, min(r8), min(r7), min(r6), min(r5), sum(pings),
            hll_union_agg(subjects)
     FROM rollups
-    WHERE bucket >= :day AND bucket < :day + interval '1 day'
+    WHERE bucket >= :day AND bucket < :day + interval '1 day' AND bucket >= :cutoff
     GROUP BY cell
     """
 )
+
+# Weakened configurations only (tests, bench): forget a frozen basis.
+UNFREEZE = {
+    "heatmap": [text("DELETE FROM release_cell_atoms WHERE bucket >= :t_from "
+                     "AND bucket < :t_to"),
+                text("DELETE FROM release_days WHERE family = 'heatmap' "
+                     "AND day >= :t_from AND day < :t_to")],
+    "travel": [text("DELETE FROM release_travel_atoms WHERE bucket >= :t_from "
+                    "AND bucket < :t_to"),
+               text("DELETE FROM release_days WHERE family = 'travel' "
+                    "AND day >= :t_from AND day < :t_to")],
+}
 
 ANSWER = text("SELECT body, released_at FROM release_answers "
               "WHERE report = :report AND key = :key")

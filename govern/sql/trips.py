@@ -418,13 +418,13 @@ SITE_NAMES = text("SELECT CAST(site_id AS text) AS site_id, name FROM sites")
 
 # ---- the frozen travel basis (exact releases, govern.domain.release) ------------------------
 
-def freeze_travel_basis():
+def freeze_travel_basis(window_cases: int = 1):
     """One UTC day of usable stops (per site, as sites stand now) and trips (per origin and
     destination cell and site), counts, sums, dwell times and a distinct-subject sketch:
     what every exact travel, visits and origin-destination release of the day is computed
     from, whatever later happens to the records (late pings, redrawn sites, ageing)."""
-    ok, stops = _records("stops", 1)
-    _, trips = _records("trips", 1)
+    ok, stops = _records("stops", window_cases)
+    _, trips = _records("trips", window_cases)
     return text(
         f"""
         WITH {ok},
