@@ -306,6 +306,14 @@ def _freeze_travel_day(session: Session, tenant_id: uuid.UUID, day: dt.datetime,
         "t_to": day + rules.DAY}).rowcount
 
 
+def expire(session: Session, now: dt.datetime, retention_days: int) -> None:
+    """Aggregate retention of releases: every answer, group and basis day any part of which
+    is past the window (the retention run, with the rollups)."""
+    cutoff = rules.retention_cutoff(now, retention_days)
+    for stmt in sql.EXPIRE:
+        session.execute(stmt, {"cutoff": cutoff})
+
+
 # ---- differential privacy ------------------------------------------------------------------
 
 def charge_budget(session: Session, tenant_id: uuid.UUID, epsilon: float, eps_day: float,

@@ -557,3 +557,31 @@ def test_each_range_is_its_own_answer(tenant, sessions):
     day = world.report("travel", MONDAY, MONDAY + DAY, LATER, bucket="week").rows
     week = world.report("travel", MONDAY, MONDAY + 7 * DAY, LATER, bucket="week").rows
     assert [r["trips"] for r in day] == [5] and [r["trips"] for r in week] == [10]
+
+
+def test_the_retention_run_deletes_releases_past_the_window(tenant, sessions, owner,
+                                                            superuser):
+    from govern.domain.retention import run_all
+
+    world = TravelWorld(tenant, sessions, aggregate_retention_days=60)
+    crowd(world, 6, nine(C1), [MONDAY, MONDAY + DAY], "crowd")
+    for i in range(5):
+        world.trip(f"w{i}", MONDAY + 9 * HOUR, OUTSIDE[0], OUTSIDE[1])
+    now = MONDAY + 10 * DAY
+    assert world.heatmap(MONDAY, MONDAY + 7 * DAY, 9, now)
+    assert world.report("travel", MONDAY, MONDAY + DAY, now, bucket="day").rows
+    tables = ("release_answers", "release_groups", "release_days", "release_cell_atoms",
+              "release_travel_atoms")
+
+    def left():
+        return {t: superuser.execute(f"SELECT count(*) FROM {t} WHERE tenant_id = %s",
+                                     (tenant.tenant_id,)).fetchone()[0] for t in tables}
+
+    assert all(left().values())
+    run_all(owner, sessions, MONDAY + 60 * DAY + HOUR, tenant_id=tenant.tenant_id)
+    # Monday is past the window; Tuesday to Sunday are not
+    kept = left()
+    assert kept["release_answers"] == kept["release_groups"] == 0  # both began on Monday
+    assert kept["release_days"] == 6  # the heatmap week's days less Monday (travel: Monday)
+    run_all(owner, sessions, MONDAY + 70 * DAY, tenant_id=tenant.tenant_id)
+    assert not any(left().values())
