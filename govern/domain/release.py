@@ -179,9 +179,10 @@ def exact(session: Session, tenant_id: uuid.UUID, policy: dict, spec: ExactSpec,
     reason = rules.retention_state(t_from, now, days, released_before=stored is not None)
     if reason and safeguards.aligned_edges:
         return Release([], **base, withheld={reason: 1})
-    session.execute(sql.LOCK, {"tenant_id": tenant_id, "family": spec.family})
-    if safeguards.freeze:
-        stored = session.execute(sql.ANSWER, params).first()
+    if stored is None:  # a first release: one at a time per tenant and family
+        session.execute(sql.LOCK, {"tenant_id": tenant_id, "family": spec.family})
+        if safeguards.freeze:
+            stored = session.execute(sql.ANSWER, params).first()
     if stored is not None:
         body = stored.body
         return Release(body["rows"], **{**base, "k": body["k"]}, withheld=body["withheld"],
@@ -294,6 +295,32 @@ def usable_params(session: Session, now: dt.datetime,
         params[f"wm{i}"] = sum(1 << p.bit for p in purposes
                                if now - dt.timedelta(days=p.retention_days) <= cutoff)
     return len(cutoffs), params
+
+
+FREEZE_DAYS_BACK = 62  # the scheduler freezes settled days this far back at most
+
+
+def freeze_settled(sessions, tenant_id: uuid.UUID, now: dt.datetime) -> int:
+    """The scheduler's part (with the rollup periods job): freeze every settled day of the
+    last FREEZE_DAYS_BACK that is not frozen yet, for both families, one transaction per
+    family, so a first release reads the basis instead of building it. Exact mode only."""
+    from govern.db import tenant_session
+    from govern.domain.policy import current_policy
+
+    with tenant_session(sessions, tenant_id) as s:
+        policy = current_policy(s)
+    if policy["dp_epsilon_per_query"] is not None:
+        return 0
+    edge = rules.settled_at(now, -policy["release_delay_hours"])  # days ended before it
+    last = dt.datetime.combine(edge.astimezone(dt.UTC).date(), dt.time(0), dt.UTC)
+    first = max(last - dt.timedelta(days=FREEZE_DAYS_BACK),
+                rules.retention_cutoff(now, policy["aggregate_retention_days"]))
+    frozen = 0
+    for family in ("heatmap", "travel"):
+        with tenant_session(sessions, tenant_id) as s:
+            s.execute(sql.LOCK, {"tenant_id": tenant_id, "family": family})
+            frozen += freeze(s, tenant_id, family, first, last, now)
+    return frozen
 
 
 def _freeze_travel_day(session: Session, tenant_id: uuid.UUID, day: dt.datetime,

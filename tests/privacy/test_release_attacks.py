@@ -585,3 +585,17 @@ def test_the_retention_run_deletes_releases_past_the_window(tenant, sessions, ow
     assert kept["release_days"] == 6  # the heatmap week's days less Monday (travel: Monday)
     run_all(owner, sessions, MONDAY + 70 * DAY, tenant_id=tenant.tenant_id)
     assert not any(left().values())
+
+
+def test_the_scheduler_freezes_settled_days_only(tenant, sessions, superuser):
+    world = World(tenant, sessions)
+    crowd(world, 6, nine(C1), [MONDAY, MONDAY + DAY], "crowd")
+    now = MONDAY + 2 * DAY + 23 * HOUR  # Monday has settled (24 h after its end), Tuesday not
+    back = release.FREEZE_DAYS_BACK
+    assert release.freeze_settled(sessions, tenant.tenant_id, now) == 2 * back  # 2 families
+    days = {d for (d,) in superuser.execute(
+        "SELECT day FROM release_days WHERE tenant_id = %s", (tenant.tenant_id,))}
+    assert max(days) == MONDAY and min(days) == MONDAY - (back - 1) * DAY  # not Tuesday
+    assert release.freeze_settled(sessions, tenant.tenant_id, now) == 0  # once
+    world.ping("late", MONDAY + 11 * HOUR, nine(C1))  # after the scheduler froze Monday
+    assert world.heatmap(MONDAY, MONDAY + DAY, 9, now + DAY)[nine(C1)] == (18, 6)
