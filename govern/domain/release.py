@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,10 +31,7 @@ from govern.models import Purpose
 from govern.policy import release as rules
 from govern.sql import release as sql
 
-log = logging.getLogger("govern.release")
-
 MAX_DP_RANGE = dt.timedelta(days=92)
-MODES = {"aligned": "exact", "differential_privacy": "differential_privacy"}
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,11 @@
 import { fmtNum, fmtTime, h } from './ui.js';
 
 export function withheldNote(p) {
+  const whole = new Set(['past_retention', 'near_retention_edge']); // the period, not groups
   const items = (p.withheld || []).map((w) => h('li', { dataset: { reason: w.reason } },
-    h('b', {}, fmtNum(w.count)), ` ${w.count === 1 ? 'group' : 'groups'} withheld: `,
-    w.explanation));
+    ...(whole.has(w.reason) ? ['Nothing released: ', w.explanation]
+      : [h('b', {}, fmtNum(w.count)), ` ${w.count === 1 ? 'group' : 'groups'} withheld: `,
+        w.explanation])));
   const when = p.mode === 'differential_privacy' ? null
     : h('p.muted', {}, p.replayed
       ? `Released on ${fmtTime(p.released_at)}; this is that same answer. Released reports `
