@@ -33,6 +33,10 @@ class PolicyDocSchema(Schema):
                                         validate=validate.Range(min=0.01, max=10))
     dp_epsilon_per_day = StrictFloat(allow_none=True, validate=validate.Range(min=0.01, max=100))
     aggregate_retention_days = StrictInteger(validate=validate.Range(min=1, max=3650))
+    release_delay_hours = StrictInteger(
+        validate=validate.Range(min=0, max=720),
+        metadata={"description": "hours after a day, week or month ends before its exact "
+                                 "reports are released (late uploads settle first)"})
     keep_consent_proof_on_erasure = StrictBoolean()
     stay_radius_m = StrictInteger(validate=validate.Range(min=10, max=5000))
     stay_min_minutes = StrictInteger(validate=validate.Range(min=1, max=1440))

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import h3.api.basic_int as h3
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from govern.api.common import actor_kwargs, commit, db
+from govern.api.common import actor_kwargs, commit, db, request_now
 from govern.api.csv_export import csv_response
 from govern.api.schemas import FeatureCollection, Instant
 from govern.auth import principal, require_member
@@ -37,21 +35,21 @@ class HeatmapQuery(Schema):
 @blp.response(200, FeatureCollection)
 @blp.alt_response(200, content_type="text/csv", description="format=csv")
 def heatmap(query):
-    """Hexagons (H3) with pings and distinct subjects, from rollups only. Cells under the
-    tenant's k are suppressed and only counted. Without differential privacy, only whole
-    UTC days, ISO weeks or months; with it, any whole hours, charged to the daily budget."""
+    """Hexagons (H3) with pings and distinct subjects, from rollups only. Without differential
+    privacy: only whole UTC days, ISO weeks or months that have ended and settled, each
+    released once and replayed verbatim; cells under k, or that could be subtracted from
+    what was released before to expose fewer than k people, are withheld and counted per
+    reason in `withheld`. With it: any whole hours, charged to the daily budget."""
     ctx = actor_kwargs()
     result = reports.heatmap(db(), principal(), query["from_"], query["to"],
-                             query["resolution"], ctx["request_id"])
+                             query["resolution"], ctx["request_id"], now=request_now())
     commit()
     meta = {"from": query["from_"].isoformat(), "to": query["to"].isoformat(),
-            "resolution": result.resolution, "k_min_subjects": result.k,
-            "suppressed": result.suppressed, "mode": result.mode, "period": result.period,
-            "epsilon": result.epsilon, "budget": result.budget or None,
-            "generated_at": dt.datetime.now(dt.UTC).isoformat()}
+            "resolution": query["resolution"], **result.meta(),
+            "generated_at": request_now().isoformat()}
     if query["format"] == "csv":
         rows = []
-        for c in result.cells:
+        for c in result.rows:
             lat, lon = reports.cell_centre(c["cell"])
             rows.append([h3.int_to_str(c["cell"]), round(lat, 6), round(lon, 6), c["pings"],
                          c["subjects"]])
@@ -61,4 +59,4 @@ def heatmap(query):
         {"type": "Feature",
          "geometry": {"type": "Polygon", "coordinates": reports.cell_polygon(c["cell"])},
          "properties": {"cell": h3.int_to_str(c["cell"]), "pings": c["pings"],
-                        "subjects": c["subjects"]}} for c in result.cells]}
+                        "subjects": c["subjects"]}} for c in result.rows]}

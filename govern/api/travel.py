@@ -9,7 +9,7 @@ from flask import Response
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from govern.api.common import actor_kwargs, commit, db
+from govern.api.common import actor_kwargs, commit, db, request_now
 from govern.api.csv_export import csv_response
 from govern.api.schemas import Instant
 from govern.auth import principal, require_member
@@ -51,15 +51,20 @@ class ReportMeta(Schema):
     zones = fields.String()
     k_min_subjects = fields.Integer()
     suppressed = fields.Integer(metadata={"description": "groups under k, not listed"})
-    mode = fields.String(metadata={"description": "aligned or differential_privacy"})
+    mode = fields.String(metadata={"description": "aligned (exact) or differential_privacy"})
     period = fields.String(allow_none=True)
     epsilon = fields.Float(allow_none=True)
     budget = fields.Dict(allow_none=True)
+    withheld = fields.List(fields.Dict(), metadata={
+        "description": "what was withheld and why: {reason, count, explanation}"})
+    released_at = fields.String(allow_none=True, metadata={
+        "description": "when this answer was first released (exact mode replays it)"})
+    replayed = fields.Boolean()
     generated_at = fields.DateTime()
 
 
 class TravelBucket(Schema):
-    bucket = fields.DateTime()
+    bucket = fields.String(metadata={"description": "start of the UTC day or ISO week"})
     subjects = fields.Integer()
     trips = fields.Integer()
     distance_m = fields.Integer()
@@ -69,8 +74,8 @@ class TravelBucket(Schema):
 
 class Visit(Schema):
     site_id = fields.UUID()
-    site = fields.String()
-    bucket = fields.DateTime()
+    site = fields.String(allow_none=True)
+    bucket = fields.String(metadata={"description": "start of the UTC day or ISO week"})
     visits = fields.Integer()
     subjects = fields.Integer()
     median_dwell_s = fields.Integer()
@@ -102,11 +107,12 @@ class OdReport(Schema):
 
 def _meta(query, result, **extra) -> dict:
     return {"from_": query["from_"], "to": query["to"], **extra, **result.meta(),
-            "generated_at": dt.datetime.now(dt.UTC)}
+            "generated_at": request_now()}
 
 
-def _iso(value) -> str:
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+def _iso(value: str) -> str:
+    return dt.datetime.fromisoformat(value).astimezone(dt.UTC).isoformat().replace(
+        "+00:00", "Z")
 
 
 def _csv(name: str, header: list[str], rows: list[list], suppressed: int) -> Response:
@@ -124,7 +130,8 @@ def travel_report(query):
     from trips and stops serving an aggregate purpose. Buckets under the tenant's k subjects
     are suppressed and only counted."""
     result = trips.travel_report(db(), principal(), query["from_"], query["to"],
-                                 query["bucket"], actor_kwargs()["request_id"])
+                                 query["bucket"], actor_kwargs()["request_id"],
+                                 now=request_now())
     commit()
     if query["format"] == "csv":
         return _csv("travel", ["bucket", "subjects", "trips", "distance_m", "moving_s",
@@ -145,7 +152,8 @@ def visits_report(query):
     """Per site and bucket: visits (stops at the site), distinct subjects, median and 90th
     percentile dwell (s). Groups under k subjects are suppressed and only counted."""
     result = trips.visits_report(db(), principal(), query["from_"], query["to"],
-                                 query["bucket"], query["site"], actor_kwargs()["request_id"])
+                                 query["bucket"], query["site"], actor_kwargs()["request_id"],
+                                 now=request_now())
     commit()
     if query["format"] == "csv":
         return _csv("visits", ["site_id", "site", "bucket", "visits", "subjects",
@@ -167,7 +175,7 @@ def od_report(query):
     """Origin-destination matrix: trips and distinct subjects per pair of zones (sites, or
     H3 cells). Pairs under k subjects are suppressed and only counted."""
     result = trips.od_report(db(), principal(), query["from_"], query["to"], query["zones"],
-                             actor_kwargs()["request_id"])
+                             actor_kwargs()["request_id"], now=request_now())
     commit()
     if query["format"] == "csv":
         if query["zones"] == "sites":

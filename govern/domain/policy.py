@@ -19,6 +19,7 @@ DEFAULT_POLICY: dict = {
     "dp_epsilon_per_query": None,
     "dp_epsilon_per_day": None,
     "aggregate_retention_days": 730,
+    "release_delay_hours": 24,
     "keep_consent_proof_on_erasure": True,
     "stay_radius_m": 100,
     "stay_min_minutes": 5,

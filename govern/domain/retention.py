@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
 from govern.db import tenant_session
+from govern.domain import release
 from govern.domain.policy import current_policy
 from govern.domain.trips import age_travel, build_tenant
 from govern.models import Purpose
@@ -346,6 +347,7 @@ def _age_rollups(sessions, tenant_id, now, days, run: TenantRun, batch, budget) 
                                batch, budget)
         with tenant_session(sessions, tenant_id) as s:  # weeks and months reaching past it
             s.execute(reports_sql.EXPIRE_PERIODS, {"cutoff": cutoff})
+            release.expire(s, now, days)  # released answers and their basis, whole days
     if n:
         run.entries.append(Entry("rollups", None, cutoff, 0, n))
 

@@ -136,14 +136,17 @@ def build_tenant(sessions: sessionmaker, tenant_id: uuid.UUID, now: dt.datetime,
 
 
 def build_all(owner: Engine, sessions: sessionmaker, now: dt.datetime | None = None) -> dict:
-    """The scheduler's job: every tenant."""
+    """The scheduler's job: every tenant's closed periods, and the release basis of its
+    settled days (govern.domain.release.freeze_settled)."""
+    from govern.domain import release
     from govern.domain.retention import tenant_ids
 
     now = now or dt.datetime.now(dt.UTC)
-    total = {"tenants": 0, "built": 0, "cells": 0, "left": 0}
+    total = {"tenants": 0, "built": 0, "cells": 0, "left": 0, "frozen_days": 0}
     for tid in tenant_ids(owner):
         r = build_tenant(sessions, tid, now)
         total["tenants"] += 1
         for k in ("built", "cells", "left"):
             total[k] += r[k]
+        total["frozen_days"] += release.freeze_settled(sessions, tid, now)
     return total

@@ -24,7 +24,6 @@ included), in one transaction per subject.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
 import math
 import uuid
@@ -38,8 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from govern.auth import Principal
 from govern.db import tenant_session
-from govern.domain import audit
-from govern.domain import reports as heatmap_reports
+from govern.domain import audit, release
 from govern.domain.policy import current_policy
 from govern.models import Purpose
 from govern.policy.precision import snap
@@ -457,183 +455,70 @@ def age_travel(sessions: sessionmaker, tenant_id: uuid.UUID, params: dict, *,
     return counts
 
 
-# ---- aggregate reports -------------------------------------------------------------------
+# ---- aggregate reports (released through govern.domain.release) -----------------------------
 
 BUCKETS = ("day", "week")
-# Under differential privacy the unit is one travel record (a trip or a stop) of one
-# subject; each trip's contribution to sums is clamped so that one record moves a sum by at
-# most this much.
-MAX_TRIP_M = 50_000
-MAX_TRIP_S = 2 * 3600
-MAX_DWELL_S = 12 * 3600
-DWELL_CANDIDATES = tuple(range(0, MAX_DWELL_S + 1, 300))
-NO_CLAMP = 2 ** 31 - 1
-SHARES = {
-    "travel": {"subjects": 0.25, "trips": 0.15, "stops": 0.15, "distance_m": 0.2,
-               "moving_s": 0.15, "suppressed": 0.1},
-    "visits": {"subjects": 0.3, "visits": 0.2, "median": 0.2, "p90": 0.2, "suppressed": 0.1},
-    "od": {"subjects": 0.5, "trips": 0.4, "suppressed": 0.1},
-}
-SENSITIVITY = {"subjects": 1, "trips": 1, "stops": 1, "visits": 1, "suppressed": 1,
-               "distance_m": MAX_TRIP_M, "moving_s": MAX_TRIP_S}
 
 
-@dataclass
-class Release:
-    """A released report: rows that passed the floor, and how they were protected."""
-
-    rows: list[dict]
-    suppressed: int
-    k: int
-    mode: str
-    period: str | None = None
-    epsilon: float | None = None
-    budget: dict = field(default_factory=dict)
-
-    def meta(self) -> dict:
-        return {"k_min_subjects": self.k, "suppressed": self.suppressed, "mode": self.mode,
-                "period": self.period, "epsilon": self.epsilon,
-                "budget": self.budget or None}
-
-
-@dataclass
-class Protection:
-    k: int
-    eps: float | None
-    eps_day: float | None
-    period: str | None
-
-
-def protection(session: Session, t_from: dt.datetime, t_to: dt.datetime) -> Protection:
-    """The heatmap's rules for a range: aligned UTC periods without DP, whole hours (at most
-    MAX_DP_RANGE) with it."""
-    policy = current_policy(session)
-    eps, eps_day = policy["dp_epsilon_per_query"], policy["dp_epsilon_per_day"]
-    period = heatmap_reports.release_period(policy, t_from, t_to)
-    return Protection(policy["k_min_subjects"], eps, eps_day, period)
-
-
-def usable_params(session: Session, now: dt.datetime) -> tuple[int, dict]:
-    """Parameters of the `usable` filter (govern/sql/trips.py): the tenant's aggregate
-    purposes, which need consent, and the window (by start time) each allows."""
-    purposes = session.scalars(select(Purpose).where(Purpose.aggregate_use,
-                                                     Purpose.archived_at.is_(None))).all()
-    from govern.domain.reads import window_start
-
-    params = {"now": now, "free_bits": 0, "c_bits": [], "c_ids": [],
-              "a_bits": [p.bit for p in purposes], "a_ids": [p.purpose_id for p in purposes]}
-    for p in purposes:
-        if p.requires_consent:
-            params["c_bits"].append(p.bit)
-            params["c_ids"].append(p.purpose_id)
-        else:
-            params["free_bits"] |= 1 << p.bit
-    starts = {p.bit: window_start(p, now) for p in purposes}
-    cutoffs = sorted(set(starts.values()), reverse=True)
-    for i, cutoff in enumerate(cutoffs):
-        params[f"wc{i}"] = cutoff
-        params[f"wm{i}"] = sum(1 << p.bit for p in purposes if starts[p.bit] <= cutoff)
-    return len(cutoffs), params
-
-
-@functools.lru_cache(maxsize=64)
-def _quantile(alpha: float, scale: float):
-    import opendp.prelude as odp
-
-    return odp.m.make_private_quantile(
-        odp.vector_domain(odp.atom_domain(T=int)), odp.symmetric_distance(),
-        odp.max_divergence(), candidates=list(DWELL_CANDIDATES), alpha=alpha, scale=scale)
-
-
-def _quantile_scale(alpha: float, epsilon: float) -> float:
-    return _quantile(alpha, 1.0).map(1) / epsilon
-
-
-@dataclass
-class Noise:
-    """Scales for one report kind at a per-query epsilon, and what OpenDP certifies."""
-
-    scales: dict
-    epsilon: float
-
-    @classmethod
-    def of(cls, kind: str, eps: float) -> Noise:
-        scales, spent = {}, 0.0
-        for measure, share in SHARES[kind].items():
-            if measure in ("median", "p90"):
-                alpha = 0.5 if measure == "median" else 0.9
-                scales[measure] = _quantile_scale(alpha, eps * share)
-                spent += _quantile(alpha, scales[measure]).map(1)
-            else:
-                sens = SENSITIVITY[measure]
-                scales[measure] = sens / (eps * share)
-                spent += dp.certified_epsilon(scales[measure], sens)
-        return cls(scales, spent)
-
-    def counts(self, measure: str, values: list) -> list[int]:
-        return dp.noisy_counts([int(round(v)) for v in values], self.scales[measure])
-
-    def count(self, measure: str, value: int) -> int:
-        return dp.noisy_count(int(value), self.scales[measure])
-
-    def quantile(self, measure: str, values: list[int]) -> int:
-        alpha = 0.5 if measure == "median" else 0.9
-        return int(_quantile(alpha, self.scales[measure])(list(values)))
-
-
-def _release(session: Session, principal: Principal, kind: str, rows, prot: Protection,
-             measures: list[str], shape: Callable[[object, dict], dict]) -> Release:
-    """The k floor and either sticky suppression (aligned periods) or noise under budget."""
-    if prot.eps is None:
-        released = [r for r in rows if heatmap_reports.released_without_noise(
-            r.subjects, r.min_day_subjects, prot.k)]
-        out = [shape(r, {m: getattr(r, m) for m in ("subjects", *measures)}) for r in released]
-        return Release(out, len(rows) - len(released), prot.k, "aligned", prot.period)
-    noise = Noise.of(kind, prot.eps)
-    budget = heatmap_reports.charge_budget(session, principal.tenant_id, noise.epsilon,
-                                          prot.eps_day)
-    noisy = {m: noise.counts(m, [getattr(r, m) for r in rows]) for m in ("subjects", *measures)}
-    out, suppressed = [], 0
-    for n, r in enumerate(rows):
-        values = {m: max(noisy[m][n], 0) for m in noisy}
-        if noisy["subjects"][n] >= prot.k:
-            if kind == "visits":
-                values["median_dwell_s"] = noise.quantile("median", r.dwells)
-                values["p90_dwell_s"] = noise.quantile("p90", r.dwells)
-            out.append(shape(r, values))
-        else:
-            suppressed += 1
-    return Release(out, max(noise.count("suppressed", suppressed), 0), prot.k,
-                   "differential_privacy", epsilon=noise.epsilon, budget=budget)
-
-
-def _audit(session, principal, action, request_id, details, result: Release) -> None:
+def _audit(session, principal, action, request_id, details, result: release.Release) -> None:
     audit.record(session, principal.tenant_id, principal.actor_id, action,
                  target_type="report", target_id=action.split(".", 1)[1],
                  request_id=request_id,
                  details={**details, "released": len(result.rows),
                           "suppressed": result.suppressed, "mode": result.mode,
-                          "epsilon": result.epsilon})
+                          "epsilon": result.epsilon, "replayed": result.replayed})
+
+
+def _bucket_span(bucket_start: dt.datetime, bucket: str, t_from: dt.datetime,
+                 t_to: dt.datetime) -> dict:
+    """The days a bucket covers inside the asked range (a week bucket is clipped)."""
+    end = bucket_start + (dt.timedelta(days=7) if bucket == "week" else dt.timedelta(days=1))
+    return {"t_from": max(bucket_start, t_from), "t_to": min(end, t_to)}
+
+
+def _report(session: Session, principal: Principal, kind: str, t_from: dt.datetime,
+            t_to: dt.datetime, key: str, group_report: str, candidates, noisy_rows,
+            measures: list[str], shape, now: dt.datetime | None,
+            safeguards: release.Safeguards) -> release.Release:
+    now = now or dt.datetime.now(dt.UTC)
+    policy = current_policy(session)
+    period = release.check_range(policy, t_from, t_to, now, safeguards)
+    if period is not None:
+        spec = release.ExactSpec("travel", kind, group_report,
+                                 f"{t_from.astimezone(dt.UTC).isoformat()}/"
+                                 f"{t_to.astimezone(dt.UTC).isoformat()}:{key}", candidates)
+        return release.exact(session, principal.tenant_id, policy, spec, t_from, t_to,
+                             period, now, safeguards)
+    return release.noisy(session, principal.tenant_id, policy, kind, noisy_rows(now),
+                         measures, shape, now)
 
 
 def travel_report(session: Session, principal: Principal, t_from: dt.datetime,
-                  t_to: dt.datetime, bucket: str, request_id: str | None = None) -> Release:
+                  t_to: dt.datetime, bucket: str, request_id: str | None = None,
+                  now: dt.datetime | None = None,
+                  safeguards: release.Safeguards = release.FULL) -> release.Release:
     """Per day or week: subjects, trips, distance, moving time and stops."""
-    prot = protection(session, t_from, t_to)
-    cases, params = usable_params(session, dt.datetime.now(dt.UTC))
-    dp_on = prot.eps is not None
-    rows = session.execute(sql.travel_report(cases), {
-        **params, "t_from": t_from, "t_to": t_to, "bucket": bucket,
-        "clamp_m": MAX_TRIP_M if dp_on else NO_CLAMP,
-        "clamp_s": MAX_TRIP_S if dp_on else NO_CLAMP}).all()
-
     def shape(r, v):
         return {"bucket": r.bucket, "subjects": v["subjects"], "trips": v["trips"],
                 "distance_m": round(float(v["distance_m"])), "moving_s": int(v["moving_s"]),
                 "stops": v["stops"]}
 
-    result = _release(session, principal, "travel", rows, prot,
-                      ["trips", "stops", "distance_m", "moving_s"], shape)
+    def candidates(s):
+        rows = s.execute(sql.travel_from_basis(), {"t_from": t_from, "t_to": t_to,
+                                                   "bucket": bucket}).all()
+        return [release.Candidate(shape(r, r._mapping), r.subjects, r.min_day_subjects,
+                                  _bucket_span(r.bucket, bucket, t_from, t_to)) for r in rows]
+
+    def noisy_rows(now):
+        cases, params = release.usable_params(session, now)
+        return session.execute(sql.travel_report(cases), {
+            **params, "t_from": t_from, "t_to": t_to, "bucket": bucket,
+            "clamp_m": dp.MAX_TRIP_M, "clamp_s": dp.MAX_TRIP_S}).all()
+
+    result = _report(session, principal, "travel", t_from, t_to, f"travel:{bucket}",
+                     "travel", candidates, noisy_rows,
+                     ["trips", "stops", "distance_m", "moving_s"], shape, now,
+                     safeguards)
     _audit(session, principal, "report.travel", request_id,
            {"from": t_from, "to": t_to, "bucket": bucket}, result)
     return result
@@ -641,17 +526,15 @@ def travel_report(session: Session, principal: Principal, t_from: dt.datetime,
 
 def visits_report(session: Session, principal: Principal, t_from: dt.datetime,
                   t_to: dt.datetime, bucket: str, site_id: uuid.UUID | None = None,
-                  request_id: str | None = None) -> Release:
-    """Per site and bucket: visits, distinct subjects, median and p90 dwell."""
-    prot = protection(session, t_from, t_to)
+                  request_id: str | None = None, now: dt.datetime | None = None,
+                  safeguards: release.Safeguards = release.FULL) -> release.Release:
+    """Per site and bucket: visits, distinct subjects, median and p90 dwell. One site's
+    visits are its rows of the all-sites release, so asking per site releases nothing
+    new."""
     if site_id is not None:
         from govern.domain.sites import get_site
 
         get_site(session, site_id)
-    cases, params = usable_params(session, dt.datetime.now(dt.UTC))
-    rows = session.execute(sql.visits_report(cases), {
-        **params, "t_from": t_from, "t_to": t_to, "bucket": bucket, "site_id": site_id,
-        "clamp_dwell": MAX_DWELL_S, "dp": prot.eps is not None}).all()
 
     def shape(r, v):
         median = v.get("median_dwell_s", r.median_dwell_s)
@@ -660,7 +543,23 @@ def visits_report(session: Session, principal: Principal, t_from: dt.datetime,
                 "visits": v["visits"], "subjects": v["subjects"],
                 "median_dwell_s": round(median), "p90_dwell_s": round(p90)}
 
-    result = _release(session, principal, "visits", rows, prot, ["visits"], shape)
+    def candidates(s):
+        rows = s.execute(sql.visits_from_basis(), {"t_from": t_from, "t_to": t_to,
+                                                   "bucket": bucket}).all()
+        return [release.Candidate(shape(r, r._mapping), r.subjects, r.min_day_subjects,
+                                  {**_bucket_span(r.bucket, bucket, t_from, t_to),
+                                   "site_id": r.site_id}) for r in rows]
+
+    def noisy_rows(now):
+        cases, params = release.usable_params(session, now)
+        return session.execute(sql.visits_report(cases), {
+            **params, "t_from": t_from, "t_to": t_to, "bucket": bucket, "site_id": site_id,
+            "clamp_dwell": dp.MAX_DWELL_S, "dp": True}).all()
+
+    result = _report(session, principal, "visits", t_from, t_to, f"visits:{bucket}",
+                     "visits", candidates, noisy_rows, ["visits"], shape, now, safeguards)
+    if site_id is not None and result.mode == "aligned":
+        result.rows = [r for r in result.rows if r["site_id"] == str(site_id)]
     _audit(session, principal, "report.visits", request_id,
            {"from": t_from, "to": t_to, "bucket": bucket,
             "site_id": str(site_id) if site_id else None}, result)
@@ -668,13 +567,11 @@ def visits_report(session: Session, principal: Principal, t_from: dt.datetime,
 
 
 def od_report(session: Session, principal: Principal, t_from: dt.datetime,
-              t_to: dt.datetime, zones: str, request_id: str | None = None) -> Release:
+              t_to: dt.datetime, zones: str, request_id: str | None = None,
+              now: dt.datetime | None = None,
+              safeguards: release.Safeguards = release.FULL) -> release.Release:
     """Origin-destination matrix: trips and distinct subjects per zone pair."""
-    prot = protection(session, t_from, t_to)
     resolution = None if zones == "sites" else int(zones.split(":", 1)[1])
-    cases, params = usable_params(session, dt.datetime.now(dt.UTC))
-    rows = session.execute(sql.od_report(cases, resolution),
-                           {**params, "t_from": t_from, "t_to": t_to}).all()
     names = {}
     if resolution is None:
         names = {r.site_id: r.name for r in session.execute(sql.SITE_NAMES)}
@@ -688,7 +585,27 @@ def od_report(session: Session, principal: Principal, t_from: dt.datetime,
         return {"origin": zone(r.origin), "destination": zone(r.destination),
                 "trips": v["trips"], "subjects": v["subjects"]}
 
-    result = _release(session, principal, "od", rows, prot, ["trips"], shape)
+    def candidates(s):
+        rows = s.execute(sql.od_from_basis(resolution), {"t_from": t_from, "t_to": t_to}).all()
+        out = []
+        for r in rows:
+            group = {"t_from": t_from, "t_to": t_to}
+            if resolution is None:
+                group.update(origin_site=r.origin_key, dest_site=r.dest_key)
+            else:
+                group.update(res=resolution, origin_cell=r.origin_key, dest_cell=r.dest_key)
+            out.append(release.Candidate(shape(r, r._mapping), r.subjects,
+                                         r.min_day_subjects, group))
+        return out
+
+    def noisy_rows(now):
+        cases, params = release.usable_params(session, now)
+        return session.execute(sql.od_report(cases, resolution),
+                               {**params, "t_from": t_from, "t_to": t_to}).all()
+
+    result = _report(session, principal, "od", t_from, t_to, f"od:{zones}",
+                     "od_sites" if resolution is None else "od_h3", candidates, noisy_rows,
+                     ["trips"], shape, now, safeguards)
     _audit(session, principal, "report.od", request_id,
            {"from": t_from, "to": t_to, "zones": zones}, result)
     return result

@@ -432,6 +432,131 @@ def od_report(window_cases: int, resolution: int | None):
 
 SITE_NAMES = text("SELECT CAST(site_id AS text) AS site_id, name FROM sites")
 
+
+# ---- the frozen travel basis (exact releases, govern.domain.release) ------------------------
+
+def freeze_travel_basis(window_cases: int = 1):
+    """One UTC day of usable stops (per site, as sites stand now) and trips (per origin and
+    destination cell and site), counts, sums, dwell times and a distinct-subject sketch:
+    what every exact travel, visits and origin-destination release of the day is computed
+    from, whatever later happens to the records (late pings, redrawn sites, ageing)."""
+    ok, stops = _records("stops", window_cases)
+    _, trips = _records("trips", window_cases)
+    return text(
+        f"""
+        WITH {ok},
+        st AS ({stops}),
+        tr AS ({trips}),
+        a AS (
+          SELECT 'stop' AS kind, site_id, NULL::bigint AS origin_cell, NULL::bigint AS dest_cell,
+                 NULL::uuid AS origin_site, NULL::uuid AS dest_site, count(*)::int AS records,
+                 0::float8 AS distance_m, 0::bigint AS moving_s,
+                 array_agg(duration_s ORDER BY duration_s) AS dwells,
+                 hll_add_agg(hll_hash_text(CAST(subject_id AS text))) AS subjects
+          FROM st GROUP BY site_id
+          UNION ALL
+          SELECT 'trip', NULL, origin_cell, dest_cell, origin_site_id, dest_site_id,
+                 count(*)::int, sum(distance_m), sum(moving_s)::bigint, '{{}}'::int[],
+                 hll_add_agg(hll_hash_text(CAST(subject_id AS text)))
+          FROM tr GROUP BY origin_cell, dest_cell, origin_site_id, dest_site_id
+        )
+        INSERT INTO release_travel_atoms (tenant_id, bucket, atom, kind, site_id, origin_cell,
+                                          dest_cell, origin_site, dest_site, records,
+                                          distance_m, moving_s, dwells, subjects)
+        SELECT :tenant_id, :t_from, row_number() OVER (), a.* FROM a
+        """
+    )
+
+
+_BASIS = """
+    a AS (
+      SELECT x.*, date_trunc(:bucket, x.bucket, 'UTC') AS b
+      FROM release_travel_atoms x WHERE x.bucket >= :t_from AND x.bucket < :t_to {where}
+    ),
+    per_day AS (
+      SELECT {keys}, bucket, hll_cardinality(hll_union_agg(subjects)) AS s
+      FROM a GROUP BY {keys}, bucket
+    ),
+    md AS (SELECT {keys}, round(min(s))::bigint AS min_day_subjects FROM per_day
+           GROUP BY {keys})"""
+
+
+def travel_from_basis():
+    """Per bucket (day or ISO week, clipped to the range): distinct subjects, trips, stops,
+    distance, moving time and the smallest daily subject count."""
+    return text("WITH " + _BASIS.format(where="", keys="b") + """
+        SELECT a.b AS bucket,
+               round(hll_cardinality(hll_union_agg(a.subjects)))::bigint AS subjects,
+               coalesce(sum(a.records) FILTER (WHERE a.kind = 'trip'), 0)::bigint AS trips,
+               coalesce(sum(a.records) FILTER (WHERE a.kind = 'stop'), 0)::bigint AS stops,
+               sum(a.distance_m) AS distance_m, sum(a.moving_s)::bigint AS moving_s,
+               min(md.min_day_subjects) AS min_day_subjects
+        FROM a JOIN md USING (b)
+        GROUP BY a.b ORDER BY a.b
+        """)
+
+
+def visits_from_basis():
+    """Per site (as frozen) and bucket: visits, distinct subjects, median and p90 dwell,
+    the smallest daily subject count."""
+    return text("WITH " + _BASIS.format(where="AND x.kind = 'stop' AND x.site_id IS NOT NULL",
+                                        keys="site_id, b") + """,
+        g AS (
+          SELECT site_id, b, sum(records)::bigint AS visits,
+                 round(hll_cardinality(hll_union_agg(subjects)))::bigint AS subjects
+          FROM a GROUP BY site_id, b
+        ),
+        dw AS (
+          SELECT a.site_id, a.b,
+                 percentile_cont(0.5) WITHIN GROUP (ORDER BY d) AS median_dwell_s,
+                 percentile_cont(0.9) WITHIN GROUP (ORDER BY d) AS p90_dwell_s
+          FROM a CROSS JOIN LATERAL unnest(a.dwells) AS d GROUP BY a.site_id, a.b
+        )
+        SELECT g.site_id, s.name AS site, g.b AS bucket, g.visits, g.subjects,
+               dw.median_dwell_s, dw.p90_dwell_s, md.min_day_subjects
+        FROM g JOIN dw USING (site_id, b) JOIN md USING (site_id, b)
+        LEFT JOIN sites s ON s.site_id = g.site_id
+        ORDER BY s.name, g.site_id, g.b
+        """)
+
+
+def od_from_basis(resolution: int | None):
+    """Trips and distinct subjects per zone pair over the range: sites as frozen ('' outside
+    any site), or H3 cells at `resolution` (trips kept coarser are left out)."""
+    if resolution is None:
+        origin, dest = (f"coalesce(x.origin_site, {_NO_SITE})",
+                        f"coalesce(x.dest_site, {_NO_SITE})")
+        where = "AND x.kind = 'trip'"
+        show = "coalesce(CAST(NULLIF({0}, " + _NO_SITE + ") AS text), '')"
+    else:
+        res = int(resolution)
+        origin = f"govern_h3_parent(x.origin_cell, {res})"
+        dest = f"govern_h3_parent(x.dest_cell, {res})"
+        where = (f"AND x.kind = 'trip' AND ((x.origin_cell >> 52) & 15) >= {res} "
+                 f"AND ((x.dest_cell >> 52) & 15) >= {res}")
+        show = "lpad(to_hex({0}), 15, '0')"
+    return text(
+        f"""
+        WITH a AS (
+          SELECT {origin} AS o, {dest} AS d, x.bucket, x.records, x.subjects
+          FROM release_travel_atoms x
+          WHERE x.bucket >= :t_from AND x.bucket < :t_to {where}
+        ),
+        per_day AS (
+          SELECT o, d, bucket, hll_cardinality(hll_union_agg(subjects)) AS s
+          FROM a GROUP BY o, d, bucket
+        )
+        SELECT {show.format("a.o")} AS origin, {show.format("a.d")} AS destination,
+               a.o AS origin_key, a.d AS dest_key,
+               sum(a.records)::bigint AS trips,
+               round(hll_cardinality(hll_union_agg(a.subjects)))::bigint AS subjects,
+               (SELECT round(min(p.s))::bigint FROM per_day p
+                WHERE p.o = a.o AND p.d = a.d) AS min_day_subjects
+        FROM a GROUP BY a.o, a.d
+        ORDER BY trips DESC, 1, 2
+        """
+    )
+
 # ---- individual travel -----------------------------------------------------------------------
 
 _END = """CASE WHEN x.precision_m >= :precision THEN ST_SetSRID(ST_MakePoint(x.{0}_lon,

@@ -26,7 +26,7 @@ def z(t: dt.datetime) -> str:
 @pytest.fixture
 def crowd(tenant, make_tracked):
     """Subjects who post under an aggregate purpose; returns a function to add one."""
-    tenant.patch("/v1/policy", {"k_min_subjects": 3})
+    tenant.patch("/v1/policy", {"k_min_subjects": 3, "release_delay_hours": 0})
     n = {"i": 0}
 
     def add(place, when: list[dt.datetime]):
@@ -99,6 +99,7 @@ def test_only_analysts_owners_and_admins(tenant):
 
 
 def test_without_dp_only_aligned_periods_are_released(tenant):
+    tenant.patch("/v1/policy", {"release_delay_hours": 0})  # last week may have just ended
     resp = heatmap(tenant, midnight(2), midnight(1) + dt.timedelta(hours=1))
     assert resp.status_code == 422
     assert resp.get_json()["error"]["code"] == "unaligned_period"

@@ -45,6 +45,11 @@ def demo(app, sessions, database_url):
     from govern.demo import seed_demo
 
     seeded = seed_demo(sessions, days=1, n_subjects=6, progress=False)
+    # the demo's one day is yesterday: released at once, without the settling delay
+    resp = app.test_client().patch(
+        "/v1/policy", json={"release_delay_hours": 0},
+        headers={"Authorization": f"Bearer {seeded['tokens']['owner']}"})
+    assert resp.status_code == 200, resp.get_json()
     seeded["travel"] = add_travel(app, seeded["tenant_id"], seeded["tokens"]["owner"])
     yield seeded
     _empty_tables(database_url)

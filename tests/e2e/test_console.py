@@ -52,10 +52,17 @@ def test_heatmap_renders_the_demo_hexagons(server, demo, page):
     expect(page.locator("#heatmap-stats")).to_contain_text("suppressed (under k)")
     expect(page.locator("#heatmap-stats")).to_contain_text("k = 3")
 
-    # a week is a period the API releases without noise, too
+    expect(page.locator("#report-withheld")).to_contain_text("same answer")
+
+    # a week is a period the API releases without noise, too: the newest closed one (the
+    # demo's day is in it only when today is a Monday)
     page.select_option("select[name=period]", "week")
     page.click("#heatmap-show")
     expect(page.locator("#heatmap-stats")).to_contain_text("exact · week")
+    # asked again, the day is the answer first given
+    page.select_option("select[name=period]", "day")
+    page.click("#heatmap-show")
+    expect(page.locator("#report-withheld")).to_contain_text("this is that same answer")
     expect(cells.first).to_be_visible()
 
 

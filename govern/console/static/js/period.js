@@ -1,5 +1,6 @@
 // Period pickers for aggregate reports. Without differential privacy the API releases only
-// whole UTC days, ISO weeks (Monday to Monday) and calendar months; with it, whole hours.
+// whole UTC days, ISO weeks (Monday to Monday) and calendar months that have ended and
+// settled (the tenant's release_delay_hours); with it, whole hours.
 
 import { h, select } from './ui.js';
 
@@ -63,16 +64,25 @@ export function rangeOf(kind, value, valueTo) {
 }
 
 /**
- * A period picker: kind (day/week/month, plus hours when `hours` is true) and the matching
- * input. `picker.range()` gives {from, to, label}. Defaults to the last complete UTC day.
+ * The newest day, ISO week and month whose reports are released at `now`: ended at least
+ * `delayHours` ago (the tenant's `release_delay_hours`; open periods are never released).
  */
-export function periodPicker({ hours = false, onChange } = {}) {
-  const yesterday = new Date(utcMidnight(new Date()).getTime() - DAY);
-  const defaults = {
-    day: ymd(yesterday),
-    week: isoWeek(yesterday),
-    month: ymd(yesterday).slice(0, 7),
-  };
+export function settledPeriods(now, delayHours = 24) {
+  const edge = new Date(now.getTime() - delayHours * 3_600_000);
+  const day = new Date(utcMidnight(edge).getTime() - DAY);
+  const dow = (utcMidnight(edge).getUTCDay() + 6) % 7;
+  const week = new Date(utcMidnight(edge).getTime() - (dow + 7) * DAY);
+  const month = new Date(Date.UTC(edge.getUTCFullYear(), edge.getUTCMonth() - 1, 1));
+  return { day: ymd(day), week: isoWeek(week), month: ymd(month).slice(0, 7) };
+}
+
+/**
+ * A period picker: kind (day/week/month, plus hours when `hours` is true) and the matching
+ * input. `picker.range()` gives {from, to, label}. Defaults to the newest released day
+ * (week, month): ended `delayHours` ago.
+ */
+export function periodPicker({ hours = false, onChange, delayHours = 24 } = {}) {
+  const defaults = settledPeriods(new Date(), hours ? 0 : delayHours);
   const kinds = [['day', 'Day (UTC)'], ['week', 'ISO week'], ['month', 'Month']];
   if (hours) kinds.push(['hours', 'Hours (DP)']);
   const kind = select(kinds, 'day', { name: 'period', 'aria-label': 'Period' });

@@ -4,6 +4,7 @@
 import { api, download } from '../api.js';
 import { breaks, colourFor, legend, makeMap } from '../map.js';
 import { periodPicker } from '../period.js';
+import { withheldNote } from '../withheld.js';
 import {
   busy, button, card, clear, errorBox, field, fmtNum, fmtTime, h, select, stat,
 } from '../ui.js';
@@ -16,7 +17,7 @@ const RESOLUTIONS = [
 export async function render(root) {
   const policy = await api('/v1/policy').catch(() => ({}));
   const dp = policy.dp_epsilon_per_query !== null && policy.dp_epsilon_per_query !== undefined;
-  const picker = periodPicker({ hours: dp });
+  const picker = periodPicker({ hours: dp, delayHours: policy.release_delay_hours ?? 24 });
   const resolution = select(RESOLUTIONS, 7, { name: 'resolution' });
   const metric = select([['subjects', 'distinct subjects'], ['pings', 'pings']], 'subjects',
     { name: 'metric' });
@@ -36,10 +37,12 @@ export async function render(root) {
     h('div.page-head', {}, h('h1', {}, 'Heatmap'),
       h('p.muted', {}, 'Aggregate pings per hexagon, from rollups only. A hexagon is shown '
         + `only when at least k distinct subjects (k = ${policy.k_min_subjects ?? '?'}) were `
-        + 'there on every day of the period; the others are suppressed and only counted.',
+        + 'there on every day of the period, and when it cannot be subtracted from what you '
+        + 'were shown before to reveal fewer than k people; the others are withheld and counted.',
       dp ? ' Differential privacy is on: every query spends part of today\'s budget.'
-        : ' Without differential privacy only whole UTC days, ISO weeks and months are '
-          + 'released.')),
+        : ' Without differential privacy only whole UTC days, ISO weeks and months that '
+          + `ended at least ${policy.release_delay_hours ?? 24} hours ago are released, each `
+          + 'once: asking again shows the same answer.')),
     card(null, form, message, stats),
     card(null, mapEl));
 
@@ -96,7 +99,8 @@ export async function render(root) {
               + `of ${fmtNum(budget.epsilon_per_day, 2)} today` : '')
           : stat('mode', `exact · ${p.period || ''}`, 'differential privacy off'),
         h('div.stat-note.muted', {}, `${range.from} – ${range.to}`, h('br'),
-          `generated ${fmtTime(p.generated_at)}`));
+          `generated ${fmtTime(p.generated_at)}`),
+        withheldNote(p));
       paint();
       if (fc.features.length) {
         map.fitBounds(hexLayer.getBounds(), { padding: [24, 24], maxZoom: 13 });

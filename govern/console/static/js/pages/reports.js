@@ -6,6 +6,7 @@ import { api, download } from '../api.js';
 import { barChart } from '../charts.js';
 import { makeMap } from '../map.js';
 import { periodPicker } from '../period.js';
+import { withheldNote } from '../withheld.js';
 import {
   busy, button, card, clear, errorBox, field, fmtDate, fmtNum, h, select, stat, table, tabs,
 } from '../ui.js';
@@ -67,7 +68,8 @@ export async function render(root, { args }) {
   const sites = new Map(siteList.map((s) => [s.site_id, s]));
   const known = Boolean(doc.paths && doc.paths[`/v1/reports/${kind}`]);
 
-  const picker = periodPicker({ hours: policy.dp_epsilon_per_query != null });
+  const picker = periodPicker({ hours: policy.dp_epsilon_per_query != null,
+    delayHours: policy.release_delay_hours ?? 24 });
   const params = {};
   const fields = [field('Period', picker.el)];
   if (kind !== 'od') {
@@ -139,7 +141,8 @@ export async function render(root, { args }) {
       p.mode === 'differential_privacy'
         ? stat('DP budget left today', p.budget ? fmtNum(p.budget.remaining_today, 2) : '—',
           `ε ${fmtNum(p.epsilon, 2)} spent by this report`)
-        : stat('mode', `exact · ${p.period || ''}`, 'differential privacy off')));
+        : stat('mode', `exact · ${p.period || ''}`, 'differential privacy off')),
+      withheldNote(p));
   }
 
   async function show(body) {

@@ -1,0 +1,228 @@
+"""Release modes (issue 16): what exact mode releases, against the plain k floor, and what
+it costs; the error of differential privacy's counts.
+
+Data: the reports bench's field workers (bench.reports: pings made set-wise in SQL, rollups
+derived from them as ingest would) over a 30-day calendar month. Every day, every ISO week
+inside the month and the month itself are asked at every resolution 5 to 9 (175
+heatmaps), in one seeded random order, as an analyst could:
+
+- **plain k floor** (before issue 16): k distinct subjects and k on every day, nothing
+  else (`release.Safeguards(freeze=False, complementary=False)`);
+- **exact** (the default): the same floor, then complementary suppression against every
+  heatmap already released, over the frozen basis; answers stored.
+
+Utility is the share of cells, and of the pings in them, that each mode releases of all the
+cells with data. Speed: the month at resolution 7 as the first question of the exact run
+(freezing 30 days, then the release), and the same month asked again (a replay). DP: the
+month at resolution 7 under `dp_epsilon_per_query` 0.5, median relative error of the
+released subject and ping counts against the true ones, over `--dp-runs` answers.
+
+    .venv/bin/python -m bench.release [--subjects N] [--quick] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import random
+import statistics
+import sys
+import time
+import uuid
+
+from bench.common import machine, table, throwaway_database, write_section
+from bench.reports import PURPOSES, add_cells, derive_rollups, thirty_day_month
+from bench.retention import PER_SUBJECT_DAY, DayLoad, load, make_tenant
+
+RESOLUTIONS = (5, 6, 7, 8, 9)
+K = 5
+
+
+def asks(month) -> list[tuple[str, dt.datetime, dt.datetime, int]]:
+    start = dt.datetime.combine(month[0], dt.time(0), dt.UTC)
+    end = dt.datetime.combine(month[1], dt.time(0), dt.UTC)
+    ranges = [("day", start + dt.timedelta(days=i), start + dt.timedelta(days=i + 1))
+              for i in range(30)]
+    week = start + dt.timedelta(days=(7 - start.weekday()) % 7)
+    while week + dt.timedelta(days=7) <= end:
+        ranges.append(("week", week, week + dt.timedelta(days=7)))
+        week += dt.timedelta(days=7)
+    ranges.append(("month", start, end))
+    out = [(kind, a, b, res) for kind, a, b in ranges for res in RESOLUTIONS]
+    random.Random(16).shuffle(out)
+    return out
+
+
+def run(t, principal, questions, now, safeguards, truth) -> dict:
+    """Every question under `safeguards`: released and total cells and pings, per period
+    kind and resolution."""
+    from govern.db import tenant_session
+    from govern.domain import reports
+
+    out = {}
+    for kind, a, b, res in questions:
+        with tenant_session(t.sessions, t.tenant_id) as s:
+            result = reports.heatmap(s, principal, a, b, res, now=now, safeguards=safeguards)
+        cells, pings = truth[(a, b, res)]
+        got = out.setdefault((kind, res), {"cells": 0, "pings": 0, "all_cells": 0,
+                                           "all_pings": 0})
+        got["cells"] += len(result.rows)
+        got["pings"] += sum(r["pings"] for r in result.rows)
+        got["all_cells"] += cells
+        got["all_pings"] += pings
+    return out
+
+
+def true_cells(t, questions) -> dict:
+    from govern.db import tenant_session
+    from govern.sql import reports as sql
+
+    truth = {}
+    with tenant_session(t.sessions, t.tenant_id) as s:
+        for _kind, a, b, res in questions:
+            rows = s.execute(sql.heatmap(res), {"t_from": a, "t_to": b}).all()
+            truth[(a, b, res)] = (len(rows), sum(r.pings for r in rows))
+    return truth
+
+
+def timed_heatmap(t, principal, a, b, res, now) -> tuple[float, object]:
+    from govern.db import tenant_session
+    from govern.domain import reports
+
+    t0 = time.perf_counter()
+    with tenant_session(t.sessions, t.tenant_id) as s:
+        result = reports.heatmap(s, principal, a, b, res, now=now)
+    return time.perf_counter() - t0, result
+
+
+def dp_error(t, principal, month, now, runs: int) -> dict:
+    from govern.db import tenant_session
+    from govern.domain import reports
+    from govern.domain.policy import update_policy
+    from govern.sql import reports as sql
+
+    a = dt.datetime.combine(month[0], dt.time(0), dt.UTC)
+    b = dt.datetime.combine(month[1], dt.time(0), dt.UTC)
+    with tenant_session(t.sessions, t.tenant_id) as s:
+        update_policy(s, t.tenant_id, "bench", {"dp_epsilon_per_query": 0.5,
+                                                "dp_epsilon_per_day": 1000.0})
+        true = {r.cell: r for r in s.execute(sql.heatmap(7), {"t_from": a, "t_to": b})}
+    subj, pings, released = [], [], []
+    for _ in range(runs):
+        with tenant_session(t.sessions, t.tenant_id) as s:
+            result = reports.heatmap(s, principal, a, b, 7, now=now)
+        released.append(len(result.rows))
+        for row in result.rows:
+            r = true[row["cell"]]
+            subj.append(abs(row["subjects"] - r.subjects) / r.subjects)
+            pings.append(abs(row["pings"] - r.pings) / max(r.pings, 1))
+    return {"subjects": statistics.median(subj) if subj else None,
+            "pings": statistics.median(pings) if pings else None,
+            "released": statistics.median(released), "cells": len(true)}
+
+
+def pct(a: int, b: int) -> str:
+    return f"{100 * a / b:.1f}%" if b else "—"
+
+
+def bench(args) -> str:
+    from govern.auth import Principal
+
+    month = thirty_day_month(dt.datetime.now(dt.UTC).date())
+    days = [month[0] + dt.timedelta(days=k) for k in range(30)]
+    now = dt.datetime.combine(month[1], dt.time(0), dt.UTC) + dt.timedelta(days=3)
+    started = time.perf_counter()
+    with throwaway_database() as db:
+        t = make_tenant(db, "bench-release", {}, PURPOSES)
+        mask = t.mask("navigation", "analytics")
+        n = load(db, [DayLoad(t.tenant_id, d, mask, 10, s0, min(s0 + 100, args.subjects))
+                      for d in days for s0 in range(0, args.subjects, 100)])
+        add_cells(db)
+        rollups = derive_rollups(db, t)
+        print(f"{n:,} pings, {rollups:,} rollups", file=sys.stderr)
+        principal = Principal(t.tenant_id, "member", None, member_id=uuid.uuid4(),
+                              role="owner")
+        questions = asks(month)
+        truth = true_cells(t, questions)
+        a = dt.datetime.combine(month[0], dt.time(0), dt.UTC)
+        b = dt.datetime.combine(month[1], dt.time(0), dt.UTC)
+        first_s, first = timed_heatmap(t, principal, a, b, 7, now)
+        replays = [timed_heatmap(t, principal, a, b, 7, now)[0] for _ in range(5)]
+        from govern.domain import release
+
+        exact = run(t, principal, questions, now, release.FULL, truth)
+        plain = run(t, principal, questions, now,
+                    release.Safeguards(freeze=False, complementary=False), truth)
+        dp = dp_error(t, principal, month, now, args.dp_runs)
+        server = db.server_version
+    total_s = time.perf_counter() - started
+
+    rows = []
+    for kind in ("day", "week", "month"):
+        for res in RESOLUTIONS:
+            p, e = plain.get((kind, res)), exact.get((kind, res))
+            if p is None:
+                continue
+            rows.append([kind, res, f"{p['all_cells']:,}",
+                         pct(p["cells"], p["all_cells"]), pct(e["cells"], e["all_cells"]),
+                         pct(p["pings"], p["all_pings"]), pct(e["pings"], e["all_pings"])])
+    tot = {m: {k: sum(v[k] for v in mode.values()) for k in ("cells", "all_cells", "pings",
+                                                             "all_pings")}
+           for m, mode in (("plain", plain), ("exact", exact))}
+    rows.append(["all 175", "", f"{tot['plain']['all_cells']:,}",
+                 pct(tot["plain"]["cells"], tot["plain"]["all_cells"]),
+                 pct(tot["exact"]["cells"], tot["exact"]["all_cells"]),
+                 pct(tot["plain"]["pings"], tot["plain"]["all_pings"]),
+                 pct(tot["exact"]["pings"], tot["exact"]["all_pings"])])
+    utility = table(["period", "res", "cells with data", "cells: plain k floor",
+                     "cells: exact", "pings: plain k floor", "pings: exact"], rows,
+                    "llrrrrr")
+    dp_line = (f"{100 * dp['subjects']:.0f}% for subjects and {100 * dp['pings']:.0f}% for "
+               f"pings" if dp["subjects"] is not None else "no cell was released")
+    return f"""Run: `python -m bench.release {' '.join(args.argv)}` on {machine()}, PostgreSQL
+{server}, {total_s / 60:.0f} minutes in all. {args.subjects} field workers
+({PER_SUBJECT_DAY:,} pings a worker-day) over the 30-day month {month[0]:%B %Y}: {n:,}
+pings, {rollups:,} hourly rollup rows; k = {K}. Every day, ISO week inside the month and the
+month, at resolutions 5 to 9, asked in one seeded random order (175 heatmaps).
+
+{utility}
+
+Share of the cells with data released, and of the pings in them. "Plain k floor" is the
+release before issue 16 (k distinct subjects, and k on every day); "exact" adds
+complementary suppression against every heatmap released before, so that no difference
+of released numbers isolates fewer than k people (see [privacy](privacy.md)).
+
+Speed of exact mode: the month at resolution 7 as the tenant's first question took
+{first_s * 1000:.0f} ms (freezing the 30 days' basis from the hourly rollups, the floor
+and the complementary check; {len(first.rows):,} cells released); asked again, it is
+replayed from the ledger in {statistics.median(replays) * 1000:.1f} ms (median of 5).
+
+Differential privacy (`dp_epsilon_per_query` 0.5, the month at resolution 7, {args.dp_runs}
+answers): median relative error of the released counts {dp_line}; a median of
+{dp['released']:.0f} of {dp['cells']:,} cells released per answer.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.release", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subjects", type=int, default=27,
+                        help=f"field workers ({PER_SUBJECT_DAY:,} pings a day; 27 is 1M "
+                             "pings in the month)")
+    parser.add_argument("--dp-runs", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="a tiny smoke run")
+    parser.add_argument("--write", action="store_true",
+                        help="update the Release modes section of docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    args.argv = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--write"]
+    if args.quick:
+        args.subjects, args.dp_runs = 6, 2
+    text = bench(args)
+    print(text)
+    if args.write and not args.quick:
+        write_section("Release modes", text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,379 @@
+"""The one release path of every aggregate report (heatmap, travel, visits, origin-
+destination): period rules, retention edges, the k floor, complementary suppression
+against what the tenant was already given, noise and budget under differential privacy,
+and the metadata that says what was withheld and why.
+
+Exact mode (no differential privacy, the default). A report is released only for a whole
+UTC day, ISO week or calendar month that has closed and settled (`release_delay_hours`
+after its end, for late uploads). Its first release is computed from a *frozen basis*:
+each UTC day's aggregates are copied once (per family: the heatmap's cells from the
+rollups, travel's stops and trips grouped by site and cell) and never change afterwards,
+so late pings, ageing, withdrawals and redrawn sites reach no release of that day. The
+answer is then stored and replayed verbatim whenever it is asked again. Before it is
+stored, every candidate group is checked against every group of the same family already
+released to the tenant (`govern.policy.release.complementary`): no number it releases,
+added to or subtracted from any numbers released before, can isolate 1 to k-1 people.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from govern.errors import ApiError, Invalid
+from govern.models import Purpose
+from govern.policy import release as rules
+from govern.sql import release as sql
+
+MAX_DP_RANGE = dt.timedelta(days=92)
+
+
+@dataclass(frozen=True)
+class Safeguards:
+    """The protections of exact mode, all on in production. The attack suite and the bench
+    switch them off one by one to show what each one stops; nothing else does."""
+
+    settle: bool = True  # only periods that have ended, plus the settling delay
+    freeze: bool = True  # frozen daily basis, answers stored and replayed
+    aligned_edges: bool = True  # retention and purpose windows cut at whole days
+    complementary: bool = True  # secondary suppression against what was released
+
+
+FULL = Safeguards()
+
+
+@dataclass
+class Release:
+    """A released report: its rows and how they were protected."""
+
+    rows: list[dict]
+    k: int
+    mode: str
+    period: str | None = None
+    withheld: dict[str, int] = field(default_factory=dict)
+    released_at: dt.datetime | None = None
+    replayed: bool = False
+    epsilon: float | None = None
+    budget: dict = field(default_factory=dict)
+    retention_days: int | None = None
+
+    @property
+    def suppressed(self) -> int:
+        return sum(n for r, n in self.withheld.items() if r in ("below_k", "sticky",
+                                                                "complementary"))
+
+    def explain(self) -> list[dict]:
+        """What was withheld and why, one entry per reason, in an analyst's words."""
+        return [{"reason": reason, "count": n,
+                 "explanation": rules.REASONS[reason].format(k=self.k,
+                                                             days=self.retention_days)}
+                for reason, n in sorted(self.withheld.items()) if n]
+
+    def meta(self) -> dict:
+        return {"k_min_subjects": self.k, "suppressed": self.suppressed, "mode": self.mode,
+                "period": self.period, "epsilon": self.epsilon,
+                "budget": self.budget or None, "withheld": self.explain(),
+                "released_at": self.released_at.isoformat() if self.released_at else None,
+                "replayed": self.replayed}
+
+
+# ---- period rules -----------------------------------------------------------------------------
+
+def check_range(policy: dict, t_from: dt.datetime, t_to: dt.datetime, now: dt.datetime,
+                safeguards: Safeguards = FULL) -> str | None:
+    """The aligned period asked for (exact mode), or None under DP; 422 for a range the
+    tenant's policy does not allow to be released yet or at all."""
+    if t_to <= t_from:
+        raise Invalid("'to' must be after 'from'.", {"to": ["must be after from"]})
+    if policy["dp_epsilon_per_query"] is None:
+        period = rules.aligned_period(t_from, t_to)
+        if period is None:
+            raise Invalid(
+                "Without differential privacy, reports are released only for whole UTC "
+                "days, ISO weeks (Monday to Monday) or calendar months; ask for one of those, "
+                "or have an admin turn differential privacy on.",
+                {"from": ["must start a UTC day, ISO week or month"],
+                 "to": ["must end that same day, week or month"]}, code="unaligned_period")
+        ready = rules.settled_at(t_to, policy["release_delay_hours"])
+        if now < ready and safeguards.settle:
+            raise Invalid(
+                f"This {period} is released once it has ended and late uploads have had "
+                f"{policy['release_delay_hours']} hours to arrive: from "
+                f"{ready.astimezone(dt.UTC).isoformat()}.",
+                {"to": [f"released from {ready.astimezone(dt.UTC).isoformat()}"]},
+                code="period_not_settled")
+        return period
+    if not all(t.minute == 0 and t.second == 0 and t.microsecond == 0 for t in (t_from, t_to)):
+        raise Invalid("from and to must be whole hours (rollups are hourly).",
+                      {"from": ["whole hours"], "to": ["whole hours"]})
+    if t_to - t_from > MAX_DP_RANGE:
+        raise Invalid(f"A report may span at most {MAX_DP_RANGE.days} days.",
+                      {"to": [f"at most {MAX_DP_RANGE.days} days after from"]})
+    return None
+
+
+# ---- exact mode -------------------------------------------------------------------------------
+
+@dataclass
+class Candidate:
+    """A group a report would release: its row, the numbers the floor judges, and the basis
+    atoms it covers (release_groups columns)."""
+
+    row: dict
+    subjects: int
+    min_day_subjects: int
+    group: dict
+
+
+@dataclass
+class ExactSpec:
+    family: str  # 'heatmap' or 'travel': the basis the report reads
+    report: str  # the ledger's name for the answer ('heatmap', 'travel', 'visits', 'od')
+    group_report: str  # release_groups.report of its groups
+    key: str  # the parameters that identify one answer
+    candidates: Callable[[Session], list[Candidate]]
+
+
+def _dump(rows: list[dict]) -> list[dict]:
+    def enc(v):
+        if isinstance(v, dt.datetime):
+            return v.astimezone(dt.UTC).isoformat()
+        if isinstance(v, uuid.UUID):
+            return str(v)
+        raise TypeError(type(v))
+
+    return json.loads(json.dumps(rows, default=enc))
+
+
+def exact(session: Session, tenant_id: uuid.UUID, policy: dict, spec: ExactSpec,
+          t_from: dt.datetime, t_to: dt.datetime, period: str, now: dt.datetime,
+          safeguards: Safeguards = FULL) -> Release:
+    """The stored answer if this was released before, else the first release (frozen basis,
+    k floor, complementary suppression), stored before it is returned."""
+    k, days = policy["k_min_subjects"], policy["aggregate_retention_days"]
+    base = {"k": k, "mode": "aligned", "period": period, "retention_days": days}
+    params = {"report": spec.report, "key": spec.key}
+    stored = session.execute(sql.ANSWER, params).first() if safeguards.freeze else None
+    reason = rules.retention_state(t_from, now, days, released_before=stored is not None)
+    if reason and safeguards.aligned_edges:
+        return Release([], **base, withheld={reason: 1})
+    if stored is None:  # a first release: one at a time per tenant and family
+        session.execute(sql.LOCK, {"tenant_id": tenant_id, "family": spec.family})
+        if safeguards.freeze:
+            stored = session.execute(sql.ANSWER, params).first()
+    if stored is not None:
+        body = stored.body
+        return Release(body["rows"], **{**base, "k": body["k"]}, withheld=body["withheld"],
+                       released_at=stored.released_at, replayed=True)
+    if not safeguards.freeze:  # weakened: the basis is whatever the live data says now
+        for stmt in sql.UNFREEZE[spec.family]:
+            session.execute(stmt, {"t_from": t_from, "t_to": t_to})
+    freeze(session, tenant_id, spec.family, t_from, t_to, now,
+           None if safeguards.aligned_edges else days)
+    withheld: dict[str, int] = {}
+    passed = []
+    for c in spec.candidates(session):
+        why = rules.passes_floor(c.subjects, c.min_day_subjects, k)
+        if why:
+            withheld[why] = withheld.get(why, 0) + 1
+        else:
+            passed.append(c)
+    kept = passed
+    if safeguards.complementary:
+        kept = _complementary(session, tenant_id, spec, passed, k, t_from, t_to)
+    if len(kept) < len(passed):
+        withheld["complementary"] = len(passed) - len(kept)
+    rows = _dump([c.row for c in kept])
+    body = {"rows": rows, "k": k, "withheld": withheld}
+    if safeguards.freeze:
+        session.execute(sql.SAVE_ANSWER, {**params, "tenant_id": tenant_id,
+                                          "t_from": t_from, "t_to": t_to, "now": now,
+                                          "body": json.dumps(body)})
+    return Release(rows, **base, withheld=withheld, released_at=now)
+
+
+def _complementary(session: Session, tenant_id: uuid.UUID, spec: ExactSpec,
+                   passed: list[Candidate], k: int, t_from: dt.datetime,
+                   t_to: dt.datetime) -> list[Candidate]:
+    """Add the candidates as pending groups, withhold the ones complementary suppression
+    names until every region of the family's released groups is safe, confirm the rest."""
+    if not passed:
+        return []
+    cols = {c: [cand.group.get(c) for cand in passed] for c in sql.GROUP_COLUMNS}
+    ids = sorted(session.execute(sql.ADD_GROUPS, {"tenant_id": tenant_id, "family": spec.family,
+                                                "report": spec.group_report, **cols}).scalars())
+    by_id = dict(zip(ids, passed, strict=True))
+    pending = set(ids)
+    span = session.execute(sql.SPAN, {"family": spec.family, "t_from": t_from,
+                                      "t_to": t_to}).one()
+    while pending:
+        regions = [rules.Region(frozenset(r.groups), r.subjects) for r in session.execute(
+            sql.REGIONS[spec.family], {"lo": span.lo, "hi": span.hi})]
+        withhold = rules.complementary(regions, pending, k)
+        if not withhold:
+            if any(0 < r.subjects < k for r in regions):
+                withhold = set(pending)  # cannot be repaired by these candidates: fail safe
+            else:
+                break
+        session.execute(sql.DROP_GROUPS, {"ids": sorted(withhold)})
+        pending -= withhold
+    session.execute(sql.CONFIRM_GROUPS)
+    return [by_id[i] for i in ids if i in pending]
+
+
+def freeze(session: Session, tenant_id: uuid.UUID, family: str, t_from: dt.datetime,
+           t_to: dt.datetime, now: dt.datetime, moving_edge_days: int | None = None) -> int:
+    """Freeze the basis of every day of [t_from, t_to) not frozen yet (the caller holds the
+    family's lock and has checked the range is settled); returns the days frozen.
+    `moving_edge_days` (weakened only): cut at now minus that many days, not whole days."""
+    done = {r.day for r in session.execute(sql.FROZEN_DAYS, {"family": family,
+                                                            "t_from": t_from, "t_to": t_to})}
+    frozen = 0
+    for day in rules.days_of(t_from, t_to):
+        if day in done:
+            continue
+        if family == "heatmap":
+            cutoff = (now - dt.timedelta(days=moving_edge_days) if moving_edge_days
+                      else day)
+            atoms = session.execute(sql.FREEZE_CELLS, {"tenant_id": tenant_id, "day": day,
+                                                       "cutoff": cutoff}).rowcount
+        else:
+            atoms = _freeze_travel_day(session, tenant_id, day, now,
+                                       aligned=moving_edge_days is None)
+        session.execute(sql.MARK_FROZEN, {"tenant_id": tenant_id, "family": family,
+                                          "day": day, "now": now, "atoms": atoms})
+        frozen += 1
+    return frozen
+
+
+def usable_params(session: Session, now: dt.datetime,
+                  day: dt.datetime | None = None) -> tuple[int, dict]:
+    """Parameters of the `usable` filter (govern/sql/trips.py): the tenant's aggregate
+    purposes, which need consent (as of `now`), each one's latest withdrawal cut (`a_bits`,
+    `a_ids`: govern.policy.cutoffs) and the window each allows by record start, where the
+    window starts where govern.domain.reads.window_start says (never moving back). With
+    `day`, one window case: a purpose counts for the whole day or not at all; without it,
+    each purpose's edge now (DP reports of any hours)."""
+    from govern.domain.reads import window_start
+
+    purposes = session.scalars(select(Purpose).where(Purpose.aggregate_use,
+                                                     Purpose.archived_at.is_(None))).all()
+    params = {"now": now, "free_bits": 0, "c_bits": [], "c_ids": [],
+              "a_bits": [p.bit for p in purposes], "a_ids": [p.purpose_id for p in purposes]}
+    for p in purposes:
+        if p.requires_consent:
+            params["c_bits"].append(p.bit)
+            params["c_ids"].append(p.purpose_id)
+        else:
+            params["free_bits"] |= 1 << p.bit
+    starts = {p.bit: window_start(p, now) for p in purposes}
+    if day is not None:
+        params["wc0"] = day - dt.timedelta(microseconds=1)
+        params["wm0"] = rules.window_bits(starts.items(), day)
+        return 1, params
+    cutoffs = sorted(set(starts.values()), reverse=True)
+    for i, cutoff in enumerate(cutoffs):
+        params[f"wc{i}"] = cutoff
+        params[f"wm{i}"] = sum(1 << bit for bit, start in starts.items() if start <= cutoff)
+    return len(cutoffs), params
+
+
+FREEZE_DAYS_BACK = 62  # the scheduler freezes settled days this far back at most
+
+
+def freeze_settled(sessions, tenant_id: uuid.UUID, now: dt.datetime) -> int:
+    """The scheduler's part (with the rollup periods job): freeze every settled day of the
+    last FREEZE_DAYS_BACK that is not frozen yet, for both families, one transaction per
+    family, so a first release reads the basis instead of building it. Exact mode only."""
+    from govern.db import tenant_session
+    from govern.domain.policy import current_policy
+
+    with tenant_session(sessions, tenant_id) as s:
+        policy = current_policy(s)
+    if policy["dp_epsilon_per_query"] is not None:
+        return 0
+    edge = rules.settled_at(now, -policy["release_delay_hours"])  # days ended before it
+    last = dt.datetime.combine(edge.astimezone(dt.UTC).date(), dt.time(0), dt.UTC)
+    first = max(last - dt.timedelta(days=FREEZE_DAYS_BACK),
+                rules.retention_cutoff(now, policy["aggregate_retention_days"]))
+    frozen = 0
+    for family in ("heatmap", "travel"):
+        with tenant_session(sessions, tenant_id) as s:
+            s.execute(sql.LOCK, {"tenant_id": tenant_id, "family": family})
+            frozen += freeze(s, tenant_id, family, first, last, now)
+    return frozen
+
+
+def _freeze_travel_day(session: Session, tenant_id: uuid.UUID, day: dt.datetime,
+                       now: dt.datetime, aligned: bool = True) -> int:
+    from govern.sql import trips as trips_sql
+
+    cases, params = usable_params(session, now, day if aligned else None)
+    return session.execute(trips_sql.freeze_travel_basis(cases), {
+        **params, "tenant_id": tenant_id, "t_from": day,
+        "t_to": day + rules.DAY}).rowcount
+
+
+def expire(session: Session, now: dt.datetime, retention_days: int) -> None:
+    """Aggregate retention of releases: every answer, group and basis day any part of which
+    is past the window (the retention run, with the rollups)."""
+    cutoff = rules.retention_cutoff(now, retention_days)
+    for stmt in sql.EXPIRE:
+        session.execute(stmt, {"cutoff": cutoff})
+
+
+# ---- differential privacy ------------------------------------------------------------------
+
+def charge_budget(session: Session, tenant_id: uuid.UUID, epsilon: float, eps_day: float,
+                  now: dt.datetime) -> dict:
+    """Charge one query to the tenant's daily budget (all aggregate reports share it), or
+    refuse with 429 until 00:00 UTC."""
+    from govern.sql import reports as reports_sql
+
+    today = now.astimezone(dt.UTC).date()
+    charged = session.execute(reports_sql.CHARGE_BUDGET, {
+        "tenant_id": tenant_id, "day": today, "epsilon": epsilon, "limit": eps_day}).first()
+    if charged is None:
+        used = session.execute(reports_sql.BUDGET_SPENT, {"day": today}).scalar()
+        tomorrow = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(0), dt.UTC)
+        retry = int((tomorrow - now).total_seconds()) + 1
+        raise ApiError(429, f"Today's privacy budget is spent ({used:g} of {eps_day:g}); "
+                            "it renews at 00:00 UTC.", code="privacy_budget_spent",
+                       details={"epsilon_per_query": epsilon, "epsilon_per_day": eps_day,
+                                "spent_today": used}, headers={"Retry-After": str(retry)})
+    return {"epsilon_per_day": eps_day, "spent_today": charged.spent,
+            "remaining_today": max(eps_day - charged.spent, 0)}
+
+
+def noisy(session: Session, tenant_id: uuid.UUID, policy: dict, kind: str, rows,
+          measures: list[str], shape: Callable[[object, dict], dict],
+          now: dt.datetime) -> Release:
+    """Noise on every measure of every group under the daily budget; the k floor on the
+    noisy subject count."""
+    from govern.privacy.dp import Noise
+
+    k = policy["k_min_subjects"]
+    noise = Noise.of(kind, policy["dp_epsilon_per_query"])
+    budget = charge_budget(session, tenant_id, noise.epsilon, policy["dp_epsilon_per_day"],
+                           now)
+    noisy_values = {m: noise.counts(m, [getattr(r, m) for r in rows])
+                    for m in ("subjects", *measures)}
+    out, suppressed = [], 0
+    for n, r in enumerate(rows):
+        values = {m: max(noisy_values[m][n], 0) for m in noisy_values}
+        if noisy_values["subjects"][n] >= k:
+            if kind == "visits":
+                values["median_dwell_s"] = noise.quantile("median", r.dwells)
+                values["p90_dwell_s"] = noise.quantile("p90", r.dwells)
+            out.append(shape(r, values))
+        else:
+            suppressed += 1
+    withheld = {"below_k": max(noise.count("suppressed", suppressed), 0)}
+    return Release(_dump(out), k, "differential_privacy", withheld=withheld,
+                   epsilon=noise.epsilon, budget=budget, released_at=now)

@@ -1,0 +1,129 @@
+"""Pure rules of exact (noise-free) aggregate releases: which periods may be released and
+when, where the retention edge falls, which cells pass the k floor, and which candidate
+groups complementary suppression must withhold. No database, no clock: `now` is passed in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+DAY = dt.timedelta(days=1)
+# A released group is never computed when a group it could be differenced against might
+# start before the retention edge: the longest period (a month) plus the week that can
+# straddle it.
+EDGE_MARGIN = dt.timedelta(days=38)
+
+# Why something was withheld, in words an analyst understands.
+REASONS = {
+    "below_k": "fewer than {k} distinct people",
+    "sticky": "a day of the period has fewer than {k} distinct people there",
+    "complementary": "withheld so that it cannot be subtracted from figures already "
+                     "released to recover a group of fewer than {k} people",
+    "past_retention": "this period is older than the aggregate retention "
+                      "({days} days); its figures are no longer kept",
+    "near_retention_edge": "this period was never released and is too close to the "
+                           "aggregate retention edge to be released safely now",
+}
+
+
+def aligned_period(t_from: dt.datetime, t_to: dt.datetime) -> str | None:
+    """'day', 'week' (ISO, Monday to Monday) or 'month' when the range is exactly one, in
+    UTC; else None."""
+    a, b = t_from.astimezone(dt.UTC), t_to.astimezone(dt.UTC)
+    if a.time() != dt.time(0) or b.time() != dt.time(0):
+        return None
+    days = (b.date() - a.date()).days
+    if days == 1:
+        return "day"
+    if days == 7 and a.weekday() == 0:
+        return "week"
+    next_month = (a.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    if a.day == 1 and b.date() == next_month.date():
+        return "month"
+    return None
+
+
+def settled_at(t_to: dt.datetime, delay_hours: int) -> dt.datetime:
+    """When a period ending at `t_to` may first be released: after it has closed and the
+    settling delay for late uploads has passed."""
+    return t_to + dt.timedelta(hours=delay_hours)
+
+
+def days_of(t_from: dt.datetime, t_to: dt.datetime) -> list[dt.datetime]:
+    """The UTC day starts of an aligned range."""
+    out, d = [], t_from.astimezone(dt.UTC)
+    while d < t_to:
+        out.append(d)
+        d += DAY
+    return out
+
+
+def retention_cutoff(now: dt.datetime, retention_days: int) -> dt.datetime:
+    """Aggregate retention, aligned to whole UTC days: a day is kept while all of it is
+    within the window."""
+    edge = (now - dt.timedelta(days=retention_days)).astimezone(dt.UTC)
+    start = dt.datetime.combine(edge.date(), dt.time(0), dt.UTC)
+    return start if start == edge else start + DAY
+
+
+def retention_state(t_from: dt.datetime, now: dt.datetime, retention_days: int,
+                    released_before: bool) -> str | None:
+    """None when the period may be served; else the reason it is withheld whole. A period
+    already released is served while all of it is within retention; one never released is
+    computed only while every period it could be differenced against is too."""
+    cutoff = retention_cutoff(now, retention_days)
+    if t_from < cutoff:
+        return "past_retention"
+    if not released_before and t_from < cutoff + EDGE_MARGIN:
+        return "near_retention_edge"
+    return None
+
+
+def window_bits(starts: Iterable[tuple[int, dt.datetime]], day: dt.datetime) -> int:
+    """The purpose bits (bit, window start now) whose window holds the whole day: a record
+    counts for a day either under all of it or not at all, never up to a moving edge."""
+    return sum(1 << bit for bit, start in starts if day >= start)
+
+
+def passes_floor(subjects: int, min_day_subjects: int, k: int) -> str | None:
+    """None when a group passes the primary rule, else why not: k distinct subjects, and k
+    on every day it has data (sticky, so a period never exposes a small day)."""
+    if subjects < k:
+        return "below_k"
+    if min_day_subjects < k:
+        return "sticky"
+    return None
+
+
+@dataclass(frozen=True)
+class Region:
+    """A cell of the Venn diagram of released groups: basis atoms that lie in exactly the
+    same released groups (`groups`), and the distinct subjects among them."""
+
+    groups: frozenset[int]
+    subjects: int
+
+
+def complementary(regions: Iterable[Region], pending: set[int], k: int) -> set[int]:
+    """Candidate groups to withhold so that no region rests on 1 to k-1 subjects.
+
+    Every set an analyst can compute from released numbers by adding and subtracting them
+    is a union of regions, so if each region has none or at least k subjects, so does
+    every difference. A region in a candidate group is merged away by withholding that
+    candidate; a region in previously released groups only (a candidate took atoms out of
+    it) by withholding the candidates that did. Withholding only merges regions, and a
+    merge of safe regions is safe, so repeating this until nothing is returned terminates
+    at worst with every candidate withheld (the previously released state, safe)."""
+    regions = list(regions)
+    by_released: dict[frozenset[int], set[int]] = {}
+    for r in regions:
+        released = r.groups - pending
+        by_released.setdefault(released, set()).update(r.groups & pending)
+    withhold: set[int] = set()
+    for r in regions:
+        if 0 < r.subjects < k:
+            mine = r.groups & pending
+            withhold |= mine if mine else by_released.get(r.groups - pending, set())
+    return withhold

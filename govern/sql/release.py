@@ -1,0 +1,138 @@
+"""Release SQL: freezing a day's basis, reading released groups back as regions of their
+Venn diagram, and the ledger of answers (govern.domain.release)."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+NO_SITE = "'00000000-0000-0000-0000-000000000000'::uuid"
+
+# One release at a time per tenant and family: the complementary check reads the groups
+# already released and must see every one committed before its own.
+LOCK = text("SELECT pg_advisory_xact_lock(hashtext('govern.release'), "
+            "hashtext(CAST(:tenant_id AS text) || :family))")
+
+FROZEN_DAYS = text(
+    "SELECT day FROM release_days WHERE family = :family AND day >= :t_from AND day < :t_to"
+)
+MARK_FROZEN = text(
+    """
+    INSERT INTO release_days (tenant_id, family, day, frozen_at, atoms)
+    VALUES (:tenant_id, :family, :day, :now, :atoms)
+    """
+)
+
+# The heatmap basis of one UTC day: the hourly rollups summed per resolution-9 cell. Late
+# pings that reach the rollups afterwards are in no release.
+FREEZE_CELLS = text(
+    """
+    INSERT INTO release_cell_atoms (tenant_id, bucket, cell, r8, r7, r6, r5, pings, subjects)
+    SELECT :tenant_id, :day, cell, min(r8), min(r7), min(r6), min(r5), sum(pings),
+           hll_union_agg(subjects)
+    FROM rollups
+    WHERE bucket >= :day AND bucket < :day + interval '1 day' AND bucket >= :cutoff
+    GROUP BY cell
+    """
+)
+
+# Weakened configurations only (tests, bench): forget a frozen basis.
+UNFREEZE = {
+    "heatmap": [text("DELETE FROM release_cell_atoms WHERE bucket >= :t_from "
+                     "AND bucket < :t_to"),
+                text("DELETE FROM release_days WHERE family = 'heatmap' "
+                     "AND day >= :t_from AND day < :t_to")],
+    "travel": [text("DELETE FROM release_travel_atoms WHERE bucket >= :t_from "
+                    "AND bucket < :t_to"),
+               text("DELETE FROM release_days WHERE family = 'travel' "
+                    "AND day >= :t_from AND day < :t_to")],
+}
+
+ANSWER = text("SELECT body, released_at FROM release_answers "
+              "WHERE report = :report AND key = :key")
+SAVE_ANSWER = text(
+    """
+    INSERT INTO release_answers (tenant_id, report, key, t_from, t_to, released_at, body)
+    VALUES (:tenant_id, :report, :key, :t_from, :t_to, :now, CAST(:body AS jsonb))
+    """
+)
+
+GROUP_COLUMNS = ("t_from", "t_to", "res", "cell", "site_id", "origin_cell", "dest_cell",
+                 "origin_site", "dest_site")
+ADD_GROUPS = text(
+    """
+    INSERT INTO release_groups (tenant_id, family, report, t_from, t_to, res, cell, site_id,
+                                origin_cell, dest_cell, origin_site, dest_site)
+    SELECT :tenant_id, :family, :report, u.t_from, u.t_to, u.res, u.cell, u.site_id,
+           u.origin_cell, u.dest_cell, u.origin_site, u.dest_site
+    FROM unnest(CAST(:t_from AS timestamptz[]), CAST(:t_to AS timestamptz[]),
+                CAST(:res AS smallint[]), CAST(:cell AS bigint[]), CAST(:site_id AS uuid[]),
+                CAST(:origin_cell AS bigint[]), CAST(:dest_cell AS bigint[]),
+                CAST(:origin_site AS uuid[]), CAST(:dest_site AS uuid[]))
+         WITH ORDINALITY AS u(t_from, t_to, res, cell, site_id, origin_cell, dest_cell,
+                              origin_site, dest_site, n)
+    ORDER BY u.n
+    RETURNING group_id  -- identities follow the insertion order: sorted, they map to n
+    """
+)
+DROP_GROUPS = text("DELETE FROM release_groups WHERE group_id = ANY(:ids) AND pending")
+CONFIRM_GROUPS = text("UPDATE release_groups SET pending = false WHERE pending")
+
+# The span of days any region touching [t_from, t_to) can cover: a region lies inside each
+# of its groups, so the groups overlapping the range bound it.
+SPAN = text(
+    """
+    SELECT least(CAST(:t_from AS timestamptz), min(t_from)) AS lo,
+           greatest(CAST(:t_to AS timestamptz), max(t_to)) AS hi
+    FROM release_groups WHERE family = :family AND t_from < :t_to AND t_to > :t_from
+    """
+)
+
+_REGIONS = """
+    WITH m AS ({membership}),
+    sig AS (
+      SELECT bucket, {atom}, array_agg(group_id ORDER BY group_id) AS groups
+      FROM m GROUP BY bucket, {atom}
+    )
+    SELECT s.groups, round(hll_cardinality(hll_union_agg(a.subjects)))::bigint AS subjects
+    FROM sig s JOIN {table} a ON a.bucket = s.bucket AND a.{atom} = s.{atom}
+    GROUP BY s.groups
+"""
+
+_CELL_MEMBERSHIP = " UNION ALL ".join(
+    f"""SELECT a.bucket, a.cell, g.group_id FROM release_cell_atoms a
+        JOIN release_groups g ON g.family = 'heatmap' AND g.res = {res}
+         AND g.cell = a.{col} AND a.bucket >= g.t_from AND a.bucket < g.t_to
+        WHERE a.bucket >= :lo AND a.bucket < :hi"""
+    for res, col in ((9, "cell"), (8, "r8"), (7, "r7"), (6, "r6"), (5, "r5")))
+
+_TRAVEL_MEMBERSHIP = f"""
+    SELECT a.bucket, a.atom, g.group_id FROM release_travel_atoms a
+    JOIN release_groups g ON g.family = 'travel' AND a.bucket >= g.t_from
+     AND a.bucket < g.t_to AND (
+       g.report = 'travel'
+       OR (g.report = 'visits' AND a.kind = 'stop' AND a.site_id = g.site_id)
+       OR (g.report = 'od_sites' AND a.kind = 'trip'
+           AND coalesce(a.origin_site, {NO_SITE}) = g.origin_site
+           AND coalesce(a.dest_site, {NO_SITE}) = g.dest_site)
+       OR (g.report = 'od_h3' AND a.kind = 'trip'
+           AND ((a.origin_cell >> 52) & 15) >= g.res AND ((a.dest_cell >> 52) & 15) >= g.res
+           AND govern_h3_parent(a.origin_cell, g.res) = g.origin_cell
+           AND govern_h3_parent(a.dest_cell, g.res) = g.dest_cell))
+    WHERE a.bucket >= :lo AND a.bucket < :hi
+"""
+
+REGIONS = {
+    "heatmap": text(_REGIONS.format(membership=_CELL_MEMBERSHIP, atom="cell",
+                                    table="release_cell_atoms")),
+    "travel": text(_REGIONS.format(membership=_TRAVEL_MEMBERSHIP, atom="atom",
+                                   table="release_travel_atoms")),
+}
+
+# Aggregate retention of the release tables (the retention run, with the rollups).
+EXPIRE = [
+    text("DELETE FROM release_cell_atoms WHERE bucket < :cutoff"),
+    text("DELETE FROM release_travel_atoms WHERE bucket < :cutoff"),
+    text("DELETE FROM release_days WHERE day < :cutoff"),
+    text("DELETE FROM release_groups WHERE t_from < :cutoff"),
+    text("DELETE FROM release_answers WHERE t_from < :cutoff"),
+]

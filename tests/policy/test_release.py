@@ -1,0 +1,65 @@
+"""The pure rules of exact releases: periods, settling, retention edges, window bits and
+complementary suppression."""
+
+import datetime as dt
+
+from govern.policy import release as rules
+
+UTC = dt.UTC
+
+
+def at(*args) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=UTC)
+
+
+def test_aligned_periods():
+    assert rules.aligned_period(at(2026, 3, 9), at(2026, 3, 10)) == "day"
+    assert rules.aligned_period(at(2026, 3, 9), at(2026, 3, 16)) == "week"  # a Monday
+    assert rules.aligned_period(at(2026, 3, 10), at(2026, 3, 17)) is None
+    assert rules.aligned_period(at(2026, 2, 1), at(2026, 3, 1)) == "month"
+    assert rules.aligned_period(at(2026, 3, 9), at(2026, 3, 9, 1)) is None
+
+
+def test_a_period_settles_after_its_end_plus_the_delay():
+    assert rules.settled_at(at(2026, 3, 10), 24) == at(2026, 3, 11)
+    assert rules.settled_at(at(2026, 3, 10), 0) == at(2026, 3, 10)
+
+
+def test_retention_is_cut_at_whole_days():
+    assert rules.retention_cutoff(at(2026, 5, 9, 10), 60) == at(2026, 3, 11)
+    assert rules.retention_cutoff(at(2026, 5, 9), 60) == at(2026, 3, 10)
+    now = at(2026, 5, 9, 10)  # 60 days back is 10:00 on 10 March: that day is gone whole
+    assert rules.retention_state(at(2026, 3, 10), now, 60, True) == "past_retention"
+    assert rules.retention_state(at(2026, 3, 11), now, 60, True) is None
+    assert rules.retention_state(at(2026, 3, 11), now, 60, False) == "near_retention_edge"
+    assert rules.retention_state(at(2026, 4, 18), now, 60, False) is None
+
+
+def test_a_purpose_counts_for_a_whole_day_or_not_at_all():
+    def starts(now):  # bit 0 keeps 30 days, bit 1 a year
+        return [(0, now - dt.timedelta(days=30)), (1, now - dt.timedelta(days=365))]
+
+    day = at(2026, 3, 9)
+    assert rules.window_bits(starts(day + dt.timedelta(days=30)), day) == 0b11
+    assert rules.window_bits(starts(day + dt.timedelta(days=30, hours=1)), day) == 0b10
+
+
+def region(groups, subjects):
+    return rules.Region(frozenset(groups), subjects)
+
+
+def test_complementary_withholds_the_candidate_that_holds_a_small_region():
+    # 1 released (parent, 12), 2 candidate (child, 11): the parent's remainder has 1 person
+    regions = [region({1, 2}, 11), region({1}, 1)]
+    assert rules.complementary(regions, {2}, 5) == {2}
+    # candidate parent 2 over released child 1: the small region lies in the candidate
+    assert rules.complementary([region({1, 2}, 11), region({2}, 1)], {2}, 5) == {2}
+    # nothing small, or nothing at all left over: nothing to withhold
+    assert rules.complementary([region({1, 2}, 11), region({1}, 5)], {2}, 5) == set()
+    assert rules.complementary([region({1, 2}, 11)], {2}, 5) == set()
+
+
+def test_floor_and_sticky():
+    assert rules.passes_floor(5, 5, 5) is None
+    assert rules.passes_floor(4, 4, 5) == "below_k"
+    assert rules.passes_floor(9, 1, 5) == "sticky"
