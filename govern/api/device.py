@@ -7,7 +7,7 @@ from flask import current_app
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from govern.api.common import actor_kwargs, commit, db
+from govern.api.common import actor_kwargs, commit, db, request_now
 from govern.api.requests import RequestSchema
 from govern.api.schemas import CollectionWindows, JsonObject, StrictBoolean
 from govern.api.subjects import ConsentEventSchema, ConsentInSchema, event_view
@@ -59,7 +59,8 @@ def record_consent(body):
     event = consents.record_consent(
         db(), p.tenant_id, p.subject_id, purpose_key=body["purpose"], status=body["status"],
         at=body["at"], policy_version=body["policy_version"], evidence=body["evidence"],
-        source="device", actor=ctx["actor"], request_id=ctx["request_id"])
+        source="device", actor=ctx["actor"], request_id=ctx["request_id"],
+        now=request_now())
     commit()
     return event_view(event, body["purpose"])
 

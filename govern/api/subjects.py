@@ -7,7 +7,7 @@ import datetime as dt
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from govern.api.common import actor_kwargs, commit, db
+from govern.api.common import actor_kwargs, commit, db, request_now
 from govern.api.schemas import (
     CollectionWindows,
     Instant,
@@ -174,7 +174,8 @@ def record_consent(body, subject_id):
     event = consents.record_consent(
         db(), ctx["tenant_id"], subject_id, purpose_key=body["purpose"], status=body["status"],
         at=body["at"], policy_version=body["policy_version"], evidence=body["evidence"],
-        source="admin", actor=ctx["actor"], request_id=ctx["request_id"])
+        source="admin", actor=ctx["actor"], request_id=ctx["request_id"],
+        now=request_now())
     commit()
     return event_view(event, body["purpose"])
 

@@ -72,8 +72,11 @@ def check_consent_time(at: dt.datetime, source: str, now: dt.datetime) -> None:
 def record_consent(session: Session, tenant_id: uuid.UUID, subject_id: uuid.UUID, *,
                    purpose_key: str, status: str, at: dt.datetime | None, policy_version: str,
                    evidence: dict, source: str, actor: str,
-                   request_id: str | None = None) -> ConsentEvent:
-    now = dt.datetime.now(dt.UTC)
+                   request_id: str | None = None,
+                   now: dt.datetime | None = None) -> ConsentEvent:
+    """`now`: the instant the event is recorded (the request's); `at` may lie before it
+    within MAX_BACKDATE for its source, never after it."""
+    now = now or dt.datetime.now(dt.UTC)
     at = at or now
     check_consent_time(at, source, now)
     check_evidence(evidence)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import uuid
 from collections import defaultdict
 
 import h3.api.basic_int as h3
@@ -21,7 +22,7 @@ from sqlalchemy import text
 
 from govern.auth import Principal
 from govern.db import tenant_session
-from govern.domain import release, reports, trips
+from govern.domain import consents, release, reports, trips
 from govern.errors import ApiError
 
 UTC = dt.UTC
@@ -349,7 +350,12 @@ class TravelWorld(World):
     def subject(self, name: str) -> str:
         if name not in self.subjects:
             sid = self.tenant.subject(name)["subject_id"]
-            self.tenant.consent(sid, "analytics", at=dt.datetime(2026, 1, 1, tzinfo=UTC))
+            with self.session() as s:  # recorded in the world's time, whatever today is
+                consents.record_consent(
+                    s, self.tenant.tenant_id, uuid.UUID(sid), purpose_key="analytics",
+                    status="granted", at=dt.datetime(2026, 1, 1, tzinfo=UTC),
+                    policy_version="v1", evidence={"form": "test"}, source="admin",
+                    actor="test", now=MARCH)
             self.subjects[name] = sid
         return self.subjects[name]
 
