@@ -9,7 +9,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from tests.e2e.harness import CHROMIUM, VIEWPORT, Server, add_travel, launch
+from tests.e2e.harness import CHROMIUM, VIEWPORT, Server, launch
 
 
 @pytest.fixture(autouse=True)
@@ -39,12 +39,11 @@ def _empty_tables(database_url: str) -> None:
 
 @pytest.fixture(scope="package")
 def demo(app, sessions, database_url):
-    """The demo tenant: one day of movement of 6 subjects, with sites and trips when travel
-    reports exist; its tokens per role."""
+    """The demo tenant as `govern demo` seeds it (sites, trips built), with one day of
+    movement of 6 subjects; its tokens per role."""
     from govern.demo import seed_demo
 
     seeded = seed_demo(sessions, days=1, n_subjects=6, progress=False)
-    seeded["travel"] = add_travel(app, seeded["tenant_id"], seeded["tokens"]["owner"])
     yield seeded
     _empty_tables(database_url)
 

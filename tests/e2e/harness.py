@@ -52,30 +52,6 @@ def demo_day() -> dt.date:
     return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 
 
-def add_travel(app, tenant_id: str, owner_token: str) -> bool:
-    """Sites at the demo's places, and stops and trips built from its pings (as the
-    scheduler's trips job would), when this govern has travel reports; else False."""
-    import uuid
-
-    from govern.demo import SITES
-
-    try:
-        from govern.domain.trips import build_tenant
-    except ImportError:
-        return False
-    client = app.test_client()
-    for name, lat, lon in SITES:
-        resp = client.post("/v1/sites", headers={"Authorization": f"Bearer {owner_token}"},
-                           json={"name": name, "geometry": {"type": "Point",
-                                                            "coordinates": [lon, lat]},
-                                 "radius_m": 150, "kind": "depot" if "Depot" in name else None})
-        if resp.status_code == 404:
-            return False
-        assert resp.status_code == 201, resp.get_json()
-    build_tenant(app.extensions["govern"].sessions, uuid.UUID(tenant_id))
-    return True
-
-
 def sign_in(page, base_url: str, token: str) -> None:
     page.goto(f"{base_url}/console")
     page.fill("#token", token)
