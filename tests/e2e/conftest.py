@@ -6,10 +6,14 @@ itself, as tests elsewhere do); the tables are emptied when the package is done.
 
 from __future__ import annotations
 
+import re
+
 import psycopg
 import pytest
 
 from tests.e2e.harness import CHROMIUM, VIEWPORT, Server, launch
+
+OUTSIDE = re.compile(r"^https?://(?!127\.0\.0\.1[:/])")
 
 
 @pytest.fixture(autouse=True)
@@ -69,6 +73,9 @@ def page(browser):
     """A fresh browser context (its own sessionStorage); fails the test on a script error."""
     context = browser.new_context(viewport=VIEWPORT, locale="en-GB", timezone_id="UTC")
     context.set_default_timeout(10_000)
+    # nothing leaves the machine: the default basemap's tiles (OpenStreetMap) fail at once,
+    # as without a network, and the console falls back to its offline basemap
+    context.route(OUTSIDE, lambda route: route.abort("internetdisconnected"))
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))

@@ -1,8 +1,8 @@
 // Heatmap: released H3 cells of a fixed period (or whole hours under differential privacy),
-// on the offline basemap; suppressed cells are only counted, as the API reports them.
+// on the basemap; suppressed cells are only counted, as the API reports them.
 
 import { api, download } from '../api.js';
-import { breaks, colourFor, legend, makeMap } from '../map.js';
+import { breaks, colourFor, disposeMap, legend, makeMap } from '../map.js';
 import { periodPicker } from '../period.js';
 import {
   busy, button, card, clear, errorBox, field, fmtNum, fmtTime, h, select, stat,
@@ -47,6 +47,7 @@ export async function render(root) {
   let hexLayer = null;
   let legendCtl = null;
   let last = null;
+  let gone = false;
 
   function paint() {
     if (hexLayer) hexLayer.remove();
@@ -81,6 +82,7 @@ export async function render(root) {
       const fc = await api('/v1/reports/heatmap', {
         query: { from: range.from, to: range.to, resolution: resolution.value },
       });
+      if (gone || !mapEl.isConnected) return; // the page was left while it loaded
       last = fc;
       const p = fc.properties || {};
       const budget = p.budget;
@@ -124,5 +126,5 @@ export async function render(root) {
   }));
   metric.addEventListener('change', paint);
   await load();
-  return () => map.remove();
+  return () => { gone = true; disposeMap(map); };
 }

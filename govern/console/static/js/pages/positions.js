@@ -2,7 +2,7 @@
 // audited individual read, at no finer precision than the purpose allows.
 
 import { api } from '../api.js';
-import { makeMap } from '../map.js';
+import { disposeMap, makeMap } from '../map.js';
 import {
   busy, button, card, clear, errorBox, field, fmtTime, h, select, table,
 } from '../ui.js';
@@ -15,8 +15,13 @@ export async function render(root, { me }) {
     h('p.muted', {}, 'The latest position of each subject whose consent for the purpose is '
       + 'active, at the purpose\'s precision. Each load is recorded in the audit log.')));
   if (!readable.length) {
-    root.append(h('div.alert.info', {}, `No purpose lets the role "${me.role}" read individual `
-      + 'positions. A purpose\'s reader roles are set on the Policy page.'));
+    const individual = purposes.filter((p) => p.individual_access);
+    root.append(h('div.alert.info.who-may', {}, `No purpose lets the role "${me.role}" read `
+      + 'individual positions. ', individual.length
+      ? `${individual.map((p) => `${p.title} is read by ${(p.reader_roles || []).join(', ')
+        || 'nobody'}`).join('; ')}. `
+      : 'No purpose allows individual reads. ',
+    'A purpose\'s reader roles are set on the Policy page.'));
     return null;
   }
   const purpose = select(readable.map((p) => [p.key, `${p.title} (${p.precision_m} m)`]),
@@ -62,5 +67,5 @@ export async function render(root, { me }) {
     }
   }
   await refresh();
-  return () => map.remove();
+  return () => disposeMap(map);
 }
