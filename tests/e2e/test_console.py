@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.e2e.harness import sign_in
+from tests.e2e.harness import demo_day, sign_in
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
@@ -177,3 +177,38 @@ def test_a_zone_is_drawn_on_the_map_saved_and_deleted(server, demo, page):
     page.once("dialog", lambda dialog: dialog.accept())
     row.get_by_role("button", name="Delete").click()
     expect(page.locator("#zones-list tbody tr")).to_have_count(6)
+
+
+def test_a_subjects_track_and_travel_are_read_under_a_purpose_and_audited(server, demo, page):
+    sign_in(page, server.url, demo["tokens"]["owner"])
+    page.goto(f"{server.url}/console#/subjects")
+    page.get_by_role("link", name="worker-001").first.click()
+    card = page.locator("#subject-track")
+    expect(card.locator("select[name=track_purpose]")).to_have_value("time_tracking")
+    expect(card.locator("input[name=track_day]")).to_have_value(demo_day().isoformat())
+    card.locator("#track-show").click()
+    expect(page.locator("#track-map path.track-line")).to_have_count(1)
+    points = int(card.get_attribute("data-points"))
+    assert points > 50
+    expect(page.locator("#track-stats")).to_contain_text("250 m")
+    travel = page.locator("#subject-travel")
+    expect(travel.locator("tbody tr").first).to_contain_text("km")
+    expect(travel).to_contain_text("Depot Moabit")  # trips end at the demo's sites
+
+    # both reads are in the audit log, under the subject's reference and the owner's email
+    page.goto(f"{server.url}/console#/audit")
+    page.fill("input[name=action]", "read")
+    page.fill("input[name=subject_ref]", "worker-001")
+    page.click("#audit-log button[type=submit]")
+    for action in ("read.track", "read.travel"):
+        entry = page.locator(f"#audit-log tr[data-action='{action}']").first
+        expect(entry).to_contain_text("owner@demo.example")
+        expect(entry).to_contain_text("worker-001")
+
+
+def test_a_dispatcher_cannot_read_a_track_under_time_tracking(server, demo, page):
+    """A role the purpose does not name gets the API's refusal, not an empty map."""
+    resp = page.request.get(
+        f"{server.url}/v1/subjects/{demo['device']['subject_id']}/track?purpose=time_tracking",
+        headers={"Authorization": f"Bearer {demo['tokens']['dispatcher']}"})
+    assert resp.status == 403
