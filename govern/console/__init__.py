@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, current_app, jsonify, send_from_directory
+from flask import Blueprint, Response, current_app, jsonify, request, send_from_directory
 
 STATIC = Path(__file__).parent / "static"
 
@@ -58,6 +58,32 @@ def console_config():
     resp = jsonify({"tiles": tiles})
     resp.headers["Cache-Control"] = "no-cache"
     return resp
+
+
+MAX_CELLS = 200
+
+
+@bp.route("/console/h3")
+def h3_cells():
+    """Centres and hexagons of H3 cells, for drawing a report's cells on the map: geometry
+    only (an H3 index is a place, not data), at most MAX_CELLS per call."""
+    import h3
+
+    from govern.errors import Invalid
+
+    cells = [c for c in request.args.get("cells", "").split(",") if c]
+    if not cells or len(cells) > MAX_CELLS:
+        raise Invalid(f"cells: 1 to {MAX_CELLS} comma-separated H3 indexes",
+                      {"cells": [f"Give 1 to {MAX_CELLS} cells."]})
+    bad = [c for c in cells if not h3.is_valid_cell(c)]
+    if bad:
+        raise Invalid("cells: not an H3 index", {"cells": [f"Not an H3 index: {bad[0][:20]}"]})
+    out = {}
+    for cell in cells:
+        lat, lon = h3.cell_to_latlng(cell)
+        out[cell] = {"lat": lat, "lon": lon,
+                     "boundary": [list(p) for p in h3.cell_to_boundary(cell)]}
+    return jsonify({"cells": out})
 
 
 @bp.route("/console/static/<path:filename>")

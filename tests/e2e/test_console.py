@@ -212,3 +212,39 @@ def test_a_dispatcher_cannot_read_a_track_under_time_tracking(server, demo, page
         f"{server.url}/v1/subjects/{demo['device']['subject_id']}/track?purpose=time_tracking",
         headers={"Authorization": f"Bearer {demo['tokens']['dispatcher']}"})
     assert resp.status == 403
+
+
+def test_a_dispatcher_sees_positions_with_their_age_and_stale_ones_flagged(server, demo, page):
+    sign_in(page, server.url, demo["tokens"]["dispatcher"])
+    expect(page).to_have_url(re.compile(r"#/positions$"))
+    rows = page.locator(".page[data-page=positions] tbody tr")
+    expect(rows.first).to_be_visible()
+    # the demo's movement ended yesterday: every latest position is hours old
+    expect(page.locator(".stale-note")).to_contain_text("older than 30 minutes")
+    assert rows.count() == page.locator("tbody .badge", has_text="stale").count() > 0
+    expect(page.locator("#positions-map path.position.stale")).to_have_count(rows.count())
+    # the age as the page computes it, at fixed instants
+    ages = page.evaluate("""async () => {
+        const { age } = await import('/console/static/js/pages/positions.js');
+        const now = Date.parse('2026-03-02T12:00:00Z');
+        return ['2026-03-02T11:56:00Z', '2026-03-02T09:55:00Z', '2026-02-28T08:00:00Z',
+                '2026-03-02T12:01:00Z'].map((t) => age(t, now));
+    }""")
+    assert ages == ["4 min", "2 h 05 min", "2 d 4 h", "0 min"]
+
+
+def test_od_between_cells_is_drawn_on_the_map_with_named_cells(server, demo, page):
+    sign_in(page, server.url, demo["tokens"]["analyst"])
+    page.goto(f"{server.url}/console#/reports/od")
+    expect(page.locator("#report-out")).to_contain_text("→")
+    page.select_option("select[name=zones]", "h3:5")  # coarse: pairs reach k
+    page.locator("form.toolbar button[type=submit]").click()
+    out = page.locator("#report-out")
+    expect(out.locator("tbody tr").first).to_contain_text("cell 1 (")
+    assert not re.search(r"\b8[0-9a-f]{14}\b", out.locator("tbody").inner_text()), (
+        "no raw H3 index in the table")
+    expect(page.locator("#report-map path.od-cell").first).to_be_attached()
+    expect(page.locator("#report-map path.od-flow").first).to_be_attached()
+    pairs = out.locator("tbody tr").count()
+    expect(out.locator(".card h2", has_text="released")).to_have_text(
+        f"{pairs} pair{'' if pairs == 1 else 's'} released")
