@@ -268,15 +268,24 @@ def serve(bind, workers):
     bind = bind or f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
     workers = workers or int(os.environ.get("WEB_WORKERS", 2 * (os.cpu_count() or 1)))
     _prometheus_dir()
-    # gunicorn's control socket under var/ (its default is in the home directory)
-    control = ROOT / "var" / f"gunicorn-{bind.rsplit(':', 1)[-1]}.ctl"
-    control.parent.mkdir(parents=True, exist_ok=True)
     args = [sys.executable, "-m", "gunicorn", "--chdir", str(ROOT), "--bind", bind,
-            "--control-socket", str(control),
+            *_control_socket(bind),
             "--workers", str(workers), "--access-logfile", "-", "--access-logformat",
             '{"gunicorn": "access", "status": %(s)s, "path": "%(U)s", "ms": %(M)s}',
             "--graceful-timeout", "20", "--timeout", "60", "wsgi:app"]
     os.execv(sys.executable, args)
+
+
+def _control_socket(bind: str) -> list[str]:
+    """Recent gunicorns (27 here) open a control socket, by default in the home directory:
+    put it under var/, one per port (a gunicorn without the setting gets nothing)."""
+    from gunicorn.config import KNOWN_SETTINGS
+
+    if not any(s.name == "control_socket" for s in KNOWN_SETTINGS):
+        return []
+    control = ROOT / "var" / f"gunicorn-{bind.rsplit(':', 1)[-1]}.ctl"
+    control.parent.mkdir(parents=True, exist_ok=True)
+    return ["--control-socket", str(control)]
 
 
 def _prometheus_dir() -> None:

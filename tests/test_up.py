@@ -69,6 +69,8 @@ def test_up_prints_the_tokens_once_the_server_listens(database_url, tmp_path):
         up.until(lambda line: line.startswith("govern is serving"))
         # printed only once gunicorn answers, not when it was started
         assert _get(port, "/healthz") == 200
+        # gunicorn's control socket is under var/, not in the home directory
+        assert (ROOT / "var" / f"gunicorn-{port}.ctl").is_socket()
         up.until(lambda line: line.startswith("demo tokens"))
         block = [up.until(lambda line: True) for _ in range(8)]
     finally:

@@ -20,3 +20,18 @@ def test_h3_cells_refuse_bad_input_with_the_error_body(client):
         assert resp.status_code == 422, query
         assert resp.get_json()["error"]["code"] == "validation_failed"
         assert "cells" in resp.get_json()["error"]["details"]
+
+
+def test_the_root_points_to_the_console(client):
+    browser = client.get("/", headers={"Accept": "text/html,application/xhtml+xml,"
+                                                 "application/xml;q=0.9,*/*;q=0.8"})
+    assert browser.status_code == 302 and browser.headers["Location"].endswith("/console")
+    plain = client.get("/", headers={"Accept": "*/*"})
+    assert plain.status_code == 200
+    assert plain.get_json()["console"] == "/console" and plain.get_json()["api"] == "/v1"
+
+
+def test_metrics_name_their_charset_once(client):
+    content_type = client.get("/metrics").headers["Content-Type"]
+    assert content_type.count("charset") == 1, content_type
+    assert content_type.startswith("text/plain; version=")

@@ -54,6 +54,8 @@ def test_heatmap_renders_the_demo_hexagons(server, demo, page):
 
     # a week is a period the API releases without noise, too
     page.select_option("select[name=period]", "week")
+    year, week, _ = demo_day().isocalendar()  # the default is last week: the demo's may be this
+    page.fill("input[name=week]", f"{year}-W{week:02d}")
     page.click("#heatmap-show")
     expect(page.locator("#heatmap-stats")).to_contain_text("exact · week")
     expect(cells.first).to_be_visible()
@@ -131,7 +133,7 @@ def test_subject_consent_devices_and_requests(server, demo, page):
     form = page.locator("form.inline-form", has_text="New request")
     form.locator("select[name=kind]").select_option("erasure")
     form.locator("button[type=submit]").click()
-    expect(page.locator(".card", has_text="Export and erasure requests")).to_contain_text(
+    expect(page.locator(".card", has_text="Access and erasure requests")).to_contain_text(
         "erasure")
 
 
@@ -248,3 +250,30 @@ def test_od_between_cells_is_drawn_on_the_map_with_named_cells(server, demo, pag
     pairs = out.locator("tbody tr").count()
     expect(out.locator(".card h2", has_text="released")).to_have_text(
         f"{pairs} pair{'' if pairs == 1 else 's'} released")
+
+
+def test_periods_default_to_the_last_complete_day_week_and_month(server, page):
+    page.goto(f"{server.url}/console")
+    got = page.evaluate("""async () => {
+        const { lastComplete } = await import('/console/static/js/period.js');
+        return ['2026-03-02T00:30:00Z', '2026-01-01T10:00:00Z', '2026-01-05T23:59:00Z',
+                '2026-03-04T12:00:00Z'].map((t) => lastComplete(new Date(t)));
+    }""")
+    assert got == [
+        {"day": "2026-03-01", "week": "2026-W09", "month": "2026-02"},  # a Monday
+        {"day": "2025-12-31", "week": "2025-W52", "month": "2025-12"},  # new year, Thursday
+        {"day": "2026-01-04", "week": "2026-W01", "month": "2025-12"},  # W01 began in 2025
+        {"day": "2026-03-03", "week": "2026-W09", "month": "2026-02"},  # mid-week
+    ]
+
+
+def test_leaving_the_heatmap_while_it_zooms_raises_no_page_error(server, demo, page):
+    """Leaflet ends a zoom animation on a timer that outlives the map's removal; leaving the
+    page mid-zoom used to raise `_leaflet_pos` of undefined (the fixture fails on any error)."""
+    sign_in(page, server.url, demo["tokens"]["analyst"])
+    page.wait_for_selector("#heatmap-map path.hex-cell")
+    page.click("#heatmap-map .leaflet-control-zoom-in")  # its end is a 250 ms timer
+    page.click("#nav a[data-page=reports]")
+    expect(page.locator("#report-out tbody tr").first).to_be_visible()
+    # a later, longer timer fires after Leaflet's (timers run by due time, at any speed)
+    page.wait_for_function("() => new Promise((done) => setTimeout(() => done(true), 300))")

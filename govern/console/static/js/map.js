@@ -152,9 +152,14 @@ export async function makeMap(el, { center = [50, 10], zoom = 4 } = {}) {
   return map;
 }
 
-/** Remove a map even while it pans or zooms (Leaflet would throw on its removed panes). */
+/**
+ * Remove a map even while it pans or zooms. Leaflet 1.9's zoom animation ends on a timer that
+ * remove() does not clear, and then moves panes that are gone (`_leaflet_pos` of undefined);
+ * marking the animation over makes that timer a no-op.
+ */
 export function disposeMap(map) {
   try {
+    map._animatingZoom = false; // eslint-disable-line no-underscore-dangle
     map.stop();
     map.off();
     map.remove();

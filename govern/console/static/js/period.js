@@ -62,17 +62,25 @@ export function rangeOf(kind, value, valueTo) {
   return null;
 }
 
+/** The last complete UTC day, ISO week and calendar month before `now`. */
+export function lastComplete(now) {
+  const today = utcMidnight(now);
+  const yesterday = new Date(today.getTime() - DAY);
+  const lastMonth = new Date(Date.UTC(today.getUTCFullYear(), today.getUTCMonth() - 1, 1));
+  return {
+    day: ymd(yesterday),
+    week: isoWeek(new Date(today.getTime() - 7 * DAY)), // the week before this one
+    month: ymd(lastMonth).slice(0, 7),
+  };
+}
+
 /**
  * A period picker: kind (day/week/month, plus hours when `hours` is true) and the matching
- * input. `picker.range()` gives {from, to, label}. Defaults to the last complete UTC day.
+ * input. `picker.range()` gives {from, to, label}. Each kind defaults to its last complete
+ * period (yesterday, last week, last month).
  */
 export function periodPicker({ hours = false, onChange } = {}) {
-  const yesterday = new Date(utcMidnight(new Date()).getTime() - DAY);
-  const defaults = {
-    day: ymd(yesterday),
-    week: isoWeek(yesterday),
-    month: ymd(yesterday).slice(0, 7),
-  };
+  const defaults = lastComplete(new Date());
   const kinds = [['day', 'Day (UTC)'], ['week', 'ISO week'], ['month', 'Month']];
   if (hours) kinds.push(['hours', 'Hours (DP)']);
   const kind = select(kinds, 'day', { name: 'period', 'aria-label': 'Period' });

@@ -4,7 +4,7 @@
 
 import { api, download } from '../api.js';
 import { barChart } from '../charts.js';
-import { makeMap } from '../map.js';
+import { disposeMap, makeMap } from '../map.js';
 import { periodPicker } from '../period.js';
 import {
   busy, button, card, clear, errorBox, field, fmtDate, fmtNum, h, select, stat, table, tabs,
@@ -155,7 +155,7 @@ export async function render(root, { args }) {
     clear(message);
     const q = query();
     if (!q) { message.append(errorBox({ message: 'Pick a complete period first.' })); return; }
-    if (map) { map.remove(); map = null; }
+    if (map) { disposeMap(map); map = null; }
     clear(out);
     try {
       const body = await api(`/v1/reports/${kind}`, { query: q });
@@ -334,7 +334,7 @@ export async function render(root, { args }) {
   }));
 
   await go();
-  return () => { if (map) map.remove(); };
+  return () => { if (map) disposeMap(map); };
 }
 
 /** Any other answer: its scalar properties and its first list, as tables. */

@@ -1,4 +1,4 @@
-// Subjects: consent state and history, devices, legal holds, and export and erasure requests
+// Subjects: consent state and history, devices, legal holds, and access and erasure requests
 // with their due dates. Writes (owner, admin) go through the same API as everything else.
 
 import { all, api, download } from '../api.js';
@@ -12,6 +12,9 @@ const WRITERS = ['owner', 'admin'];
 
 export async function render(root, ctx) {
   const { items: subjects } = await all('/v1/subjects', 'subjects', { limit: 500 });
+  // by reference, numbers in order (worker-2 before worker-10)
+  subjects.sort((a, b) => a.external_ref.localeCompare(b.external_ref, 'en',
+    { numeric: true }));
   const names = new Map(subjects.map((s) => [s.subject_id, s]));
   if (ctx.args[0]) return detail(root, ctx, ctx.args[0], names);
   return overview(root, ctx, subjects, names);
@@ -35,7 +38,7 @@ function overview(root, ctx, subjects, names) {
     h('div.page-head', {}, h('h1', {}, 'Subjects'),
       h('p.muted', {}, 'The tracked people, their requests and legal holds. Open a subject '
         + 'for consent, devices and history.')),
-    card('Export and erasure requests', reqEl),
+    card('Access and erasure requests', reqEl),
     card('Legal holds', holdsEl),
     card('All subjects', h('div.toolbar', {}, filter), listEl));
 
@@ -81,8 +84,8 @@ function requests(el, { writer, names, subjectId, onChange }) {
       clear(out, table([
         subjectId ? null : { key: 'subject_id', label: 'subject',
           render: (r) => subjectLink(r.subject_id, names) },
-        { key: 'kind', label: 'kind', render: (r) => badge(r.kind === 'access' ? 'export'
-          : 'erasure', r.kind === 'erasure' ? 'warn' : '') },
+        { key: 'kind', label: 'kind',
+          render: (r) => badge(r.kind, r.kind === 'erasure' ? 'warn' : '') },
         { key: 'status', label: 'status', render: (r) => badge(r.status,
           r.status === 'completed' ? 'ok' : '') },
         { key: 'received_at', label: 'received', render: (r) => fmtDate(r.received_at) },
@@ -100,11 +103,11 @@ function requests(el, { writer, names, subjectId, onChange }) {
   function actions(r) {
     if (r.status !== 'open') return '';
     if (r.kind === 'access') {
-      const b = button('Export bundle', () => busy(b, async () => {
+      const b = button('Download access bundle', () => busy(b, async () => {
         try {
           await download(`/v1/requests/${r.request_id}/bundle`, {},
             `subject-${r.subject_id}.zip`);
-          toast('Export downloaded; the request is completed.');
+          toast('Access bundle downloaded; the request is completed.');
           load();
         } catch (err) { message.append(errorBox(err)); }
       }), { kind: 'small' });
@@ -133,7 +136,7 @@ function requests(el, { writer, names, subjectId, onChange }) {
 }
 
 function newRequestForm(subjectId, reload) {
-  const kind = select([['access', 'export (access)'], ['erasure', 'erasure']], 'access',
+  const kind = select([['access', 'access (a copy of everything held)'], ['erasure', 'erasure']], 'access',
     { name: 'kind' });
   const note = h('input', { type: 'text', name: 'note', placeholder: 'e.g. email of 3 Feb' });
   const received = h('input', { type: 'date', name: 'received_at' });
@@ -251,7 +254,7 @@ async function detail(root, ctx, id, names) {
     card('Track and travel', trackEl),
     card('Consent history', historyEl),
     card('Legal holds', holdsEl),
-    card('Export and erasure requests', reqEl));
+    card('Access and erasure requests', reqEl));
 
   async function loadConsent() {
     try {
