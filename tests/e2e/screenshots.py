@@ -154,6 +154,9 @@ def main() -> None:
 
             page.get_by_role("link", name="worker-002").first.click()
             page.wait_for_selector("#consent-history tbody tr")
+            page.click("#track-show")
+            page.wait_for_selector("#track-map path.track-line")
+            page.wait_for_selector("#subject-travel tbody tr")
             shoot(page, out / "console-subject.png", full=True)
 
             page.click("#sign-out")

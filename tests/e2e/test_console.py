@@ -4,6 +4,7 @@ them."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
@@ -277,3 +278,22 @@ def test_leaving_the_heatmap_while_it_zooms_raises_no_page_error(server, demo, p
     expect(page.locator("#report-out tbody tr").first).to_be_visible()
     # a later, longer timer fires after Leaflet's (timers run by due time, at any speed)
     page.wait_for_function("() => new Promise((done) => setTimeout(() => done(true), 300))")
+
+
+def test_an_auditor_reads_the_log_with_names_newest_first(server, demo, page):
+    day = demo_day()
+    report = page.request.get(  # an analyst's report: one audited entry by a member
+        f"{server.url}/v1/reports/heatmap?from={day}T00:00:00Z&to="
+        f"{day + dt.timedelta(days=1)}T00:00:00Z&resolution=7",
+        headers={"Authorization": f"Bearer {demo['tokens']['analyst']}"})
+    assert report.status == 200
+    sign_in(page, server.url, demo["tokens"]["auditor"])
+    log = page.locator("#audit-log")
+    expect(log.locator("tbody tr").first).to_be_visible()
+    seqs = [int(t) for t in log.locator("tbody tr td:first-child").all_inner_texts()]
+    assert seqs == sorted(seqs, reverse=True)
+    page.fill("input[name=member]", "ANALYST@demo")
+    page.click("#audit-log button[type=submit]")
+    expect(log.locator("tbody tr", has_not_text="analyst@demo.example")).to_have_count(0)
+    expect(log.locator("tbody tr[data-action^='report']").first).to_be_visible()
+    assert "member:" not in log.locator("tbody").inner_text()

@@ -97,7 +97,7 @@ export async function render(root) {
             budget ? `ε ${fmtNum(p.epsilon, 2)} spent now · ${fmtNum(budget.spent_today, 2)} `
               + `of ${fmtNum(budget.epsilon_per_day, 2)} today` : '')
           : stat('mode', `exact · ${p.period || ''}`, 'differential privacy off'),
-        h('div.stat-note.muted', {}, `${range.from} – ${range.to}`, h('br'),
+        h('div.stat-note.muted', {}, `${fmtTime(range.from)} – ${fmtTime(range.to)}`, h('br'),
           `generated ${fmtTime(p.generated_at)}`));
       paint();
       if (fc.features.length) {
