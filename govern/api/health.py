@@ -25,8 +25,18 @@ class ReadySchema(Schema):
     detail = fields.String()
 
 
+class RootSchema(Schema):
+    console = fields.String()
+    api = fields.String()
+    openapi = fields.String()
+    docs = fields.String()
+    health = fields.String()
+
+
 @blp.route("/")
 @blp.doc(security=[])
+@blp.response(200, RootSchema)
+@blp.alt_response(302, description="a browser (Accept: text/html): to /console")
 def root():
     """Where things are: a browser goes to the console, a client gets the pointers."""
     if request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html":
