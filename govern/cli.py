@@ -340,10 +340,23 @@ def serve(bind, workers):
     workers = workers or int(os.environ.get("WEB_WORKERS", 2 * (os.cpu_count() or 1)))
     _prometheus_dir()
     args = [sys.executable, "-m", "gunicorn", "--chdir", str(ROOT), "--bind", bind,
+            *_control_socket(bind),
             "--workers", str(workers), "--access-logfile", "-", "--access-logformat",
             '{"gunicorn": "access", "status": %(s)s, "path": "%(U)s", "ms": %(M)s}',
             "--graceful-timeout", "20", "--timeout", "60", "wsgi:app"]
     os.execv(sys.executable, args)
+
+
+def _control_socket(bind: str) -> list[str]:
+    """Recent gunicorns (27 here) open a control socket, by default in the home directory:
+    put it under var/, one per port (a gunicorn without the setting gets nothing)."""
+    from gunicorn.config import KNOWN_SETTINGS
+
+    if not any(s.name == "control_socket" for s in KNOWN_SETTINGS):
+        return []
+    control = ROOT / "var" / f"gunicorn-{bind.rsplit(':', 1)[-1]}.ctl"
+    control.parent.mkdir(parents=True, exist_ok=True)
+    return ["--control-socket", str(control)]
 
 
 def _prometheus_dir() -> None:
@@ -404,7 +417,12 @@ def localdb_stop():
 
 @main.command("up")
 @click.option("--demo/--no-demo", default=True, help="seed the demo on an empty database")
-def up(demo):
+@click.option("--tokens-file", type=click.Path(dir_okay=False, path_type=Path),
+              default=ROOT / "var" / "demo-tokens.txt", show_default="var/demo-tokens.txt",
+              help="where the demo's tokens are written (mode 0600) when it is seeded")
+@click.option("--demo-days", default=3, show_default=True, type=click.IntRange(1, 60))
+@click.option("--demo-subjects", default=12, show_default=True, type=click.IntRange(2, 500))
+def up(demo, tokens_file, demo_days, demo_subjects):
     """What `make run` does: database, migrations, demo, web and scheduler; Ctrl-C stops all."""
     from govern import migrate
 
@@ -417,18 +435,22 @@ def up(demo):
     config = _config()
     migrate.upgrade(config.database_url)
     click.echo("migrations applied")
+    port = os.environ.get("PORT", "8000")
+    tokens_text = None
     if demo and _no_tenants(config):
         click.echo("empty database: seeding the demo tenant (govern demo)")
         from govern.demo import seed_demo
 
-        click.echo(json.dumps(seed_demo(_owner_sessions(config)), indent=2))
-    port = os.environ.get("PORT", "8000")
+        seeded = seed_demo(_owner_sessions(config), days=demo_days, n_subjects=demo_subjects)
+        click.echo(f"demo seeded: {seeded['pings']['accepted']} pings, "
+                   f"{seeded['trips']['trips']} trips")
+        tokens_text = demo_tokens_text(seeded, f"http://127.0.0.1:{port}/console")
+        _write_private(tokens_file, tokens_text)
     env = dict(os.environ)
     procs = [
         subprocess.Popen([sys.executable, "-m", "govern.cli", "serve"], env=env),
         subprocess.Popen([sys.executable, "-m", "govern.cli", "scheduler"], env=env),
     ]
-    click.echo(f"govern is serving on http://127.0.0.1:{port} (Ctrl-C stops it)")
 
     def shutdown(*_):
         for p in procs:
@@ -438,6 +460,9 @@ def up(demo):
     signal.signal(signal.SIGINT, shutdown)
     signal.signal(signal.SIGTERM, shutdown)
     try:
+        if _wait_listening(int(port), procs[0]):
+            click.echo(f"govern is serving on http://127.0.0.1:{port} (Ctrl-C stops it)")
+            click.echo(_tokens_block(tokens_text, tokens_file))
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
     finally:
@@ -450,6 +475,59 @@ def up(demo):
         if cluster is not None:
             click.echo("stopping the local PostGIS cluster")
             cluster.stop()
+
+
+def demo_tokens_text(seeded: dict, console_url: str) -> str:
+    """The demo's tokens, one role a line: what `govern up` prints and writes to a file."""
+    lines = [f"# govern demo tenant {seeded['tenant_id']}: sign in at {console_url}",
+             "# member tokens (role, email, token); each is shown only once, keep this file"]
+    for role, token in seeded["tokens"].items():
+        lines.append(f"{role:<11} {role + '@demo.example':<24} {token}")
+    device = seeded.get("device")
+    if device:
+        lines.append(f"# a device token (worker-001's phone {device['identifier']}), "
+                     "for POST /v1/ingest")
+        lines.append(f"{'device':<11} {'worker-001':<24} {device['token']}")
+    return "\n".join(lines) + "\n"
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Written with mode 0600 from the start: tokens are never readable by others."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
+def _tokens_block(fresh: str | None, path: Path) -> str:
+    where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    rule = "-" * 78
+    if fresh:
+        return f"{rule}\ndemo tokens (also written to {where}, mode 0600):\n{fresh}{rule}"
+    if path.exists():
+        return f"{rule}\nthe demo's tokens are in {where} (written when it was seeded)\n{rule}"
+    return (f"{rule}\nno demo tokens file at {where}: the database was seeded elsewhere; "
+            "mint a token for a member with the API (POST /v1/tokens)\n{rule}")
+
+
+def _wait_listening(port: int, proc: subprocess.Popen, timeout: float = 180) -> bool:
+    """True once /healthz answers on the port; False if the server exited first."""
+    import http.client
+
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return True
+        except OSError:
+            time.sleep(0.2)
+    if proc.poll() is None:
+        click.echo(f"the web server has not answered /healthz on port {port} yet", err=True)
+    return False
 
 
 def _no_tenants(config: Config) -> bool:

@@ -47,6 +47,27 @@ def app_url_from(owner_url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{APP_ROLE}@{host}"))
 
 
+OSM_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+OSM_ATTRIBUTION = "© OpenStreetMap contributors"
+OSM_COPYRIGHT = "https://www.openstreetmap.org/copyright"
+
+
+def tile_url_from(raw: str | None) -> str | None:
+    """TILE_URL: an http(s) XYZ template with {z}, {x} and {y} ({s} is not supported: the
+    Content-Security-Policy names exactly one origin), or "none" for the offline basemap."""
+    if raw is None or raw.strip() == "":
+        return OSM_TILES
+    raw = raw.strip()
+    if raw.lower() == "none":
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc or "{" in parts.netloc \
+            or not all(p in raw for p in ("{z}", "{x}", "{y}")):
+        raise ValueError("TILE_URL must be an http(s) URL template with {z}, {x} and {y} and a "
+                         f"fixed host (or 'none'), got {raw!r}")
+    return raw
+
+
 class NoDatabase(RuntimeError):
     """No database was named, and none can be found."""
 
@@ -87,6 +108,10 @@ class Config:
     trusted_proxy_hops: int = 0
     trusted_proxies: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
+    # the console's basemap: an XYZ raster tile URL template, or None for the offline one
+    tile_url: str | None = OSM_TILES
+    tile_attribution: str = OSM_ATTRIBUTION
+    tile_attribution_url: str | None = OSM_COPYRIGHT
 
     @classmethod
     def from_env(cls, env: dict | None = None, **overrides) -> Config:
@@ -126,6 +151,9 @@ class Config:
             trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
             cors_origins=tuple(o.strip() for o in env.get("CORS_ORIGINS", "").split(",")
                                if o.strip()),
+            tile_url=tile_url_from(env.get("TILE_URL")),
+            tile_attribution=env.get("TILE_ATTRIBUTION") or OSM_ATTRIBUTION,
+            tile_attribution_url=env.get("TILE_ATTRIBUTION_URL", OSM_COPYRIGHT) or None,
         )
         values.update(overrides)
         return cls(**values)

@@ -1,6 +1,9 @@
-"""`govern demo`: a demo tenant with purposes, policy, zones, team, subjects and a few days
-of synthetic field-worker movement (commute, depot, site visits with stops), ingested
-through the same governed path as real pings."""
+"""`govern demo`: a demo tenant with purposes, policy, zones, sites, team, subjects and a few
+days of synthetic field-worker movement (commute, depot, site visits with stops), ingested
+through the same governed path as real pings, with its stops and trips built as the
+scheduler's trips job would. Every role finds something it may see: the owner and admins
+read positions and tracks (dispatch, time tracking), dispatchers positions (navigation,
+dispatch), analysts the aggregate reports (analytics), auditors the audit log."""
 
 from __future__ import annotations
 
@@ -13,10 +16,11 @@ from dataclasses import dataclass
 from tqdm import tqdm
 
 from govern.db import tenant_session
-from govern.domain import consents, policy, purposes, subjects, zones
+from govern.domain import consents, policy, purposes, sites, subjects, zones
 from govern.domain.ingest import ingest
 from govern.domain.members import invite_member
 from govern.domain.tenants import create_tenant
+from govern.domain.trips import build_tenant
 
 CENTRE = (52.52, 13.405)  # Berlin
 PURPOSES = [
@@ -26,11 +30,11 @@ PURPOSES = [
      "description": "Live routing for the worker; kept one week."},
     {"key": "dispatch", "title": "Dispatch", "precision_m": 100, "retention_days": 30,
      "individual_access": True, "aggregate_use": False,
-     "reader_roles": ["dispatcher", "admin"], "requires_consent": True,
+     "reader_roles": ["dispatcher", "admin", "owner"], "requires_consent": True,
      "description": "Assigning the nearest worker to a job."},
     {"key": "time_tracking", "title": "Time and mileage", "precision_m": 250,
      "retention_days": 400, "individual_access": True, "aggregate_use": False,
-     "reader_roles": ["admin"], "requires_consent": True,
+     "reader_roles": ["admin", "owner"], "requires_consent": True,
      "description": "Working time and mileage reimbursement."},
     {"key": "analytics", "title": "Operations analytics", "precision_m": 250,
      "retention_days": 365, "individual_access": False, "aggregate_use": True,
@@ -97,9 +101,11 @@ def workday(rng: random.Random, home: tuple[float, float], day: dt.date) -> list
 
 
 def seed_demo(sessions, name: str = "Demo Field Services", days: int = 3,
-              n_subjects: int = 12, seed: int = 7, progress: bool = True) -> dict:
+              n_subjects: int = 12, seed: int = 7, progress: bool = True,
+              now: dt.datetime | None = None) -> dict:
+    """Movement fills the `days` whole UTC days before `now`'s (default: the wall clock)."""
     rng = random.Random(seed)
-    now = dt.datetime.now(dt.UTC)
+    now = now or dt.datetime.now(dt.UTC)
     engine = sessions.kw["bind"]
     out: dict = {}
     with tenant_session(sessions, None) as session:
@@ -116,6 +122,11 @@ def seed_demo(sessions, name: str = "Demo Field Services", days: int = 3,
                                     "start": "06:00", "end": "21:00"}]})
         for spec in PURPOSES:
             purposes.create_purpose(session, tid, actor, dict(spec))
+        for site_name, lat, lon in SITES:
+            sites.create_site(session, tid, actor, name=site_name,
+                              geometry={"type": "Point", "coordinates": [lon, lat]},
+                              radius_m=150, kind="depot" if "Depot" in site_name else None,
+                              max_vertices=10_000)
         workers = []
         for n in range(n_subjects):
             home = _offset(*CENTRE, rng.uniform(-6000, 6000), rng.uniform(-8000, 8000))
@@ -155,6 +166,8 @@ def seed_demo(sessions, name: str = "Demo Field Services", days: int = 3,
             totals["accepted"] += result.accepted
             totals["dropped"] += sum(result.dropped.values())
     out["pings"] = totals
+    built = build_tenant(sessions, tid)  # what the scheduler's trips job does next
+    out["trips"] = {"stops": built.stops, "trips": built.trips}
     return out
 
 

@@ -76,6 +76,15 @@ class AuthFailureLimit:
 def init_rate_limits(app: Flask, config: Config) -> Limiter | None:
     if not config.rate_limits_enabled:
         return None
+
+    @app.after_request
+    def _retry_after_only_when_refused(resp):
+        """flask-limiter adds Retry-After to every response; it means "refused, come back"
+        (429, 503) only. Registered before the limiter, so it runs after its headers."""
+        if resp.status_code not in (429, 503):
+            resp.headers.pop("Retry-After", None)
+        return resp
+
     limiter = Limiter(
         key_func=rate_limit_key,
         app=app,

@@ -108,4 +108,5 @@ def metrics_response() -> Response:
         from prometheus_client import REGISTRY
 
         data = generate_latest(REGISTRY)
-    return Response(data, mimetype=CONTENT_TYPE_LATEST)
+    # content_type, not mimetype: CONTENT_TYPE_LATEST already names its charset
+    return Response(data, content_type=CONTENT_TYPE_LATEST)

@@ -3,7 +3,7 @@
 from sqlalchemy import text
 
 from govern.db import tenant_session
-from govern.demo import seed_demo
+from govern.demo import PURPOSES, seed_demo
 
 
 def test_demo_seeds_governed_movement(sessions, client):
@@ -18,3 +18,12 @@ def test_demo_seeds_governed_movement(sessions, client):
                                  "(tenant_id, subject_id) WHERE s.collection_blocked")).scalar()
         assert blocked == 0
         assert s.execute(text("SELECT count(*) FROM rollups")).scalar() > 0
+        # sites, and stops and trips built from the pings: Visits and OD have something
+        assert s.execute(text("SELECT count(*) FROM sites")).scalar() == 8
+        assert s.execute(text("SELECT count(*) FROM stops WHERE site_id IS NOT NULL")
+                         ).scalar() > 0
+    assert out["trips"]["trips"] > 0
+    # every role may read something: owner and admin positions, dispatcher too
+    by_role = {role: {p["key"] for p in PURPOSES if role in p["reader_roles"]}
+               for role in ("owner", "admin", "dispatcher")}
+    assert all(by_role.values()), by_role

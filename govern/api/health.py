@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, jsonify
+from flask import current_app, jsonify, redirect, request
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 from sqlalchemy import text
@@ -25,6 +25,26 @@ class ReadySchema(Schema):
     schema_revision = fields.String(allow_none=True)
     head_revision = fields.String(allow_none=True)
     detail = fields.String()
+
+
+class RootSchema(Schema):
+    console = fields.String()
+    api = fields.String()
+    openapi = fields.String()
+    docs = fields.String()
+    health = fields.String()
+
+
+@blp.route("/")
+@blp.doc(security=[])
+@blp.response(200, RootSchema)
+@blp.alt_response(302, description="a browser (Accept: text/html): to /console")
+def root():
+    """Where things are: a browser goes to the console, a client gets the pointers."""
+    if request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html":
+        return redirect("/console", code=302)
+    return jsonify({"console": "/console", "api": "/v1", "openapi": "/openapi.json",
+                    "docs": "/docs", "health": "/healthz"})
 
 
 @blp.route("/healthz")

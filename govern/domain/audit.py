@@ -8,6 +8,7 @@ from sqlalchemy import insert, text
 from sqlalchemy.orm import Session
 
 from govern.models import AuditEntry
+from govern.sql import audit as sql
 
 
 def record(
@@ -94,17 +95,11 @@ def verify_chain(session: Session) -> dict:
 
 
 def list_entries(session: Session, *, t_from=None, t_to=None, actor=None, action=None,
-                 subject_id=None, after_seq=None, limit=100) -> list:
-    return session.execute(text(
-        "SELECT seq, at, actor_kind, actor_id, action, target_type, target_id, subject_id, "
-        "request_id, details, encode(hash, 'hex') AS hash FROM audit_log "
-        "WHERE (CAST(:f AS timestamptz) IS NULL OR at >= :f) "
-        "AND (CAST(:t AS timestamptz) IS NULL OR at < :t) "
-        "AND (CAST(:actor AS text) IS NULL OR actor_id = :actor) "
-        "AND (CAST(:action AS text) IS NULL OR action = :action "
-        "     OR action LIKE CAST(:action AS text) || '.%') "
-        "AND (CAST(:subject AS uuid) IS NULL OR subject_id = :subject) "
-        "AND (CAST(:after AS bigint) IS NULL OR seq > :after) "
-        "ORDER BY seq LIMIT :limit"),
-        {"f": t_from, "t": t_to, "actor": actor, "action": action, "subject": subject_id,
-         "after": after_seq, "limit": limit}).all()
+                 subject_id=None, member=None, subject_ref=None, after_seq=None, limit=100,
+                 newest_first: bool = False) -> list:
+    """Entries with the names of their actors, subjects and targets as they are now.
+    `after_seq` is the last seq of the previous page, in the order asked for."""
+    return session.execute(sql.ENTRIES_DESC if newest_first else sql.ENTRIES_ASC, {
+        "f": t_from, "t": t_to, "actor": actor, "action": action, "subject": subject_id,
+        "member": member or None, "subject_ref": subject_ref or None, "after": after_seq,
+        "limit": limit}).all()

@@ -71,3 +71,15 @@ def test_tokens_never_reach_the_logs(tenant, caplog):
     secret = tenant.owner_token.split("_", 2)[2]
     text = "\n".join(f"{r.getMessage()} {getattr(r, 'fields', '')}" for r in caplog.records)
     assert "request" in text and secret not in text and secret[:12] not in text
+
+
+def test_retry_after_only_on_refusals(limited_app, tenant):
+    """flask-limiter would add Retry-After to every answer; only 429 and 503 carry it."""
+    client = limited_app.test_client()
+    ok = client.get("/v1/members", headers=tenant.headers())
+    assert ok.status_code == 200 and "Retry-After" not in ok.headers
+    assert "X-RateLimit-Limit" in ok.headers  # the limiter's other headers stay
+    assert "Retry-After" not in client.get("/v1/nothing-here").headers
+    for _ in range(6):
+        last = client.get("/v1/members", headers=tenant.headers())
+    assert last.status_code == 429 and int(last.headers["Retry-After"]) > 0

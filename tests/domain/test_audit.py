@@ -1,10 +1,13 @@
 """The audit chain detects an edit, a deletion and a reorder; refused writes are audited."""
 
+import uuid
+
 import pytest
 
 from govern.config import libpq_url
 from govern.db import tenant_session
 from govern.domain.audit import verify_chain
+from govern.domain.rights import erase_subject
 
 
 def verify(sessions, tenant):
@@ -103,3 +106,52 @@ def test_cli_verify_exits_nonzero_on_a_broken_chain(chained, superuser, database
     bad = subprocess.run([sys.executable, "-m", "govern.cli", "audit", "verify", "--tenant",
                           str(chained.tenant_id)], env=env, capture_output=True, text=True)
     assert bad.returncode == 1 and '"first_broken_seq": 1' in bad.stdout
+
+
+def test_the_log_reads_with_names_resolved_now_and_filters_by_them(tenant, sessions):
+    """Names come from the members, subjects and devices as they are when the log is read:
+    the chain holds ids only, so renaming (or erasing) changes the view, never the chain."""
+    auditor = tenant.member("auditor", email="Ada.Auditor@example.com")["token"]
+    admin = tenant.member("admin", email="bo.admin@example.com")["token"]
+    subject = tenant.subject("worker-042")
+    tenant.post("/v1/subjects", {"external_ref": "worker-007"}, token=admin)
+
+    entries = tenant.get("/v1/audit", token=auditor).get_json()["entries"]
+    created = [e for e in entries if e["action"] == "subject.create"]
+    assert [e["target_label"] for e in created] == ["worker-042", "worker-007"]
+    assert created[1]["actor_email"] == "bo.admin@example.com"
+    invites = [e for e in entries if e["action"] == "member.invite"]
+    assert [e["target_label"] for e in invites] == ["Ada.Auditor@example.com",
+                                                    "bo.admin@example.com"]
+
+    by_member = tenant.get("/v1/audit?member=BO.ADMIN", token=auditor).get_json()["entries"]
+    assert [e["action"] for e in by_member] == ["subject.create"]
+    assert all(e["actor_email"] == "bo.admin@example.com" for e in by_member)
+    # an entry about a subject (its consent) is found by the subject's reference
+    tenant.purpose("dispatch")
+    tenant.consent(subject["subject_id"], "dispatch")
+    by_ref = tenant.get("/v1/audit?subject_ref=Worker-04", token=auditor).get_json()["entries"]
+    assert by_ref and {e["subject_ref"] for e in by_ref} == {"worker-042"}
+    assert all(e["subject_id"] == subject["subject_id"] for e in by_ref)
+    # LIKE's wildcards are plain characters here
+    assert tenant.get("/v1/audit?member=%25", token=auditor).get_json()["entries"] == []
+
+    # erased: its entries stay (the chain is append-only) but no longer name the subject
+    erase_subject(sessions, tenant.tenant_id, uuid.UUID(subject["subject_id"]), "cli")
+    again = tenant.get(f"/v1/audit?subject_id={subject['subject_id']}&action=consent",
+                       token=auditor).get_json()["entries"]
+    assert again and {e["subject_ref"] for e in again} == {f"erased-{subject['subject_id']}"}
+    assert tenant.get("/v1/audit?subject_ref=worker-042", token=auditor).get_json()[
+        "entries"] == []
+    assert tenant.get("/v1/audit/verify", token=auditor).get_json()["ok"]
+
+
+def test_the_log_pages_newest_first_with_order_desc(chained):
+    auditor = chained.token_for("auditor")
+    n = chained.get("/v1/audit/verify", token=auditor).get_json()["entries"]
+    first = chained.get("/v1/audit?order=desc&limit=2", token=auditor).get_json()
+    assert [e["seq"] for e in first["entries"]] == [n, n - 1]
+    rest = chained.get(f"/v1/audit?order=desc&after={first['next_after']}", token=auditor)
+    assert [e["seq"] for e in rest.get_json()["entries"]] == list(range(n - 2, 0, -1))
+    bad = chained.get("/v1/audit?order=sideways", token=auditor)
+    assert bad.status_code == 422 and "order" in str(bad.get_json()["error"]["details"])

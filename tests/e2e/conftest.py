@@ -6,11 +6,15 @@ itself, as tests elsewhere do); the tables are emptied when the package is done.
 
 from __future__ import annotations
 
+import re
+
 import psycopg
 import pytest
 
 from govern.config import libpq_url
-from tests.e2e.harness import CHROMIUM, VIEWPORT, Server, add_travel, launch
+from tests.e2e.harness import CHROMIUM, VIEWPORT, Server, launch
+
+OUTSIDE = re.compile(r"^https?://(?!127\.0\.0\.1[:/])")
 
 
 @pytest.fixture(autouse=True)
@@ -40,8 +44,8 @@ def _empty_tables(database_url: str) -> None:
 
 @pytest.fixture(scope="package")
 def demo(app, sessions, database_url):
-    """The demo tenant: one day of movement of 6 subjects, with sites and trips when travel
-    reports exist; its tokens per role."""
+    """The demo tenant as `govern demo` seeds it (sites, trips built), with one day of
+    movement of 6 subjects; its tokens per role."""
     from govern.demo import seed_demo
 
     seeded = seed_demo(sessions, days=1, n_subjects=6, progress=False)
@@ -50,7 +54,6 @@ def demo(app, sessions, database_url):
         "/v1/policy", json={"release_delay_hours": 0},
         headers={"Authorization": f"Bearer {seeded['tokens']['owner']}"})
     assert resp.status_code == 200, resp.get_json()
-    seeded["travel"] = add_travel(app, seeded["tenant_id"], seeded["tokens"]["owner"])
     yield seeded
     _empty_tables(database_url)
 
@@ -76,6 +79,9 @@ def page(browser):
     """A fresh browser context (its own sessionStorage); fails the test on a script error."""
     context = browser.new_context(viewport=VIEWPORT, locale="en-GB", timezone_id="UTC")
     context.set_default_timeout(10_000)
+    # nothing leaves the machine: the default basemap's tiles (OpenStreetMap) fail at once,
+    # as without a network, and the console falls back to its offline basemap
+    context.route(OUTSIDE, lambda route: route.abort("internetdisconnected"))
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))

@@ -52,32 +52,68 @@ def demo_day() -> dt.date:
     return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 
 
-def add_travel(app, tenant_id: str, owner_token: str) -> bool:
-    """Sites at the demo's places, and stops and trips built from its pings (as the
-    scheduler's trips job would), when this govern has travel reports; else False."""
-    import uuid
-
-    from govern.demo import SITES
-
-    try:
-        from govern.domain.trips import build_tenant
-    except ImportError:
-        return False
-    client = app.test_client()
-    for name, lat, lon in SITES:
-        resp = client.post("/v1/sites", headers={"Authorization": f"Bearer {owner_token}"},
-                           json={"name": name, "geometry": {"type": "Point",
-                                                            "coordinates": [lon, lat]},
-                                 "radius_m": 150, "kind": "depot" if "Depot" in name else None})
-        if resp.status_code == 404:
-            return False
-        assert resp.status_code == 201, resp.get_json()
-    build_tenant(app.extensions["govern"].sessions, uuid.UUID(tenant_id))
-    return True
-
-
 def sign_in(page, base_url: str, token: str) -> None:
     page.goto(f"{base_url}/console")
     page.fill("#token", token)
     page.click("form.signin button[type=submit]")
     page.wait_for_selector("#who .role")
+
+
+def png(rgb: tuple[int, int, int], size: int = 256) -> bytes:
+    """A solid-colour PNG (no imaging library needed): the tiles a test tile server serves."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    row = b"\x00" + bytes(rgb) * size
+    return (b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(row * size, 9)) + chunk(b"IEND", b""))
+
+
+class TileServer:
+    """XYZ tiles on a free port of 127.0.0.1: /{z}/{x}/{y}.png, each a PNG whose colour
+    depends on its coordinates; every path asked for is recorded."""
+
+    def __init__(self):
+        import re
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        served = self.served = []
+        pattern = re.compile(r"^/(\d+)/(\d+)/(\d+)\.png$")
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                m = pattern.match(self.path)
+                if not m:
+                    self.send_error(404)
+                    return
+                z, x, y = map(int, m.groups())
+                body = png((200 + z % 50, 220 - x % 40, 200 + y % 50))
+                served.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.origin = f"http://127.0.0.1:{self._server.server_port}"
+        self.template = self.origin + "/{z}/{x}/{y}.png"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
+                                        name="console-e2e-tiles")
+
+    def __enter__(self) -> TileServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)

@@ -18,7 +18,7 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.e2e.harness import VIEWPORT, Server, add_travel, launch, sign_in
+from tests.e2e.harness import VIEWPORT, Server, launch, sign_in
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -118,7 +118,6 @@ def main() -> None:
                          progress=False)
         tokens = demo["tokens"]
         enrich(app.test_client(), tokens)
-        add_travel(app, demo["tenant_id"], tokens["owner"])
         with Server(app) as server, sync_playwright() as pw:
             browser = launch(pw)
             context = browser.new_context(viewport=VIEWPORT, locale="en-GB", timezone_id="UTC",
@@ -155,6 +154,9 @@ def main() -> None:
 
             page.get_by_role("link", name="worker-002").first.click()
             page.wait_for_selector("#consent-history tbody tr")
+            page.click("#track-show")
+            page.wait_for_selector("#track-map path.track-line")
+            page.wait_for_selector("#subject-travel tbody tr")
             shoot(page, out / "console-subject.png", full=True)
 
             page.click("#sign-out")

@@ -93,8 +93,10 @@ function renderSignIn(note) {
     + 'It is kept only in this browser tab and is forgotten when the tab closes.'),
   note ? h('div.alert.info', {}, note) : null,
   field('Member token', input),
-  h('p.muted.small', {}, 'No token? An owner gets one from `govern tenant create`; members get '
-    + 'theirs when invited, and create more under their account (POST /v1/tokens).'),
+  h('p.muted.small', {}, 'No token? ', h('code', {}, 'make run'), ' prints the demo\'s tokens '
+    + 'for every role (and writes them to ', h('code', {}, 'var/demo-tokens.txt'), '). An owner '
+    + 'gets one from ', h('code', {}, 'govern tenant create'), '; members get theirs when '
+    + 'invited, and create more under their account (', h('code', {}, 'POST /v1/tokens'), ').'),
   box,
   h('div.actions', {}, submit));
   clear(main, h('div.signin-wrap', {}, form));
@@ -105,7 +107,10 @@ function home() {
   return HOME[session.me.role] || 'heatmap';
 }
 
+let routing = 0; // which route() call is current: a page left while it loads is cleaned up
+
 async function route() {
+  const mine = ++routing;
   if (cleanup) {
     try { cleanup(); } catch { /* page already gone */ }
     cleanup = null;
@@ -142,14 +147,17 @@ async function route() {
   document.title = `${def.label} · govern console`;
   if (!def.roles.includes(session.me.role)) {
     root.append(h('div.alert.error.forbidden', { role: 'alert' },
-      `The role "${session.me.role}" may not open the ${def.label} page. `,
-      'Ask an owner or admin if you need access.'));
+      `The role "${session.me.role}" may not open the ${def.label} page; `,
+      h('span.who-may', {}, `it is open to: ${def.roles.join(', ')}.`),
+      ' Ask an owner or admin if you need access.'));
     return;
   }
   try {
-    cleanup = (await def.mod.render(root, { me: session.me, args, can })) || null;
+    const done = (await def.mod.render(root, { me: session.me, args, can })) || null;
+    if (mine === routing) cleanup = done;
+    else if (done) done(); // the person moved on while this page was loading
   } catch (err) {
-    root.append(errorBox(err, 'This page failed to load:'));
+    if (mine === routing) root.append(errorBox(err, 'This page failed to load:'));
   }
 }
 

@@ -1,8 +1,19 @@
-// Leaflet maps with an offline basemap: Natural Earth countries (world-atlas 110m TopoJSON,
-// vendored), a graticule and a scale. No tiles, nothing from the network but our own files.
+// Leaflet maps over the configured tile source (TILE_URL, by default OpenStreetMap's
+// standard tiles) with its attribution; when it is off or its tiles cannot load, an offline
+// basemap: Natural Earth countries (world-atlas 110m TopoJSON, vendored) and a graticule.
 
 const L = () => window.L;
 let countries = null;
+let settings = null;
+
+function loadSettings() {
+  if (!settings) {
+    settings = fetch('/console/config.json', { cache: 'no-store', credentials: 'omit' })
+      .then((r) => (r.ok ? r.json() : { tiles: null }))
+      .catch(() => ({ tiles: null }));
+  }
+  return settings;
+}
 
 function loadCountries() {
   if (!countries) {
@@ -64,30 +75,95 @@ const CoordsControl = () => L().Control.extend({
   },
 });
 
-/** A map in `el` with the basemap drawn; resolves once the basemap is on. */
-export async function makeMap(el, { center = [50, 10], zoom = 4 } = {}) {
-  const map = L().map(el, { minZoom: 2, maxZoom: 17, worldCopyJump: true, zoomSnap: 0.5,
-    zoomControl: false });
-  L().control.zoom({ position: 'topright' }).addTo(map);
-  map.createPane('basemap').style.zIndex = 200;
-  map.createPane('graticule').style.zIndex = 250;
-  map.attributionControl.setPrefix(false);
-  map.attributionControl.addAttribution('Basemap: Natural Earth via world-atlas (110m)');
-  L().control.scale({ imperial: false }).addTo(map);
-  new (CoordsControl())().addTo(map);
-  map.setView(center, zoom);
+async function offlineBasemap(map, el) {
   const grid = L().layerGroup().addTo(map);
   map.on('moveend', () => graticule(map, grid));
   graticule(map, grid);
+  map.attributionControl.addAttribution('Basemap: Natural Earth via world-atlas (110m)');
   const geo = await loadCountries();
-  if (geo) {
+  if (geo && map.getContainer().isConnected) {
     L().geoJSON(geo, {
       pane: 'basemap', interactive: false,
       style: { color: '#b9b3a3', weight: 0.8, fillColor: '#f7f5ef', fillOpacity: 1 },
     }).addTo(map);
   }
+  el.dataset.basemapSource = 'offline';
   el.dataset.basemap = geo ? 'ready' : 'missing';
+}
+
+function attributionHtml(tiles) {
+  const text = document.createElement('span');
+  text.textContent = tiles.attribution || '';
+  if (!tiles.attribution_url) return text.innerHTML;
+  const a = document.createElement('a');
+  a.href = tiles.attribution_url;
+  a.target = '_blank';
+  a.rel = 'noopener noreferrer';
+  a.textContent = tiles.attribution || tiles.attribution_url;
+  return a.outerHTML;
+}
+
+/**
+ * The configured tiles; if the first view's tiles all fail (no network, a blocked or wrong
+ * server), they are removed and the offline basemap is drawn instead.
+ */
+function tileBasemap(map, el, tiles) {
+  let loaded = 0;
+  let failed = 0;
+  const layer = L().tileLayer(tiles.url, {
+    maxZoom: 19, attribution: attributionHtml(tiles), referrerPolicy: 'strict-origin',
+    className: 'basemap-tiles',
+  });
+  el.dataset.basemapSource = 'tiles';
+  layer.on('tileload', () => {
+    loaded += 1;
+    el.dataset.basemap = 'ready';
+  });
+  layer.on('tileerror', () => { failed += 1; });
+  const fallback = () => {
+    if (loaded || !map.hasLayer(layer)) return;
+    map.removeLayer(layer);
+    offlineBasemap(map, el);
+  };
+  // 'load' fires once every tile of the view has answered, loaded or failed (removed only
+  // after Leaflet's own 'load' handling, which still needs the layer on the map)
+  layer.on('load', () => setTimeout(fallback, 0));
+  // a server that never answers: give up on it after a while (the page stays usable)
+  setTimeout(fallback, 8000);
+  layer.addTo(map);
+  el.dataset.tilesFailed = '0';
+  layer.on('tileerror', () => { el.dataset.tilesFailed = String(failed); });
+}
+
+/** A map in `el`; resolves once its basemap is chosen (tiles, or the offline one drawn). */
+export async function makeMap(el, { center = [50, 10], zoom = 4 } = {}) {
+  const map = L().map(el, { minZoom: 2, maxZoom: 18, worldCopyJump: true, zoomSnap: 0.5,
+    zoomControl: false });
+  L().control.zoom({ position: 'topright' }).addTo(map);
+  map.createPane('basemap').style.zIndex = 200;
+  map.createPane('graticule').style.zIndex = 250;
+  map.attributionControl.setPrefix(false);
+  L().control.scale({ imperial: false }).addTo(map);
+  new (CoordsControl())().addTo(map);
+  map.setView(center, zoom);
+  const { tiles } = await loadSettings();
+  if (tiles && tiles.url) tileBasemap(map, el, tiles);
+  else await offlineBasemap(map, el);
   return map;
+}
+
+/**
+ * Remove a map even while it pans or zooms. Leaflet 1.9's zoom animation ends on a timer that
+ * remove() does not clear, and then moves panes that are gone (`_leaflet_pos` of undefined);
+ * marking the animation over makes that timer a no-op.
+ */
+export function disposeMap(map) {
+  try {
+    map._animatingZoom = false; // eslint-disable-line no-underscore-dangle
+    map.stop();
+    map.off();
+    map.remove();
+  } catch { /* already removed */ }
 }
 
 // ColorBrewer YlOrRd, 6 classes

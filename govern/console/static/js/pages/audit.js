@@ -32,6 +32,17 @@ function detailsText(d) {
   return parts.join(' · ');
 }
 
+/** Who acted: a member's name and email, a device's identifier, else the raw actor. */
+function actorCell(r) {
+  if (r.actor_email) {
+    return h('span.actor', { title: r.actor_id }, r.actor_name
+      ? [r.actor_name, ' ', h('span.muted', {}, r.actor_email)] : r.actor_email);
+  }
+  const label = r.actor_name ? `${r.actor_kind} ${r.actor_name}` : r.actor_id;
+  return h('span.mono', { title: r.actor_id }, label && label.length > 28
+    ? `${label.slice(0, 27)}…` : label);
+}
+
 export async function render(root, { me, can }) {
   root.append(h('div.page-head', {}, h('h1', {}, 'Audit'),
     h('p.muted', {}, 'Every change, individual read, report and refused request is appended '
@@ -78,8 +89,10 @@ function auditLog(el) {
     to: h('input', { type: 'date', name: 'to' }),
     action: h('input', { type: 'text', name: 'action', placeholder: 'exact or prefix: purpose',
       title: 'an action (purpose.update) or a prefix (purpose, read, report)' }),
-    actor: h('input', { type: 'text', name: 'actor', placeholder: 'member:<id>' }),
-    subject_id: h('input', { type: 'text', name: 'subject_id', placeholder: 'subject uuid' }),
+    member: h('input', { type: 'text', name: 'member', placeholder: 'email or name',
+      title: 'part of the acting member\'s email or name' }),
+    subject_ref: h('input', { type: 'text', name: 'subject_ref', placeholder: 'worker-001',
+      title: 'part of the subject\'s reference' }),
   };
   const apply = button('Apply', null, { kind: 'primary', type: 'submit' });
   const reset = button('Clear', () => {
@@ -92,7 +105,7 @@ function auditLog(el) {
   const form = h('form.toolbar', { onsubmit: (e) => { e.preventDefault(); busy(apply, load); } },
     field('From (UTC day)', inputs.from), field('To (UTC day, exclusive)', inputs.to),
     field('Action', inputs.action),
-    field('Actor', inputs.actor), field('Subject', inputs.subject_id),
+    field('Member', inputs.member), field('Subject', inputs.subject_ref),
     h('div.toolbar-actions', {}, apply, reset));
   el.append(form, message, out, pager);
   let entries = [];
@@ -103,17 +116,18 @@ function auditLog(el) {
     clear(out, table([
       { key: 'seq', label: '#', num: true },
       { key: 'at', label: 'at', render: (r) => fmtTime(r.at) },
-      { key: 'actor_id', label: 'actor', render: (r) => h('span.mono', {
-        title: r.actor_id }, r.actor_id && r.actor_id.length > 20
-        ? `${r.actor_id.slice(0, 15)}…` : r.actor_id) },
+      { key: 'actor_id', label: 'actor', render: actorCell },
       { key: 'action', label: 'action', render: (r) => badge(r.action,
         r.action === 'auth.denied' ? 'warn' : '') },
       { key: 'target', label: 'target', render: (r) => (r.target_type
-        ? h('span', { title: r.target_id || '' }, r.target_type, ' ', h('span.mono.muted', {},
-          r.target_id && r.target_id.length > 20 ? shortId(r.target_id) : (r.target_id || '')))
+        ? h('span', { title: r.target_id || '' }, r.target_type, ' ', r.target_label
+          ? h('span.target-label', {}, r.target_label)
+          : h('span.mono.muted', {}, r.target_id && r.target_id.length > 20
+            ? shortId(r.target_id) : (r.target_id || '')))
         : '') },
       { key: 'subject_id', label: 'subject', render: (r) => (r.subject_id
-        ? h('a', { href: `#/subjects/${r.subject_id}` }, shortId(r.subject_id)) : '') },
+        ? h('a', { href: `#/subjects/${r.subject_id}`, title: r.subject_id },
+          r.subject_ref || shortId(r.subject_id)) : '') },
       { key: 'details', label: 'details', render: (r) => h('span.details', {
         title: JSON.stringify(r.details) }, detailsText(r.details)) },
     ], slice, { empty: 'No entry matches these filters.',
@@ -132,16 +146,16 @@ function auditLog(el) {
     const q = {
       from: inputs.from.value ? `${inputs.from.value}T00:00:00Z` : null,
       to: inputs.to.value ? `${inputs.to.value}T00:00:00Z` : null,
-      action: inputs.action.value.trim(), actor: inputs.actor.value.trim(),
-      subject_id: inputs.subject_id.value.trim(), limit: 1000,
+      action: inputs.action.value.trim(), member: inputs.member.value.trim(),
+      subject_ref: inputs.subject_ref.value.trim(), order: 'desc', limit: 1000,
     };
     try {
       const { items, truncated } = await all('/v1/audit', 'entries', q, 10_000);
-      entries = items.reverse();
+      entries = items;
       page = 0;
       if (truncated) {
-        message.append(h('div.alert.info', {}, 'Showing the first 10,000 matching entries '
-          + 'of the chain; narrow the filters (dates, action) to see later ones.'));
+        message.append(h('div.alert.info', {}, 'Showing the newest 10,000 matching entries; '
+          + 'narrow the filters (dates, action, member) to see older ones.'));
       }
       show();
     } catch (err) {

@@ -1,8 +1,8 @@
 // Heatmap: released H3 cells of a fixed period (or whole hours under differential privacy),
-// on the offline basemap; suppressed cells are only counted, as the API reports them.
+// on the basemap; suppressed cells are only counted, as the API reports them.
 
 import { api, download } from '../api.js';
-import { breaks, colourFor, legend, makeMap } from '../map.js';
+import { breaks, colourFor, disposeMap, legend, makeMap } from '../map.js';
 import { periodPicker } from '../period.js';
 import { withheldNote } from '../withheld.js';
 import {
@@ -50,6 +50,7 @@ export async function render(root) {
   let hexLayer = null;
   let legendCtl = null;
   let last = null;
+  let gone = false;
 
   function paint() {
     if (hexLayer) hexLayer.remove();
@@ -84,6 +85,7 @@ export async function render(root) {
       const fc = await api('/v1/reports/heatmap', {
         query: { from: range.from, to: range.to, resolution: resolution.value },
       });
+      if (gone || !mapEl.isConnected) return; // the page was left while it loaded
       last = fc;
       const p = fc.properties || {};
       const budget = p.budget;
@@ -98,7 +100,7 @@ export async function render(root) {
             budget ? `ε ${fmtNum(p.epsilon, 2)} spent now · ${fmtNum(budget.spent_today, 2)} `
               + `of ${fmtNum(budget.epsilon_per_day, 2)} today` : '')
           : stat('mode', `exact · ${p.period || ''}`, 'differential privacy off'),
-        h('div.stat-note.muted', {}, `${range.from} – ${range.to}`, h('br'),
+        h('div.stat-note.muted', {}, `${fmtTime(range.from)} – ${fmtTime(range.to)}`, h('br'),
           `generated ${fmtTime(p.generated_at)}`),
         withheldNote(p));
       paint();
@@ -128,5 +130,5 @@ export async function render(root) {
   }));
   metric.addEventListener('change', paint);
   await load();
-  return () => map.remove();
+  return () => { gone = true; disposeMap(map); };
 }

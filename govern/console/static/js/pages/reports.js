@@ -4,7 +4,7 @@
 
 import { api, download } from '../api.js';
 import { barChart } from '../charts.js';
-import { makeMap } from '../map.js';
+import { disposeMap, makeMap } from '../map.js';
 import { periodPicker } from '../period.js';
 import { withheldNote } from '../withheld.js';
 import {
@@ -48,6 +48,39 @@ function siteName(z, sites) {
   if (z.site) return z.site;
   if (z.site_id) return (sites.get(z.site_id) || {}).name || z.site_id.slice(0, 8);
   return 'outside any site';
+}
+
+/** "1 pair", "3 pairs" (and a trailing word: "1 pair released"). */
+function plural(n, noun, tail = '') {
+  return `${fmtNum(n)} ${n === 1 ? noun : `${noun}s`}${tail ? ` ${tail}` : ''}`;
+}
+
+/** A cell's or site's name in a table, with the raw H3 index kept as its title. */
+function place(z, name) {
+  return z && z.cell ? h('span', { title: z.cell }, name(z)) : name(z);
+}
+
+/** The OD report's H3 cells, numbered by first appearance (busiest pair first), with their
+ * centres and hexagons (GET /console/h3: geometry only, no data). */
+async function cellPlaces(rows) {
+  const ids = [...new Set(rows.flatMap((r) => [r.origin.cell, r.destination.cell]))]
+    .filter(Boolean);
+  const out = new Map();
+  for (let i = 0; i < ids.length; i += 200) {
+    const resp = await fetch(`/console/h3?cells=${ids.slice(i, i + 200).join(',')}`,
+      { credentials: 'omit' });
+    if (!resp.ok) break;
+    const { cells } = await resp.json();
+    Object.entries(cells).forEach(([cell, c]) => out.set(cell, c));
+  }
+  ids.forEach((cell, i) => {
+    const c = out.get(cell);
+    if (c) {
+      c.name = `cell ${i + 1} (${Math.abs(c.lat).toFixed(3)}° ${c.lat >= 0 ? 'N' : 'S'}, `
+        + `${Math.abs(c.lon).toFixed(3)}° ${c.lon >= 0 ? 'E' : 'W'})`;
+    }
+  });
+  return out;
 }
 
 function centre(site) {
@@ -124,7 +157,7 @@ export async function render(root, { args }) {
     clear(message);
     const q = query();
     if (!q) { message.append(errorBox({ message: 'Pick a complete period first.' })); return; }
-    if (map) { map.remove(); map = null; }
+    if (map) { disposeMap(map); map = null; }
     clear(out);
     try {
       const body = await api(`/v1/reports/${kind}`, { query: q });
@@ -189,7 +222,7 @@ export async function render(root, { args }) {
         m = await siteMap(out.querySelector('#report-map'), rows.map((r) => [r.site_id,
           r.visits]));
       }
-      out.append(card(`${fmtNum(rows.length)} groups released`, table([
+      out.append(card(plural(rows.length, 'group', 'released'), table([
         { key: 'site', label: 'site', render: (r) => r.site || siteName(r, sites) },
         { key: 'bucket', label: p.bucket === 'week' ? 'week of' : 'day',
           render: (r) => fmtDate(r.bucket) },
@@ -204,25 +237,23 @@ export async function render(root, { args }) {
     }
     if (Array.isArray(body.pairs)) {
       const rows = [...body.pairs].sort((a, b) => b.trips - a.trips);
-      const name = (z) => siteName(z, sites);
       out.append(metaCards(p, [stat('trips', fmtNum(rows.reduce((s, r) => s + r.trips, 0))),
         stat('pairs', fmtNum(rows.length))]));
       let m = null;
       const bySites = rows.length && rows.every((r) => !r.origin.cell);
+      const cells = bySites ? null : await cellPlaces(rows);
+      const name = (z) => (z && z.cell && cells.has(z.cell) ? cells.get(z.cell).name
+        : siteName(z, sites));
       if (rows.length) {
         const chart = card(null, barChart(rows.map((r) => ({ label: `${name(r.origin)} → `
           + `${name(r.destination)}`, value: r.trips })), { title: 'trips per pair (top 20)',
           width: 560 }));
-        if (bySites) {
-          out.append(h('div.grid-2', {}, chart, card(null, h('div.map', { id: 'report-map' }))));
-          m = await flowMap(out.querySelector('#report-map'), rows);
-        } else {
-          out.append(chart);
-        }
+        out.append(h('div.grid-2', {}, chart, card(null, h('div.map', { id: 'report-map' }))));
+        m = await flowMap(out.querySelector('#report-map'), rows, cells);
       }
-      out.append(card(`${fmtNum(rows.length)} pairs released`, table([
-        { key: 'origin', label: 'from', render: (r) => name(r.origin) },
-        { key: 'destination', label: 'to', render: (r) => name(r.destination) },
+      out.append(card(plural(rows.length, 'pair', 'released'), table([
+        { key: 'origin', label: 'from', render: (r) => place(r.origin, name) },
+        { key: 'destination', label: 'to', render: (r) => place(r.destination, name) },
         { key: 'trips', label: 'trips', num: true, render: (r) => fmtNum(r.trips) },
         { key: 'subjects', label: 'subjects', num: true, render: (r) => fmtNum(r.subjects) },
       ], rows, { empty: 'Nothing released for this period (pairs under k are suppressed).' })));
@@ -248,16 +279,30 @@ export async function render(root, { args }) {
     return m;
   }
 
-  async function flowMap(el, rows) {
+  // pairs of sites, or of H3 cells (drawn as their hexagons, numbered as in the table)
+  async function flowMap(el, rows, cells) {
     const m = await makeMap(el);
     const L = window.L;
     const layer = L.featureGroup().addTo(m);
     const peak = Math.max(1, ...rows.map((r) => r.trips));
+    const end = (z) => {
+      if (cells) {
+        const c = cells.get(z.cell);
+        return c ? { ll: [c.lat, c.lon], name: c.name } : null;
+      }
+      const site = sites.get(z.site_id);
+      return site ? { ll: centre(site), name: site.name } : null;
+    };
+    if (cells) {
+      cells.forEach((c, cell) => L.polygon(c.boundary, { color: '#0f766e', weight: 1.2,
+        fillColor: '#14b8a6', fillOpacity: 0.15, className: 'od-cell' })
+        .bindTooltip(`${c.name} · ${cell}`).addTo(layer));
+    }
     rows.forEach((r) => {
-      const a = sites.get(r.origin.site_id);
-      const b = sites.get(r.destination.site_id);
-      if (!a || !b || a === b) return;
-      const [pa, pb] = [centre(a), centre(b)];
+      const a = end(r.origin);
+      const b = end(r.destination);
+      if (!a || !b || a.name === b.name) return;
+      const [pa, pb] = [a.ll, b.ll];
       // a gentle arc, so that A→B and B→A do not overlap
       const ctl = [(pa[0] + pb[0]) / 2 + (pb[1] - pa[1]) * 0.2,
         (pa[1] + pb[1]) / 2 - (pb[0] - pa[0]) * 0.2];
@@ -267,12 +312,16 @@ export async function render(root, { args }) {
         return [0, 1].map((d) => u * u * pa[d] + 2 * u * t * ctl[d] + t * t * pb[d]);
       });
       L.polyline(arc, { color: '#c2410c', opacity: 0.7, weight: 1.5
-        + 7 * (r.trips / peak) }).bindTooltip(`${a.name} → ${b.name}: ${fmtNum(r.trips)} trips`)
-        .addTo(layer);
+        + 7 * (r.trips / peak), className: 'od-flow' })
+        .bindTooltip(`${a.name} → ${b.name}: ${plural(r.trips, 'trip')}`).addTo(layer);
     });
-    siteList.forEach((s) => L.circleMarker(centre(s), { radius: 5, color: '#fff', weight: 2,
-      fillColor: '#0f766e', fillOpacity: 1 }).bindTooltip(s.name).addTo(layer));
-    if (siteList.length) m.fitBounds(layer.getBounds(), { padding: [30, 30], maxZoom: 14 });
+    if (!cells) {
+      siteList.forEach((s) => L.circleMarker(centre(s), { radius: 5, color: '#fff', weight: 2,
+        fillColor: '#0f766e', fillOpacity: 1 }).bindTooltip(s.name).addTo(layer));
+    }
+    if (layer.getLayers().length) {
+      m.fitBounds(layer.getBounds(), { padding: [30, 30], maxZoom: 14 });
+    }
     return m;
   }
 
@@ -288,7 +337,7 @@ export async function render(root, { args }) {
   }));
 
   await go();
-  return () => { if (map) map.remove(); };
+  return () => { if (map) disposeMap(map); };
 }
 
 /** Any other answer: its scalar properties and its first list, as tables. */

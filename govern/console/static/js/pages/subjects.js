@@ -1,16 +1,20 @@
-// Subjects: consent state and history, devices, legal holds, and export and erasure requests
+// Subjects: consent state and history, devices, legal holds, and access and erasure requests
 // with their due dates. Writes (owner, admin) go through the same API as everything else.
 
 import { all, api, download } from '../api.js';
+import { disposeMap, makeMap } from '../map.js';
 import {
   badge, busy, button, card, clear, clearFormErrors, confirmAction, errorBox, field, fmtDate,
-  fmtTime, h, select, shortId, showFormErrors, table, toast, yesNo,
+  fmtNum, fmtTime, h, select, shortId, showFormErrors, stat, table, toast, yesNo,
 } from '../ui.js';
 
 const WRITERS = ['owner', 'admin'];
 
 export async function render(root, ctx) {
   const { items: subjects } = await all('/v1/subjects', 'subjects', { limit: 500 });
+  // by reference, numbers in order (worker-2 before worker-10)
+  subjects.sort((a, b) => a.external_ref.localeCompare(b.external_ref, 'en',
+    { numeric: true }));
   const names = new Map(subjects.map((s) => [s.subject_id, s]));
   if (ctx.args[0]) return detail(root, ctx, ctx.args[0], names);
   return overview(root, ctx, subjects, names);
@@ -34,7 +38,7 @@ function overview(root, ctx, subjects, names) {
     h('div.page-head', {}, h('h1', {}, 'Subjects'),
       h('p.muted', {}, 'The tracked people, their requests and legal holds. Open a subject '
         + 'for consent, devices and history.')),
-    card('Export and erasure requests', reqEl),
+    card('Access and erasure requests', reqEl),
     card('Legal holds', holdsEl),
     card('All subjects', h('div.toolbar', {}, filter), listEl));
 
@@ -80,8 +84,8 @@ function requests(el, { writer, names, subjectId, onChange }) {
       clear(out, table([
         subjectId ? null : { key: 'subject_id', label: 'subject',
           render: (r) => subjectLink(r.subject_id, names) },
-        { key: 'kind', label: 'kind', render: (r) => badge(r.kind === 'access' ? 'export'
-          : 'erasure', r.kind === 'erasure' ? 'warn' : '') },
+        { key: 'kind', label: 'kind',
+          render: (r) => badge(r.kind, r.kind === 'erasure' ? 'warn' : '') },
         { key: 'status', label: 'status', render: (r) => badge(r.status,
           r.status === 'completed' ? 'ok' : '') },
         { key: 'received_at', label: 'received', render: (r) => fmtDate(r.received_at) },
@@ -99,11 +103,11 @@ function requests(el, { writer, names, subjectId, onChange }) {
   function actions(r) {
     if (r.status !== 'open') return '';
     if (r.kind === 'access') {
-      const b = button('Export bundle', () => busy(b, async () => {
+      const b = button('Download access bundle', () => busy(b, async () => {
         try {
           await download(`/v1/requests/${r.request_id}/bundle`, {},
             `subject-${r.subject_id}.zip`);
-          toast('Export downloaded; the request is completed.');
+          toast('Access bundle downloaded; the request is completed.');
           load();
         } catch (err) { message.append(errorBox(err)); }
       }), { kind: 'small' });
@@ -132,7 +136,7 @@ function requests(el, { writer, names, subjectId, onChange }) {
 }
 
 function newRequestForm(subjectId, reload) {
-  const kind = select([['access', 'export (access)'], ['erasure', 'erasure']], 'access',
+  const kind = select([['access', 'access (a copy of everything held)'], ['erasure', 'erasure']], 'access',
     { name: 'kind' });
   const note = h('input', { type: 'text', name: 'note', placeholder: 'e.g. email of 3 Feb' });
   const received = h('input', { type: 'date', name: 'received_at' });
@@ -237,6 +241,7 @@ async function detail(root, ctx, id, names) {
   const devicesEl = h('div', { id: 'devices' });
   const holdsEl = h('div');
   const reqEl = h('div');
+  const trackEl = h('div', { id: 'subject-track' });
   root.append(
     h('a.back', { href: '#/subjects' }, '‹ All subjects'),
     h('div.page-head', {}, h('h1', {}, s.external_ref,
@@ -246,9 +251,10 @@ async function detail(root, ctx, id, names) {
       s.collection_blocked ? badge(`collection blocked: ${s.blocked_reason || ''}`, 'bad') : null,
       h('span.muted.mono', {}, s.subject_id))),
     h('div.grid-2', {}, card('Consent now', stateEl), card('Devices', devicesEl)),
+    card('Track and travel', trackEl),
     card('Consent history', historyEl),
     card('Legal holds', holdsEl),
-    card('Export and erasure requests', reqEl));
+    card('Access and erasure requests', reqEl));
 
   async function loadConsent() {
     try {
@@ -301,12 +307,163 @@ async function detail(root, ctx, id, names) {
 
   loadConsent();
   loadDevices();
+  const stopTrack = await trackAndTravel(trackEl, ctx, id);
   holds(holdsEl, { writer, names, subjectId: id });
   requests(reqEl, { writer, names, subjectId: id, onChange: () => {
     loadConsent();
     loadDevices();
   } });
-  return null;
+  return stopTrack;
+}
+
+// ---------------------------------------------------------------------------- track, travel
+
+const DAY_MS = 86_400_000;
+const MAX_TRACK_PAGES = 5; // 50,000 points at most, the API's 10,000 per page
+
+function utcDay(offsetDays) {
+  const now = new Date();
+  const d = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
+  return new Date(d.getTime() + offsetDays * DAY_MS).toISOString().slice(0, 10);
+}
+
+function km(m) {
+  return `${fmtNum((m || 0) / 1000, 1)} km`;
+}
+
+function minutes(s) {
+  return `${fmtNum(Math.round((s || 0) / 60))} min`;
+}
+
+/**
+ * The subject's track of one UTC day and its travel (trips per local day, the week up to
+ * that day) under a purpose the member's role may read. Nothing is read until asked:
+ * every view is an audited individual read, through the same endpoints as any client.
+ */
+async function trackAndTravel(el, ctx, id) {
+  const { purposes } = await api('/v1/purposes');
+  const individual = purposes.filter((p) => p.individual_access);
+  const readable = individual.filter((p) => (p.reader_roles || []).includes(ctx.me.role));
+  if (!readable.length) {
+    el.append(h('div.alert.info.who-may', {}, `No purpose lets the role "${ctx.me.role}" read `
+      + 'this subject\'s track. ', individual.length
+      ? `${individual.map((p) => `${p.title} is read by ${(p.reader_roles || []).join(', ')
+        || 'nobody'}`).join('; ')}.` : 'No purpose allows individual reads.'));
+    return null;
+  }
+  const preferred = ['time_tracking', 'dispatch'].find((k) => readable.some((p) => p.key === k));
+  const purpose = select(readable.map((p) => [p.key, `${p.title} (${p.precision_m} m)`]),
+    preferred || readable[0].key, { name: 'track_purpose' });
+  const day = h('input', { type: 'date', name: 'track_day', value: utcDay(-1),
+    'aria-label': 'Day (UTC)' });
+  const show = button('Show track and travel', null, { kind: 'primary', type: 'submit',
+    id: 'track-show' });
+  const message = h('div.messages');
+  const summary = h('div.stats', { id: 'track-stats' });
+  const mapEl = h('div.map', { id: 'track-map' });
+  const travelEl = h('div', { id: 'subject-travel' });
+  el.append(h('p.muted', {}, 'The pings that serve the purpose now, at its precision, and the '
+    + 'trips built from them. Each view is recorded in the audit log as an individual read.'),
+  h('form.toolbar', { onsubmit: (e) => { e.preventDefault(); busy(show, load); } },
+    field('Purpose', purpose), field('Day (UTC)', day), h('div.toolbar-actions', {}, show)),
+  message, summary, h('div.grid-2', {}, mapEl, travelEl));
+  const map = await makeMap(mapEl);
+  const layer = window.L.featureGroup().addTo(map);
+  let gone = false;
+
+  async function readTrack(from, to) {
+    const features = [];
+    let cursor = null;
+    for (let i = 0; i < MAX_TRACK_PAGES; i += 1) {
+      const page = await api(`/v1/subjects/${id}/track`, { query: {
+        purpose: purpose.value, from, to, limit: 10_000, cursor } });
+      features.push(...page.features);
+      cursor = page.properties && page.properties.next_cursor;
+      if (!cursor) return { features, truncated: false };
+    }
+    return { features, truncated: true };
+  }
+
+  async function load() {
+    clear(message);
+    if (!day.value) {
+      message.append(errorBox({ message: 'Pick a day first.' }));
+      return;
+    }
+    const from = `${day.value}T00:00:00Z`;
+    const to = new Date(Date.parse(from) + DAY_MS).toISOString().replace('.000Z', 'Z');
+    const weekFrom = new Date(Date.parse(from) - 6 * DAY_MS).toISOString()
+      .replace('.000Z', 'Z');
+    try {
+      const [track, travel] = await Promise.all([readTrack(from, to),
+        api(`/v1/subjects/${id}/travel`, { query: { purpose: purpose.value, from: weekFrom,
+          to } })]);
+      if (gone) return;
+      drawTrack(track.features);
+      const points = track.features.length;
+      const precision = points ? track.features[0].properties.precision_m
+        : travel.precision_m;
+      clear(summary,
+        stat('points', fmtNum(points), `${day.value}, UTC`),
+        stat('precision', `${fmtNum(precision)} m`, purpose.value),
+        stat('trips that day', fmtNum(tripsOn(travel, day.value).length)),
+        stat('distance in the week', km(travel.totals && travel.totals.distance_m),
+          `${travel.days.length} days with trips`));
+      el.dataset.points = String(points);
+      if (track.truncated) {
+        message.append(h('div.alert.info', {}, `Showing the first ${fmtNum(points)} points.`));
+      }
+      if (!points) {
+        message.append(h('div.alert.info', {}, 'No point of this day serves the purpose now '
+          + '(outside its retention window or collection window, no consent then, or in a '
+          + 'privacy zone).'));
+      }
+      showTravel(travel);
+    } catch (err) {
+      message.append(errorBox(err));
+    }
+  }
+
+  function tripsOn(travel, date) {
+    const d = travel.days.find((x) => x.date === date);
+    return d ? d.trips : [];
+  }
+
+  function drawTrack(features) {
+    layer.clearLayers();
+    if (!features.length) return;
+    const L = window.L;
+    const line = features.map((f) => [f.geometry.coordinates[1], f.geometry.coordinates[0]]);
+    L.polyline(line, { color: '#2563eb', weight: 3, opacity: 0.8, className: 'track-line' })
+      .addTo(layer);
+    const ends = [[features[0], 'start', '#16a34a'], [features[features.length - 1], 'end',
+      '#dc2626']];
+    ends.forEach(([f, label, colour]) => {
+      const [lon, lat] = f.geometry.coordinates;
+      L.circleMarker([lat, lon], { radius: 7, color: '#fff', weight: 2, fillColor: colour,
+        fillOpacity: 1 }).bindTooltip(`${label} · ${fmtTime(f.properties.t)}`).addTo(layer);
+    });
+    map.fitBounds(layer.getBounds(), { padding: [24, 24], maxZoom: 15, animate: false });
+  }
+
+  function showTravel(travel) {
+    clear(travelEl, h('h3', {}, 'Trips per day (the subject\'s time zone)'), table([
+      { key: 'date', label: 'day' },
+      { key: 'count', label: 'trips', num: true, render: (r) => fmtNum(r.count) },
+      { key: 'distance_m', label: 'distance', num: true, render: (r) => km(r.distance_m) },
+      { key: 'moving_s', label: 'moving', num: true, render: (r) => minutes(r.moving_s) },
+    ], travel.days, { empty: 'No trip in the week up to this day.' }),
+    h('h3', {}, `Trips on ${day.value}`), table([
+      { key: 'started_at', label: 'from', render: (t) => fmtTime(t.started_at) },
+      { key: 'ended_at', label: 'to', render: (t) => fmtTime(t.ended_at) },
+      { key: 'origin', label: 'origin', render: (t) => (t.origin && t.origin.site) || '—' },
+      { key: 'destination', label: 'destination',
+        render: (t) => (t.destination && t.destination.site) || '—' },
+      { key: 'distance_m', label: 'distance', num: true, render: (t) => km(t.distance_m) },
+    ], tripsOn(travel, day.value), { empty: 'No trip that day.' }));
+  }
+
+  return () => { gone = true; disposeMap(map); };
 }
 
 function consentForm(subjectId, purposeKeys, reload) {

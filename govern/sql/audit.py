@@ -1,0 +1,39 @@
+"""Reading the audit log with names: members, devices and subjects are resolved from their
+current rows at read time (the chain stores ids only, so an erased subject's reference is
+gone from every later view of the log)."""
+
+from sqlalchemy import text
+
+_ENTRIES = """
+    SELECT a.seq, a.at, a.actor_kind, a.actor_id, a.action, a.target_type, a.target_id,
+           a.subject_id, a.request_id, a.details, encode(a.hash, 'hex') AS hash,
+           m.email AS actor_email, coalesce(m.display_name, d.identifier) AS actor_name,
+           s.external_ref AS subject_ref,
+           CASE a.target_type WHEN 'member' THEN tm.email WHEN 'subject' THEN ts.external_ref
+                WHEN 'device' THEN td.identifier END AS target_label
+    FROM audit_log a
+    LEFT JOIN members m ON a.actor_kind = 'member' AND a.actor_id = 'member:' || m.member_id
+    LEFT JOIN devices d ON a.actor_kind = 'device' AND a.actor_id = 'device:' || d.device_id
+    LEFT JOIN subjects s ON s.subject_id = a.subject_id
+    LEFT JOIN members tm ON a.target_type = 'member' AND a.target_id = tm.member_id::text
+    LEFT JOIN subjects ts ON a.target_type = 'subject' AND a.target_id = ts.subject_id::text
+    LEFT JOIN devices td ON a.target_type = 'device' AND a.target_id = td.device_id::text
+    WHERE (CAST(:f AS timestamptz) IS NULL OR a.at >= :f)
+      AND (CAST(:t AS timestamptz) IS NULL OR a.at < :t)
+      AND (CAST(:actor AS text) IS NULL OR a.actor_id = :actor)
+      AND (CAST(:action AS text) IS NULL OR a.action = :action
+           OR a.action LIKE CAST(:action AS text) || '.%')
+      AND (CAST(:subject AS uuid) IS NULL OR a.subject_id = :subject)
+      -- by name: a case-insensitive part of a member's email or name, a subject's reference
+      AND (CAST(:member AS text) IS NULL
+           OR strpos(lower(m.email), lower(:member)) > 0
+           OR strpos(lower(coalesce(m.display_name, '')), lower(:member)) > 0)
+      AND (CAST(:subject_ref AS text) IS NULL
+           OR strpos(lower(s.external_ref), lower(:subject_ref)) > 0)
+      AND (CAST(:after AS bigint) IS NULL OR {after})
+    ORDER BY a.seq {order}
+    LIMIT :limit
+"""
+
+ENTRIES_ASC = text(_ENTRIES.format(after="a.seq > :after", order="ASC"))
+ENTRIES_DESC = text(_ENTRIES.format(after="a.seq < :after", order="DESC"))

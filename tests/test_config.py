@@ -1,0 +1,27 @@
+"""The console's tile source (TILE_URL) is checked when the configuration is read."""
+
+import pytest
+
+from govern.config import OSM_TILES, Config
+
+
+def _tiles(value):
+    env = {"DATABASE_URL": "postgresql://x@127.0.0.1/x"}
+    if value is not None:
+        env["TILE_URL"] = value
+    return Config.from_env(env).tile_url
+
+
+def test_tiles_default_to_openstreetmap_and_can_be_turned_off():
+    assert _tiles(None) == OSM_TILES == "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    assert _tiles("none") is None
+    assert _tiles("https://tiles.example/a/{z}/{x}/{y}.png?key=k") == (
+        "https://tiles.example/a/{z}/{x}/{y}.png?key=k")
+
+
+@pytest.mark.parametrize("bad", ["ftp://tiles.example/{z}/{x}/{y}.png",
+                                 "https://{s}.tile.example/{z}/{x}/{y}.png",
+                                 "https://tiles.example/{z}/{x}.png", "tiles.example"])
+def test_a_tile_url_that_cannot_work_is_refused(bad):
+    with pytest.raises(ValueError, match="TILE_URL"):
+        _tiles(bad)
