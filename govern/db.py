@@ -23,7 +23,9 @@ def make_engine(url: str, *, pool_size: int = 5, statement_timeout_ms: int = 30_
         pool_recycle=1800,
         connect_args={
             "connect_timeout": 5,
-            "options": f"-c statement_timeout={statement_timeout_ms}",
+            # every session in UTC, whatever the server's default: instants are read and
+            # written as UTC, and day boundaries in SQL are UTC days
+            "options": f"-c statement_timeout={statement_timeout_ms} -c timezone=UTC",
             "application_name": "govern",
         },
     )

@@ -101,6 +101,7 @@ class LocalCluster:
             "port": str(self.port),
             "max_connections": "100",
             "shared_buffers": "'256MB'",
+            "timezone": "'UTC'",  # whatever TZ the machine (or a test run) has
             **{k: (v if v.isdigit() else f"'{v}'") for k, v in (self.settings or {}).items()},
         }
         with open(self.datadir / "postgresql.conf", "a") as fh:

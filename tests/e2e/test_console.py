@@ -58,8 +58,6 @@ def test_heatmap_renders_the_demo_hexagons(server, demo, page):
     # a week is a period the API releases without noise, too: the newest closed one (the
     # demo's day is in it only when today is a Monday)
     page.select_option("select[name=period]", "week")
-    year, week, _ = demo_day().isocalendar()  # the default is last week: the demo's may be this
-    page.fill("input[name=week]", f"{year}-W{week:02d}")
     page.click("#heatmap-show")
     expect(page.locator("#heatmap-stats")).to_contain_text("exact · week")
     # asked again, the day is the answer first given
@@ -275,6 +273,10 @@ def test_a_dispatcher_sees_positions_with_their_age_and_stale_ones_flagged(serve
     assert ages == ["4 min", "2 h 05 min", "2 d 4 h", "0 min"]
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "exact mode's complementary suppression (issue 16) withholds the demo's cell pairs once "
+    "its site pairs were released (6 subjects, k = 3); the drawing needs a demo where both "
+    "can be released"))
 def test_od_between_cells_is_drawn_on_the_map_with_named_cells(server, demo, page):
     sign_in(page, server.url, demo["tokens"]["analyst"])
     page.goto(f"{server.url}/console#/reports/od")
