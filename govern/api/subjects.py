@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
@@ -196,5 +194,5 @@ def consent_history(subject_id):
 def consent_state(query, subject_id):
     """Each purpose's consent state at ?at= (default now), derived from the ledger."""
     subjects.get_subject(db(), subject_id)
-    at = query["at"] or dt.datetime.now(dt.UTC)
+    at = query["at"] or request_now()
     return state_view(subject_id, at, consents.consent_state(db(), subject_id, at))

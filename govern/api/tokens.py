@@ -7,7 +7,7 @@ import datetime as dt
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from govern.api.common import audit_event, commit, db, row_dict
+from govern.api.common import audit_event, commit, db, request_now, row_dict
 from govern.api.schemas import Instant, StrictInteger
 from govern.auth import principal, require_member
 from govern.domain import tokens
@@ -71,7 +71,7 @@ def create_token(body):
     p = principal()
     expires_at = body.get("expires_at")
     if body.get("expires_in_days"):
-        expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(days=body["expires_in_days"])
+        expires_at = request_now() + dt.timedelta(days=body["expires_in_days"])
     secret, row = tokens.issue_member_token(db(), p.tenant_id, p.member_id, body["name"],
                                             expires_at)
     audit_event("token.create", target_type="token", target_id=row.token_id,

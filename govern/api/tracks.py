@@ -10,7 +10,7 @@ from flask import Response
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from govern.api.common import actor_kwargs, commit, db
+from govern.api.common import actor_kwargs, commit, db, request_now
 from govern.api.schemas import FeatureCollection, Instant
 from govern.auth import principal, require_member
 from govern.domain import reads
@@ -34,7 +34,7 @@ class PositionsQuery(Schema):
 
 
 def _range(query) -> tuple[dt.datetime, dt.datetime]:
-    t_to = query["to"] or dt.datetime.now(dt.UTC)
+    t_to = query["to"] or request_now()
     return query["from_"] or t_to - dt.timedelta(hours=24), t_to
 
 

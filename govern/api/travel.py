@@ -246,7 +246,7 @@ def subject_travel(query, subject_id):
     precision), e.g. for mileage under time tracking. Same rules as tracks: the purpose must
     allow individual reads to your role, the subject's consent must be active now, nothing
     past the purpose's window; audited."""
-    t_to = query["to"] or dt.datetime.now(dt.UTC)
+    t_to = query["to"] or request_now()
     t_from = query["from_"] or t_to - dt.timedelta(days=7)
     body = trips.subject_travel(db(), principal(), subject_id, query["purpose"], t_from, t_to,
                                 actor_kwargs()["request_id"])
