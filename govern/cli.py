@@ -290,7 +290,7 @@ def audit_verify(tenant_id):
     """Check every tenant's hash chain; exit 1 if any is broken."""
     from govern.db import tenant_session
     from govern.domain.audit import verify_chain
-    from govern.domain.retention import tenant_ids
+    from govern.domain.tenants import tenant_ids
 
     config = _config()
     sessions = _owner_sessions(config)

@@ -18,8 +18,9 @@ from limits.strategies import RateLimiter
 from sqlalchemy import text
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from govern.api.auth import bearer_token, client_address, presented_token, principal
 from govern.api.common import db
-from govern.auth import TOKEN_RE, bearer_token, client_address, presented_token, principal
+from govern.auth import TOKEN_RE
 from govern.config import Config
 from govern.errors import ApiError
 

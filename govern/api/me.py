@@ -6,8 +6,8 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 from sqlalchemy import text
 
+from govern.api.auth import principal, require_member
 from govern.api.common import db
-from govern.auth import principal, require_member
 
 blp = Blueprint("me", __name__, url_prefix="/v1/me", description="The calling member.")
 

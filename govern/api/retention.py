@@ -6,9 +6,9 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import text
 
+from govern.api.auth import require_member
 from govern.api.common import db
 from govern.api.schemas import Instant
-from govern.auth import require_member
 
 blp = Blueprint("retention", __name__, url_prefix="/v1/retention",
                 description="Retention evidence: what was aged, deleted and dropped, when.")

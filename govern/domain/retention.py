@@ -22,6 +22,7 @@ from sqlalchemy.orm import sessionmaker
 from govern.db import tenant_session
 from govern.domain import release
 from govern.domain.policy import current_policy
+from govern.domain.tenants import tenant_ids
 from govern.domain.trips import age_travel, build_tenant
 from govern.models import Purpose
 from govern.policy.cutoffs import window_start
@@ -435,11 +436,6 @@ def maintain_partitions(owner: Engine, sessions: sessionmaker, now: dt.datetime,
                         "details": _json({"partition": part.name})})
         dropped += 1
     return {"created": created, "dropped": dropped}
-
-
-def tenant_ids(owner: Engine) -> list[uuid.UUID]:
-    with owner.connect() as conn:
-        return [r[0] for r in conn.execute(sql.TENANT_IDS)]
 
 
 def run_all(owner: Engine, sessions: sessionmaker, now: dt.datetime | None = None, *,

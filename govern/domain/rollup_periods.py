@@ -139,7 +139,7 @@ def build_all(owner: Engine, sessions: sessionmaker, now: dt.datetime | None = N
     """The scheduler's job: every tenant's closed periods, and the release basis of its
     settled days (govern.domain.release.freeze_settled)."""
     from govern.domain import release
-    from govern.domain.retention import tenant_ids
+    from govern.domain.tenants import tenant_ids
 
     now = now or dt.datetime.now(dt.UTC)
     total = {"tenants": 0, "built": 0, "cells": 0, "left": 0, "frozen_days": 0}

@@ -412,7 +412,7 @@ def build_tenant(sessions: sessionmaker, tenant_id: uuid.UUID, *, workers: int =
 def build_all(owner: Engine, sessions: sessionmaker, *, tenant_id: uuid.UUID | None = None,
               on_progress: Callable[[int], None] | None = None) -> dict:
     """The trips job: every tenant (or one)."""
-    from govern.domain.retention import tenant_ids
+    from govern.domain.tenants import tenant_ids
 
     total = BuildResult()
     tenants = {}

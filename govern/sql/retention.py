@@ -291,5 +291,3 @@ SUMMARIZE_RECEIVED = text(
 )
 
 LONGEST_WINDOW_DAYS = text("SELECT max(retention_days) FROM purposes")
-
-TENANT_IDS = text("SELECT tenant_id FROM tenants ORDER BY tenant_id")
