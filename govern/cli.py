@@ -26,7 +26,7 @@ class GovernGroup(click.Group):
         from sqlalchemy.exc import OperationalError
 
         from govern.config import NoDatabase
-        from govern.errors import ApiError
+        from govern.exceptions import GovernError
 
         try:
             return super().invoke(ctx)
@@ -45,7 +45,7 @@ class GovernGroup(click.Group):
             raise click.ClickException(
                 f"cannot reach the database ({first}). Is it running? `make run` starts the "
                 "project-local one; otherwise check DATABASE_URL.") from exc
-        except ApiError as exc:
+        except GovernError as exc:
             raise click.ClickException(exc.message) from exc
 
 
@@ -178,7 +178,7 @@ def token_create(tenant_ref, member, role, name):
     """Mint a member token; prints it once, as JSON. Audited as the operator (`cli`)."""
     from govern.db import tenant_session
     from govern.domain.tokens import recover_member_token
-    from govern.errors import ApiError
+    from govern.exceptions import GovernError
 
     if (member is None) == (role is None):
         raise click.UsageError("give --member or --role (one of them)")
@@ -190,7 +190,7 @@ def token_create(tenant_ref, member, role, name):
                                                        role=role, name=name)
             out = {"tenant_id": str(tenant_id), "member_id": str(holder.member_id),
                    "role": holder.role, "token_id": str(row.token_id), "token": secret}
-    except (ApiError, ValueError) as exc:
+    except (GovernError, ValueError) as exc:
         raise click.ClickException(getattr(exc, "message", str(exc))) from exc
     click.echo(json.dumps(out))
 
@@ -264,7 +264,7 @@ def subject_erase(subject_id, tenant_id, request_id, yes):
     from tqdm import tqdm
 
     from govern.domain.rights import erase_subject
-    from govern.errors import ApiError
+    from govern.exceptions import GovernError
 
     if not yes:
         click.confirm(f"Erase subject {subject_id}? This cannot be undone", abort=True)
@@ -273,7 +273,7 @@ def subject_erase(subject_id, tenant_id, request_id, yes):
         with tqdm(desc="erase", unit=" pings", disable=None) as bar:
             result = erase_subject(sessions, tenant_id, subject_id, "cli", request_id=request_id,
                                    on_batch=bar.update)
-    except ApiError as exc:
+    except GovernError as exc:
         raise click.ClickException(exc.message) from exc
     click.echo(json.dumps(result, default=str, indent=2))
 

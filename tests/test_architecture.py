@@ -148,3 +148,52 @@ def test_the_package_has_no_import_cycle():
     graph = import_graph()
     assert len(graph) > 50  # the parse found the package
     assert cycles(graph) == []
+
+
+# What only the HTTP side may know. A domain, policy or SQL module may not import these,
+# nor any govern module that (transitively) does.
+HTTP = ("flask", "flask_smorest", "werkzeug", "webargs", "marshmallow")
+HTTP_MODULES = ("govern.errors", "govern.api", "govern.app", "govern.hardening",
+                "govern.console")
+FRAMEWORK_FREE = ("govern.domain", "govern.policy", "govern.sql", "govern.exceptions",
+                  "govern.auth")
+
+
+def _external_imports(path: Path) -> set[str]:
+    names = set()
+    for node in _imports(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(a.name.split(".")[0] for a in node.names)
+        elif node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def _under(name: str, prefixes) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def http_leaks(package: Path = PACKAGE) -> dict[str, list[str]]:
+    """framework-free module -> the HTTP things it reaches (directly or via govern modules)."""
+    mods = _modules(package)
+    graph = import_graph(package)
+    direct_http = {m for m, (path, _) in mods.items()
+                   if _under(m, HTTP_MODULES) or _external_imports(path) & set(HTTP)}
+    leaks = {}
+    for start in sorted(m for m in graph if _under(m, FRAMEWORK_FREE)):
+        seen, todo, path_to = {start}, [start], {start: [start]}
+        while todo:
+            node = todo.pop()
+            for dep in sorted(graph[node]):
+                if dep not in seen:
+                    seen.add(dep)
+                    path_to[dep] = path_to[node] + [dep]
+                    todo.append(dep)
+        bad = sorted(seen & direct_http)
+        if bad:
+            leaks[start] = path_to[bad[0]]
+    return leaks
+
+
+def test_domain_policy_and_sql_know_nothing_of_http():
+    assert http_leaks() == {}

@@ -23,7 +23,7 @@ from govern.api.common import commit, db, request_now
 from govern.api.pings import check_batch_size, ingest_for_device
 from govern.auth import Principal
 from govern.domain import diagnostics, subjects
-from govern.errors import ApiError, NotFound
+from govern.errors import ApiError, GovernError, NotFound, as_api_error
 from govern.ingest import formats
 
 blp = Blueprint("ingest", __name__, url_prefix="/v1/ingest",
@@ -67,7 +67,8 @@ def _counted(source: str):
         def handler(*args, **kwargs):
             try:
                 return fn(*args, **kwargs)
-            except ApiError as exc:
+            except (ApiError, GovernError) as raised:
+                exc = as_api_error(raised)
                 principal = getattr(g, "principal", None)
                 if 400 <= exc.status < 500 and principal is not None \
                         and principal.kind == "device":

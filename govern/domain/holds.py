@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from govern.domain import audit
 from govern.domain.subjects import get_subject
-from govern.errors import Conflict, Invalid, NotFound
+from govern.exceptions import Conflict, Invalid, NotFound
 
 _COLUMNS = "hold_id, subject_id, reason, starts_at, ends_at, created_at, created_by"
 

@@ -12,14 +12,14 @@ from sqlalchemy.orm import Session
 from govern.auth import Principal
 from govern.domain import audit
 from govern.domain.tokens import issue_member_token, revoke_all_for_member
-from govern.errors import ApiError, Conflict, NotFound
+from govern.exceptions import Conflict, Forbidden, NotFound
 from govern.models import Member
 from govern.policy.roles import may_manage
 
 
 def _forbid_unless_may_manage(actor: Principal, role: str) -> None:
     if not may_manage(actor.role, role):
-        raise ApiError(403, f"The role '{actor.role}' may not manage '{role}' members.")
+        raise Forbidden(f"The role '{actor.role}' may not manage '{role}' members.")
 
 
 def list_members(session: Session) -> list[Member]:

@@ -9,7 +9,7 @@ from sqlalchemy import exists, func, select, text
 from sqlalchemy.orm import Session
 
 from govern.domain import audit
-from govern.errors import Conflict, NotFound
+from govern.exceptions import Conflict, NotFound
 from govern.models import ConsentEvent, Purpose
 from govern.policy.cutoffs import floor_after_retention_change
 

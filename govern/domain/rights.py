@@ -18,7 +18,7 @@ from govern.domain import audit
 from govern.domain.holds import is_held
 from govern.domain.policy import current_policy
 from govern.domain.subjects import get_subject
-from govern.errors import Conflict, Invalid, NotFound
+from govern.exceptions import Conflict, Invalid, NotFound
 
 DEFAULT_DUE_DAYS = 30
 ERASE_BATCH = 5000

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from govern.domain import audit
 from govern.domain.zones import area_expression, validated
-from govern.errors import Conflict, NotFound
+from govern.exceptions import Conflict, NotFound
 from govern.sql import trips as sql
 
 _COLUMNS = ("site_id, name, kind, geometry, radius_m, created_at, created_by, updated_at")

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from govern.db import scope_to_tenant
 from govern.domain import audit
 from govern.domain.tokens import issue_device_token
-from govern.errors import Conflict, Invalid, NotFound
+from govern.exceptions import Conflict, Invalid, NotFound
 from govern.models import ApiToken, Device, Subject
 
 IDENTIFIER_RE = re.compile(r"^[A-Za-z0-9._:-]{4,100}$")

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from govern.domain import audit
 from govern.domain.subjects import get_subject
-from govern.errors import Conflict, Invalid, NotFound
+from govern.exceptions import Conflict, Invalid, NotFound
 from govern.models import Zone
 from govern.policy import zones as policy
 from govern.policy.zones import GeometryInvalid, validate_zone
