@@ -237,6 +237,13 @@ def _finish(sessions, run: TenantRun) -> TenantRun:
     return run
 
 
+def list_runs(session, t_from: dt.datetime | None, t_to: dt.datetime | None,
+              limit: int) -> list[dict]:
+    """The evidence entries of runs started in [t_from, t_to) (either open), newest first."""
+    rows = session.execute(sql.RUN_LIST, {"f": t_from, "to": t_to, "limit": limit}).all()
+    return [dict(r._mapping) for r in rows]
+
+
 def run_all(owner: Engine, sessions: sessionmaker, now: dt.datetime | None = None, *,
             tenant_id: uuid.UUID | None = None, dry_run: bool = False,
             batch: int = DEFAULT_BATCH, budget: Budget | None = None) -> dict:

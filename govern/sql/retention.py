@@ -326,3 +326,11 @@ RUN_ENTRY = text(
     "purpose_key, cutoff, aged, deleted, dropped, details) VALUES (:t, :r, :n, "
     ":started, :kind, :key, :cutoff, :aged, :deleted, :dropped, "
     "CAST(:details AS jsonb))")
+
+# The evidence, newest run first; either bound may be NULL (open).
+RUN_LIST = text(
+    "SELECT run_id, started_at, finished_at, kind, purpose_key, cutoff, aged, deleted, "
+    "dropped, details FROM retention_runs "
+    "WHERE (CAST(:f AS timestamptz) IS NULL OR started_at >= :f) "
+    "AND (CAST(:to AS timestamptz) IS NULL OR started_at < :to) "
+    "ORDER BY started_at DESC, run_id, entry LIMIT :limit")
