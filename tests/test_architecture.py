@@ -197,3 +197,23 @@ def http_leaks(package: Path = PACKAGE) -> dict[str, list[str]]:
 
 def test_domain_policy_and_sql_know_nothing_of_http():
     assert http_leaks() == {}
+
+
+def test_the_migrations_ship_in_the_package():
+    """govern.migrate finds the revisions inside the package (an installed, non-editable
+    govern has no source tree beside it), and every file there is package data."""
+    import fnmatch
+    import tomllib
+
+    from govern import migrate
+
+    assert migrate.SCRIPT_LOCATION == "govern:migrations"
+    assert migrate.MIGRATIONS_DIR.joinpath("versions").is_dir()
+    pyproject = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["govern"]
+    shipped = [p for p in (PACKAGE / "migrations").rglob("*")
+               if p.is_file() and "__pycache__" not in p.parts]
+    assert shipped
+    for path in shipped:
+        rel = path.relative_to(PACKAGE).as_posix()
+        assert any(fnmatch.fnmatch(rel, pat) for pat in patterns), rel
