@@ -6,13 +6,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
 from flask import Flask, request
 from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
+from govern import jsontext
 from govern.api.bodies import check_json_text, takes_non_json
 from govern.clock import SYSTEM, Clock
 from govern.config import Config
@@ -67,10 +67,6 @@ class GovernExtension:
     clock: Clock = SYSTEM
 
 
-def _json_serializer(value) -> str:
-    return orjson.dumps(value, default=str).decode()
-
-
 def create_app(config: Config | None = None, clock: Clock | None = None) -> Flask:
     """The app; ``clock`` is where every request's "now" comes from (the wall clock unless a
     test or a replay hands in another)."""
@@ -99,7 +95,7 @@ def create_app(config: Config | None = None, clock: Clock | None = None) -> Flas
     )
     engine = make_engine(config.app_database_url, pool_size=config.db_pool_size,
                          statement_timeout_ms=config.db_statement_timeout_ms,
-                         json_serializer=_json_serializer)
+                         json_serializer=jsontext.dumps)
     app.extensions["govern"] = GovernExtension(config, engine, make_sessionmaker(engine),
                                                 clock or SYSTEM)
 

@@ -79,12 +79,12 @@ def _owner_engine(config: Config):
 
 
 def _owner_sessions(config: Config):
-    from govern.app import _json_serializer
+    from govern import jsontext
     from govern.db import make_engine, make_sessionmaker
 
     return make_sessionmaker(make_engine(config.app_database_url, pool_size=1,
                                          statement_timeout_ms=config.db_statement_timeout_ms,
-                                         json_serializer=_json_serializer))
+                                         json_serializer=jsontext.dumps))
 
 
 # ---- db -------------------------------------------------------------------------------------

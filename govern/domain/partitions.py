@@ -11,8 +11,8 @@ from psycopg import sql as psql
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
+from govern import jsontext
 from govern.clock import NEVER
-from govern.domain.retention_batches import evidence_json
 from govern.sql import retention as sql
 
 log = logging.getLogger("govern.retention")
@@ -61,6 +61,6 @@ def maintain_partitions(owner: Engine, sessions: sessionmaker, now: dt.datetime,
                     raw.execute(sql.PARTITION_DROP_EVIDENCE, {
                         "t": tenant_id, "r": uuid.uuid4(), "started": now,
                         "cutoff": part.upper_bound, "dropped": n,
-                        "details": evidence_json({"partition": part.name})})
+                        "details": jsontext.dumps({"partition": part.name})})
         dropped += 1
     return {"created": created, "dropped": dropped}

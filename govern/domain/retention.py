@@ -17,6 +17,7 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
+from govern import jsontext
 from govern.clock import FOREVER, NEVER
 from govern.db import tenant_session
 from govern.domain import release
@@ -32,7 +33,6 @@ from govern.domain.retention_batches import (
     bit,
     day_pieces,
     delete_in_batches,
-    evidence_json,
     recompute,
 )
 from govern.domain.tenants import tenant_ids
@@ -233,7 +233,7 @@ def _finish(sessions, run: TenantRun) -> TenantRun:
                       {"t": run.tenant_id, "r": run.run_id, "n": n, "started": run.started_at,
                        "kind": e.kind, "key": e.purpose_key, "cutoff": e.cutoff,
                        "aged": e.aged, "deleted": e.deleted, "dropped": e.dropped,
-                       "details": evidence_json(e.details)})
+                       "details": jsontext.dumps(e.details)})
     return run
 
 

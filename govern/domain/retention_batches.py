@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import orjson
 from sqlalchemy.orm import sessionmaker
 
 from govern.clock import FOREVER, NEVER
@@ -160,8 +159,3 @@ def delete_in_batches(sessions, tenant_id, statement, params: dict, batch: int,
             budget.spend(done)
         if done < batch:
             return total
-
-
-def evidence_json(value) -> str:
-    """Evidence details as the JSON text a jsonb parameter takes."""
-    return orjson.dumps(value, default=str).decode()

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 import orjson
 from sqlalchemy.orm import Session, sessionmaker
 
+from govern import jsontext
 from govern.db import tenant_session
 from govern.domain import audit
 from govern.domain.holds import is_held
@@ -67,7 +68,7 @@ def list_requests(session: Session, *, overdue: bool | None = None, status: str 
 def complete_request(session: Session, tenant_id, actor: str, request_id: uuid.UUID,
                      evidence: dict, status: str = "completed") -> dict:
     session.execute(sql.COMPLETE_REQUEST,
-        {"st": status, "e": orjson.dumps(evidence, default=str).decode(), "r": request_id})
+        {"st": status, "e": jsontext.dumps(evidence), "r": request_id})
     req = get_request(session, request_id)
     audit.record(session, tenant_id, actor, f"request.{status}",
                  target_type="subject_request", target_id=request_id,
@@ -128,7 +129,7 @@ def erase_subject(sessions: sessionmaker, tenant_id: uuid.UUID, subject_id: uuid
         s.execute(sql.SCRUB_SUBJECT, {"s": subject_id, "now": now})
         s.execute(sql.INSERT_TOMBSTONE,
             {"t": tenant_id, "s": subject_id, "now": now, "actor": actor, "r": request_id,
-             "c": orjson.dumps(counts).decode(), "kept": keep_ledger})
+             "c": jsontext.dumps(counts), "kept": keep_ledger})
         audit.record(s, tenant_id, actor, "subject.erase", target_type="subject",
                      target_id=subject_id, subject_id=subject_id,
                      details={"counts": counts, "consent_ledger_kept": keep_ledger,

@@ -23,27 +23,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from govern.db import tenant_session
 from govern.domain.policy import current_policy
+from govern.policy.periods import month_start, next_month, week_start
 from govern.sql import reports as sql
 
 log = logging.getLogger("govern.rollup_periods")
 
 RESOLUTIONS = (5, 6, 7, 8, 9)
 MAX_BUILDS_PER_RUN = 60  # per tenant; a backlog (first run, long outage) spreads over runs
-
-
-def week_start(t: dt.datetime) -> dt.datetime:
-    """Monday 00:00 UTC of the ISO week holding t."""
-    d = t.astimezone(dt.UTC).date()
-    return dt.datetime.combine(d - dt.timedelta(days=d.weekday()), dt.time(0), dt.UTC)
-
-
-def month_start(t: dt.datetime) -> dt.datetime:
-    d = t.astimezone(dt.UTC).date()
-    return dt.datetime(d.year, d.month, 1, tzinfo=dt.UTC)
-
-
-def next_month(start: dt.datetime) -> dt.datetime:
-    return (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
 
 
 def period_bounds(period: str, start: dt.datetime) -> tuple[dt.datetime, dt.datetime]:

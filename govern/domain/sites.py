@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import uuid
 
-import orjson
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from govern import jsontext
 from govern.domain import audit
 from govern.domain.zones import area_expression, validated
 from govern.exceptions import Conflict, NotFound
@@ -67,7 +67,7 @@ def create_site(session: Session, tenant_id: uuid.UUID, actor: str, *, name: str
              f"created_by) VALUES (:t, :s, :name, :kind, CAST(:geometry AS jsonb), "
              f":radius_m, {expr}, :actor)"),
         {"t": tenant_id, "s": site_id, "name": name, "kind": kind,
-         "geometry": orjson.dumps(geometry).decode(), "radius_m": radius_m, "actor": actor,
+         "geometry": jsontext.dumps(geometry), "radius_m": radius_m, "actor": actor,
          **params}))
     moved = _reattribute(session, site_id, _box(session, site_id))
     audit.record(session, tenant_id, actor, "site.create", target_type="site",
@@ -94,7 +94,7 @@ def update_site(session: Session, tenant_id: uuid.UUID, actor: str, site_id: uui
         expr, area_params = area_expression(session, changes["geometry"], radius)
         sets += ["geometry = CAST(:geometry AS jsonb)", "radius_m = :radius_m",
                  f"area = {expr}"]
-        params.update(area_params, geometry=orjson.dumps(changes["geometry"]).decode(),
+        params.update(area_params, geometry=jsontext.dumps(changes["geometry"]),
                       radius_m=radius)
     _unique(session, lambda: session.execute(
         text(f"UPDATE sites SET {', '.join(sets)} WHERE site_id = :s"), params))

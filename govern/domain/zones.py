@@ -10,10 +10,10 @@ import random
 import uuid
 from dataclasses import dataclass
 
-import orjson
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from govern import jsontext
 from govern.domain import audit
 from govern.domain.subjects import get_subject
 from govern.exceptions import Conflict, Invalid, NotFound
@@ -78,7 +78,7 @@ def area_expression(session: Session, geometry: dict,
     if geometry.get("type") == "Point":
         lon, lat = geometry["coordinates"][:2]
         return AREA_SQL["circle"], {"wkt": circle_wkt(session, lon, lat, float(radius_m))}
-    return AREA_SQL["polygon"], {"geojson": orjson.dumps(geometry).decode()}
+    return AREA_SQL["polygon"], {"geojson": jsontext.dumps(geometry)}
 
 
 _PROJECT = text(
@@ -229,7 +229,7 @@ def create_zone(session: Session, tenant_id: uuid.UUID, actor: str, *, name: str
              "ST_Multi(ST_SetSRID(ST_GeomFromText(:reach), 4326)), :trim_m, :salt, :hiding, "
              ":vertices, :scale_m, :actor)"),
         {"tenant_id": tenant_id, "zone_id": zone_id, "name": name, "subject_id": subject_id,
-         "geometry": orjson.dumps(geometry).decode(), "radius_m": radius_m, "actor": actor,
+         "geometry": jsontext.dumps(geometry), "radius_m": radius_m, "actor": actor,
          "drawn": drawn, "area": hidden.area_wkt, "reach": hidden.reach_wkt,
          "trim_m": hidden.trim_m, "salt": hidden.salt, "hiding": hiding.name, "vertices": vertices,
          "scale_m": hidden.scale_m},
