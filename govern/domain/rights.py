@@ -40,10 +40,10 @@ def create_request(session: Session, tenant_id: uuid.UUID, actor: str, *, subjec
     get_subject(session, subject_id)
     received_at = received_at or dt.datetime.now(dt.UTC)
     rid = uuid.uuid4()
-    row = session.execute(sql.CREATE_REQUEST,
-        {"t": tenant_id, "r": rid, "s": subject_id, "k": kind, "src": source,
-         "received": received_at, "due": received_at + dt.timedelta(days=due_days),
-         "note": note, "actor": actor}).one()
+    row = session.execute(sql.CREATE_REQUEST, {
+        "t": tenant_id, "r": rid, "s": subject_id, "k": kind, "src": source,
+        "received": received_at, "due": received_at + dt.timedelta(days=due_days),
+        "note": note, "actor": actor}).one()
     audit.record(session, tenant_id, actor, f"request.{kind}", target_type="subject_request",
                  target_id=rid, subject_id=subject_id, request_id=request_id,
                  details={"source": source, "due_at": row.due_at})
@@ -60,15 +60,15 @@ def get_request(session: Session, request_id: uuid.UUID) -> dict:
 def list_requests(session: Session, *, overdue: bool | None = None, status: str | None = None,
                   subject_id=None) -> list[dict]:
     now = dt.datetime.now(dt.UTC)
-    rows = session.execute(sql.LIST_REQUESTS,
-        {"status": status, "s": subject_id, "overdue": bool(overdue), "now": now}).all()
+    rows = session.execute(sql.LIST_REQUESTS, {
+        "status": status, "s": subject_id, "overdue": bool(overdue), "now": now}).all()
     return [_request_view(r, now) for r in rows]
 
 
 def complete_request(session: Session, tenant_id, actor: str, request_id: uuid.UUID,
                      evidence: dict, status: str = "completed") -> dict:
-    session.execute(sql.COMPLETE_REQUEST,
-        {"st": status, "e": jsontext.dumps(evidence), "r": request_id})
+    session.execute(sql.COMPLETE_REQUEST, {
+        "st": status, "e": jsontext.dumps(evidence), "r": request_id})
     req = get_request(session, request_id)
     audit.record(session, tenant_id, actor, f"request.{status}",
                  target_type="subject_request", target_id=request_id,
@@ -109,8 +109,8 @@ def erase_subject(sessions: sessionmaker, tenant_id: uuid.UUID, subject_id: uuid
     pings = 0
     while True:
         with tenant_session(sessions, tenant_id) as s:
-            n = s.execute(sql.DELETE_PINGS_BATCH,
-                {"s": subject_id, "n": ERASE_BATCH}).rowcount
+            n = s.execute(sql.DELETE_PINGS_BATCH, {
+                "s": subject_id, "n": ERASE_BATCH}).rowcount
         pings += n
         if on_batch and n:
             on_batch(n)
@@ -127,9 +127,9 @@ def erase_subject(sessions: sessionmaker, tenant_id: uuid.UUID, subject_id: uuid
         counts["consent_events"] = 0 if keep_ledger else s.execute(
             sql.ERASE_CONSENT_LEDGER, {"s": subject_id}).scalar()
         s.execute(sql.SCRUB_SUBJECT, {"s": subject_id, "now": now})
-        s.execute(sql.INSERT_TOMBSTONE,
-            {"t": tenant_id, "s": subject_id, "now": now, "actor": actor, "r": request_id,
-             "c": jsontext.dumps(counts), "kept": keep_ledger})
+        s.execute(sql.INSERT_TOMBSTONE, {
+            "t": tenant_id, "s": subject_id, "now": now, "actor": actor, "r": request_id,
+            "c": jsontext.dumps(counts), "kept": keep_ledger})
         audit.record(s, tenant_id, actor, "subject.erase", target_type="subject",
                      target_id=subject_id, subject_id=subject_id,
                      details={"counts": counts, "consent_ledger_kept": keep_ledger,
@@ -276,9 +276,9 @@ def create_disclosure(session: Session, tenant_id, actor: str, values: dict,
         raise Invalid("Record when the client was notified, or why not.",
                       {"notified_at": ["give notified_at or not_notified_reason"]})
     did = uuid.uuid4()
-    row = session.execute(sql.CREATE_DISCLOSURE,
-        {"t": tenant_id, "d": did, "actor": actor, "range_from": None, "range_to": None,
-         "notified_at": None, "not_notified_reason": None, **values}).one()
+    row = session.execute(sql.CREATE_DISCLOSURE, {
+        "t": tenant_id, "d": did, "actor": actor, "range_from": None, "range_to": None,
+        "notified_at": None, "not_notified_reason": None, **values}).one()
     for sid in values["subject_ids"]:
         audit.record(session, tenant_id, actor, "disclosure.create", target_type="disclosure",
                      target_id=did, subject_id=sid, request_id=request_id,
@@ -290,9 +290,9 @@ def create_disclosure(session: Session, tenant_id, actor: str, values: dict,
 def update_disclosure(session: Session, tenant_id, actor: str, disclosure_id, values: dict,
                       request_id: str | None = None) -> dict:
     get_disclosure(session, disclosure_id)  # 404 for an unknown (or another tenant's) one
-    session.execute(sql.UPDATE_DISCLOSURE,
-        {"n": values.get("notified_at"), "r": values.get("not_notified_reason"),
-         "d": disclosure_id})
+    session.execute(sql.UPDATE_DISCLOSURE, {
+        "n": values.get("notified_at"), "r": values.get("not_notified_reason"),
+        "d": disclosure_id})
     audit.record(session, tenant_id, actor, "disclosure.update", target_type="disclosure",
                  target_id=disclosure_id, request_id=request_id, details=values)
     return get_disclosure(session, disclosure_id)
@@ -306,6 +306,6 @@ def get_disclosure(session: Session, disclosure_id) -> dict:
 
 
 def list_disclosures(session: Session, subject_id=None) -> list[dict]:
-    rows = session.execute(sql.LIST_DISCLOSURES,
-        {"s": subject_id}).all()
+    rows = session.execute(sql.LIST_DISCLOSURES, {
+        "s": subject_id}).all()
     return [dict(r._mapping) for r in rows]
