@@ -22,7 +22,8 @@ from sqlalchemy.orm import sessionmaker
 from govern.db import tenant_session
 from govern.domain import release
 from govern.domain.policy import current_policy
-from govern.domain.trips import age_travel, build_tenant
+from govern.domain.travel_ageing import age_travel
+from govern.domain.trips import build_tenant
 from govern.models import Purpose
 from govern.policy.cutoffs import window_start
 from govern.sql import reports as reports_sql
@@ -328,11 +329,7 @@ def _delete_in_batches(sessions, tenant_id, statement, params: dict, batch: int,
 
 def _withdrawn_for(sessions, tenant_id, subject_id, now) -> list:
     with tenant_session(sessions, tenant_id) as s:
-        rows = s.execute(text(
-            "SELECT DISTINCT ON (purpose_id) purpose_id, status FROM consent_events "
-            "WHERE subject_id = :s AND at <= :now ORDER BY purpose_id, at DESC, seq DESC"),
-            {"s": subject_id, "now": now}).all()
-    return [r for r in rows if r.status == "withdrawn"]
+        return s.execute(sql.WITHDRAWN_PURPOSES, {"subject_id": subject_id, "now": now}).all()
 
 
 def _age_rollups(sessions, tenant_id, now, days, run: TenantRun, batch, budget) -> None:
