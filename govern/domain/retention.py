@@ -25,7 +25,8 @@ from govern.domain.policy import current_policy
 from govern.domain.travel_ageing import age_travel
 from govern.domain.trips import build_tenant
 from govern.models import Purpose
-from govern.policy.cutoffs import window_start
+from govern.policy.cutoffs import aggregate_window_start, window_start
+from govern.sql import consent as consent_sql
 from govern.sql import reports as reports_sql
 from govern.sql import retention as sql
 
@@ -171,7 +172,7 @@ def run_tenant(sessions: sessionmaker, tenant_id: uuid.UUID, now: dt.datetime, *
         state = {r.purpose_id: r for r in s.execute(text(
             "SELECT purpose_id, aged_until, precision_applied FROM retention_state"))}
         consent_seq = s.execute(text("SELECT consent_seq_applied FROM tenants")).scalar()
-        withdrawals = s.execute(sql.NEW_WITHDRAWALS, {"after_seq": consent_seq}).all()
+        withdrawals = s.execute(consent_sql.NEW_WITHDRAWALS, {"after_seq": consent_seq}).all()
         aggregate_days = current_policy(s)["aggregate_retention_days"]
     if any(h.subject_id is None for h in holds):
         run.entries.append(Entry("held", details={"scope": "tenant"}))
@@ -182,7 +183,7 @@ def run_tenant(sessions: sessionmaker, tenant_id: uuid.UUID, now: dt.datetime, *
         # a tenant-wide hold ended: everything it paused is due, so start the passes over
         state, consent_seq = {}, 0
         with tenant_session(sessions, tenant_id) as s:
-            withdrawals = s.execute(sql.NEW_WITHDRAWALS, {"after_seq": 0}).all()
+            withdrawals = s.execute(consent_sql.NEW_WITHDRAWALS, {"after_seq": 0}).all()
         for h in tenant_release:
             run.entries.append(Entry("hold_released", details={"hold_id": str(h.hold_id),
                                                                 "scope": "tenant"}))
@@ -333,7 +334,7 @@ def _withdrawn_for(sessions, tenant_id, subject_id, now) -> list:
 
 
 def _age_rollups(sessions, tenant_id, now, days, run: TenantRun, batch, budget) -> None:
-    cutoff = now - dt.timedelta(days=days)
+    cutoff = aggregate_window_start(days, now)
     if run.dry_run:
         with tenant_session(sessions, tenant_id) as s:
             n = s.execute(text("SELECT count(*) FROM rollups WHERE bucket < :c"),
@@ -403,13 +404,16 @@ def maintain_partitions(owner: Engine, sessions: sessionmaker, now: dt.datetime,
             created = conn.execute(sql.ENSURE_PARTITIONS, {
                 "first": today - dt.timedelta(days=1),
                 "last": today + dt.timedelta(days=ahead_days)}).scalar()
-        longest = conn.execute(sql.LONGEST_WINDOW_DAYS).scalar()
-        cutoff = now - dt.timedelta(days=longest) if longest is not None else NEVER
+        # the earliest window start of every tenant's purposes: a day that ended before it
+        # serves no purpose of anyone's
+        starts = [window_start(w.retention_days, w.window_floor, now)
+                  for w in conn.execute(sql.PURPOSE_WINDOWS)]
+        cutoff = min(starts, default=NEVER)
         if not dry_run:  # the days that have ended and stay
             conn.execute(sql.SUMMARIZE_RECEIVED, {
                 "after": cutoff, "before": dt.datetime.combine(today, dt.time(0), dt.UTC)})
         partitions = conn.execute(sql.PING_PARTITIONS).all()
-    due = [p for p in partitions if longest is not None and p.upper_bound <= cutoff]
+    due = [p for p in partitions if starts and p.upper_bound <= cutoff]
     for part in due:
         with owner.begin() as conn:
             raw = conn.connection.driver_connection

@@ -52,3 +52,18 @@ STATE_AT = text(
     CROSS JOIN LATERAL {latest_event("p.tenant_id", ":subject_id", "p.purpose_id", ":at")} e
     """
 )
+
+# Withdrawals recorded since the last run, per subject and purpose: the latest instant a
+# withdrawal took effect (pings recorded up to it lose the purpose; one dated a moment
+# ahead, within the clock skew consent recording allows, is applied at once) and the newest
+# seq.
+NEW_WITHDRAWALS = text(
+    f"""
+    SELECT c.subject_id, c.purpose_id, max(c.seq) AS seq,
+           {withdrawn_until("c.tenant_id", "c.subject_id", "c.purpose_id",
+                            "CAST('infinity' AS timestamptz)")} AS until
+    FROM consent_events c
+    WHERE c.seq > :after_seq AND c.status = 'withdrawn'
+    GROUP BY c.tenant_id, c.subject_id, c.purpose_id
+    """
+)

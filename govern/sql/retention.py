@@ -183,21 +183,6 @@ ENDED_HOLDS = text(
     """
 )
 
-# Withdrawals recorded since the last run, per subject and purpose: the latest instant a
-# withdrawal took effect (pings recorded up to it lose the purpose; one dated a moment
-# ahead, within the clock skew consent recording allows, is applied at once) and the newest
-# seq.
-NEW_WITHDRAWALS = text(
-    f"""
-    SELECT c.subject_id, c.purpose_id, max(c.seq) AS seq,
-           {consent.withdrawn_until("c.tenant_id", "c.subject_id", "c.purpose_id",
-                                    "CAST('infinity' AS timestamptz)")} AS until
-    FROM consent_events c
-    WHERE c.seq > :after_seq AND c.status = 'withdrawn'
-    GROUP BY c.tenant_id, c.subject_id, c.purpose_id
-    """
-)
-
 # The purposes a subject's consent stands withdrawn for at :now.
 WITHDRAWN_PURPOSES = text(
     f"""
@@ -293,6 +278,7 @@ SUMMARIZE_RECEIVED = text(
     """
 )
 
-LONGEST_WINDOW_DAYS = text("SELECT max(retention_days) FROM purposes")
+# Every tenant's purposes' windows (the owner's connection sees them all).
+PURPOSE_WINDOWS = text("SELECT retention_days, window_floor FROM purposes")
 
 TENANT_IDS = text("SELECT tenant_id FROM tenants ORDER BY tenant_id")
