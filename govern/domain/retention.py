@@ -163,7 +163,7 @@ def run_tenant(sessions: sessionmaker, tenant_id: uuid.UUID, now: dt.datetime, *
                budget: Budget | None = None) -> TenantRun:
     budget = budget or Budget()
     if not dry_run:
-        build_tenant(sessions, tenant_id)  # derive stops and trips before their pings age
+        build_tenant(sessions, tenant_id, now=now)  # stops and trips before their pings age
     run = TenantRun(tenant_id, uuid.uuid4(), now, dry_run)
     with tenant_session(sessions, tenant_id) as s:
         purposes = list(s.scalars(select(Purpose).order_by(Purpose.bit)))
