@@ -43,11 +43,12 @@ def retention(config: Config, now: dt.datetime) -> dict:
 
 def trips(config: Config, now: dt.datetime) -> dict:
     """Stops and trips from the pings that arrived since the last run (late ones too). What
-    counts as arrived is the database's own commit order, so ``now`` is not needed here."""
+    counts as arrived is the database's own commit order; ``now`` decides which purposes'
+    windows a record has already left."""
     from govern.domain.trips import build_all
 
     owner, sessions = _engines(config)
-    report = build_all(owner, sessions)
+    report = build_all(owner, sessions, now=now)
     return {k: report[k] for k in ("tenants", "subjects", "pings", "stops", "trips")}
 
 

@@ -222,9 +222,6 @@ def test_the_migrations_ship_in_the_package():
 # Modules outside govern/sql that still write a statement of their own, and why.
 SQL_ELSEWHERE = {
     "govern.db": "the tenant-scope listener's set_config, part of the session machinery",
-    # consent at t: kept in place for the one definition of consent (issue 15, other part)
-    "govern.domain.consents": "_STATE_SQL",
-    "govern.domain.retention": "_withdrawn_for",
 }
 
 

@@ -43,7 +43,7 @@ def _track(query, subject_id, fmt):
     ctx = actor_kwargs()
     track = reads.read_track(db(), principal(), subject_id, query["purpose"], t_from, t_to,
                              limit=query["limit"], cursor=query["cursor"],
-                             request_id=ctx["request_id"], fmt=fmt)
+                             request_id=ctx["request_id"], fmt=fmt, now=request_now())
     commit()  # the audit entry is part of the read
     return track
 
@@ -102,7 +102,8 @@ def track_gpx(query, subject_id):
 def latest_positions(query):
     """The latest allowed position of each subject under the purpose (dispatch)."""
     ctx = actor_kwargs()
-    rows = reads.latest_positions(db(), principal(), query["purpose"], ctx["request_id"])
+    rows = reads.latest_positions(db(), principal(), query["purpose"], ctx["request_id"],
+                                  now=request_now())
     commit()
     return {"type": "FeatureCollection", "features": [
         {"type": "Feature", "geometry": {"type": "Point", "coordinates": [r.lon, r.lat]},

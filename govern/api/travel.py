@@ -13,7 +13,7 @@ from govern.api.auth import principal, require_member
 from govern.api.common import actor_kwargs, commit, db, request_now
 from govern.api.csv_export import csv_response
 from govern.api.schemas import Instant
-from govern.domain import trips
+from govern.domain import reads, travel_reports
 from govern.hardening import heavy
 
 blp = Blueprint("travel", __name__, url_prefix="/v1",
@@ -31,7 +31,7 @@ class ReportQuery(Schema):
 
 
 class TravelQuery(ReportQuery):
-    bucket = fields.String(load_default="day", validate=validate.OneOf(trips.BUCKETS))
+    bucket = fields.String(load_default="day", validate=validate.OneOf(travel_reports.BUCKETS))
 
 
 class VisitsQuery(TravelQuery):
@@ -129,9 +129,9 @@ def travel_report(query):
     """Per day or ISO week: distinct subjects, trips, distance (m), moving time (s) and stops,
     from trips and stops serving an aggregate purpose. Buckets under the tenant's k subjects
     are suppressed and only counted."""
-    result = trips.travel_report(db(), principal(), query["from_"], query["to"],
-                                 query["bucket"], actor_kwargs()["request_id"],
-                                 now=request_now())
+    result = travel_reports.travel_report(db(), principal(), query["from_"], query["to"],
+                                          query["bucket"], actor_kwargs()["request_id"],
+                                          now=request_now())
     commit()
     if query["format"] == "csv":
         return _csv("travel", ["bucket", "subjects", "trips", "distance_m", "moving_s",
@@ -151,9 +151,9 @@ def travel_report(query):
 def visits_report(query):
     """Per site and bucket: visits (stops at the site), distinct subjects, median and 90th
     percentile dwell (s). Groups under k subjects are suppressed and only counted."""
-    result = trips.visits_report(db(), principal(), query["from_"], query["to"],
-                                 query["bucket"], query["site"], actor_kwargs()["request_id"],
-                                 now=request_now())
+    result = travel_reports.visits_report(db(), principal(), query["from_"], query["to"],
+                                          query["bucket"], query["site"],
+                                          actor_kwargs()["request_id"], now=request_now())
     commit()
     if query["format"] == "csv":
         return _csv("visits", ["site_id", "site", "bucket", "visits", "subjects",
@@ -174,8 +174,9 @@ def visits_report(query):
 def od_report(query):
     """Origin-destination matrix: trips and distinct subjects per pair of zones (sites, or
     H3 cells). Pairs under k subjects are suppressed and only counted."""
-    result = trips.od_report(db(), principal(), query["from_"], query["to"], query["zones"],
-                             actor_kwargs()["request_id"], now=request_now())
+    result = travel_reports.od_report(db(), principal(), query["from_"], query["to"],
+                                      query["zones"], actor_kwargs()["request_id"],
+                                      now=request_now())
     commit()
     if query["format"] == "csv":
         if query["zones"] == "sites":
@@ -248,7 +249,7 @@ def subject_travel(query, subject_id):
     past the purpose's window; audited."""
     t_to = query["to"] or request_now()
     t_from = query["from_"] or t_to - dt.timedelta(days=7)
-    body = trips.subject_travel(db(), principal(), subject_id, query["purpose"], t_from, t_to,
-                                actor_kwargs()["request_id"])
+    body = reads.subject_travel(db(), principal(), subject_id, query["purpose"], t_from, t_to,
+                                actor_kwargs()["request_id"], now=request_now())
     commit()  # the audit entry is part of the read
     return {**body, "from_": body.pop("from")}

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from govern.domain import audit
@@ -15,6 +15,7 @@ from govern.domain.purposes import purpose_by_key
 from govern.domain.subjects import get_live_subject
 from govern.exceptions import Invalid, TooLarge
 from govern.models import ConsentEvent, Purpose
+from govern.sql import consent as consent_sql
 
 CLOCK_SKEW = dt.timedelta(minutes=1)
 # How far back a consent may be dated: an app may post a grant it recorded offline, an admin
@@ -120,21 +121,11 @@ class PurposeState:
         return not self.purpose.requires_consent or self.status == "granted"
 
 
-_STATE_SQL = text(
-    """
-    SELECT DISTINCT ON (c.purpose_id) c.purpose_id, c.status, c.at
-    FROM consent_events c
-    WHERE c.subject_id = :subject_id AND c.at <= :at
-    ORDER BY c.purpose_id, c.at DESC, c.seq DESC
-    """
-)
-
-
 def consent_state(session: Session, subject_id: uuid.UUID,
                   at: dt.datetime | None = None) -> list[PurposeState]:
     """Each live purpose's consent state for the subject at `at` (default now)."""
     at = at or dt.datetime.now(dt.UTC)
-    latest = {r.purpose_id: r for r in session.execute(_STATE_SQL,
+    latest = {r.purpose_id: r for r in session.execute(consent_sql.STATE_AT,
                                                        {"subject_id": subject_id, "at": at})}
     states = []
     for purpose in session.scalars(select(Purpose).where(Purpose.archived_at.is_(None))

@@ -21,8 +21,8 @@ from govern.domain import diagnostics, rollup_periods
 from govern.domain.collection import effective_windows
 from govern.domain.policy import DEFAULT_POLICY
 from govern.ingest.validate import Ping, Skipped, validate_ping
-from govern.policy import door
-from govern.policy.consent import GRANTED, ConsentEvent
+from govern.policy import consent, cutoffs, door
+from govern.policy.consent import ConsentEvent
 from govern.policy.precision import Snapper
 from govern.policy.windows import in_collection_window, next_change, parse_windows
 from govern.sql import pings as sql
@@ -55,6 +55,7 @@ class PurposeInfo:
     precision_m: int
     retention_days: int
     aggregate_use: bool
+    window_floor: dt.datetime | None = None  # govern.policy.cutoffs
 
 
 @dataclass
@@ -88,7 +89,7 @@ def load_context(session: Session, subject_id: uuid.UUID) -> Context:
         raise LookupError(f"subject {subject_id} not found")
     purposes = [PurposeInfo(*p) for p in zip(
         row.p_key or (), row.p_bit or (), row.p_consent or (), row.p_precision or (),
-        row.p_retention or (), row.p_aggregate or (), strict=True)]
+        row.p_retention or (), row.p_aggregate or (), row.p_floor or (), strict=True)]
     consents = [ConsentEvent(*c) for c in zip(
         row.c_key or (), row.c_status or (), row.c_at or (), row.c_seq or (), strict=True)]
     if row.policy is None:  # every tenant gets version 1 at creation
@@ -113,35 +114,6 @@ def window_timeline(ctx: Context, start: dt.datetime, end: dt.datetime) -> door.
             break
         changes.append(cursor)
     return door.StateTimeline(initial, changes)
-
-
-def consent_timeline(ctx: Context) -> tuple[list[dt.datetime], list[int]]:
-    """The set of purposes a ping may serve, as a step function of its time.
-
-    Returns (instants, masks): before instants[0] the mask is masks[0], from instants[k-1]
-    (inclusive) masks[k]. A mask has bit n set for ctx.purposes[n]. Same answer as
-    consent.purposes_allowed at every instant (an event exactly at t already counts; of
-    events at the same instant the later seq wins), folded once per batch instead of once
-    per ping.
-    """
-    index = {p.key: n for n, p in enumerate(ctx.purposes)}
-    always = 0
-    for n, p in enumerate(ctx.purposes):
-        if not p.requires_consent:
-            always |= 1 << n
-    events = sorted((e for e in ctx.consents if e.purpose in index
-                     and ctx.purposes[index[e.purpose]].requires_consent),
-                    key=lambda e: (e.at, e.seq))
-    instants, masks, granted = [], [always], always
-    for e in events:
-        bit = 1 << index[e.purpose]
-        granted = granted | bit if e.status == GRANTED else granted & ~bit
-        if instants and instants[-1] == e.at:
-            masks[-1] = granted
-        else:
-            instants.append(e.at)
-            masks.append(granted)
-    return instants, masks
 
 
 @dataclass
@@ -174,17 +146,17 @@ def judge(pings: list[tuple[int, Ping]], ctx: Context, now: dt.datetime,
         return admitted
     times = [p.t for _, p in pings]
     windows = window_timeline(ctx, min(times), max(times))
-    instants, masks = consent_timeline(ctx)
-    # A late ping serves no purpose whose consent has been withdrawn since (the withdrawal
-    # was applied to stored pings already) nor whose window has closed for it: it would keep
-    # that purpose, and its finer precision, on disk where no run would take it away.
-    consented_now = masks[bisect.bisect_right(instants, now)]
-    cutoffs = sorted((now - dt.timedelta(days=p.retention_days), n)
-                     for n, p in enumerate(ctx.purposes))
-    cut_times = [c for c, _ in cutoffs]
-    open_after = [0]  # open_after[k]: purposes whose window is open once t is past k cut-offs
-    for _, n in cutoffs:
-        open_after.append(open_after[-1] | 1 << n)
+    instants, masks = consent.allowed_timeline([p.requires_consent for p in ctx.purposes],
+                                               [p.key for p in ctx.purposes], ctx.consents)
+    # A late ping serves no purpose it recorded before a withdrawal of (the withdrawal was
+    # applied to stored pings already) nor whose window has closed for it: it would keep
+    # that purpose, and its finer precision, on disk where no run would take it away. Both
+    # are the cut-offs reads and retention apply (govern.policy.cutoffs).
+    withdrawn = consent.last_withdrawals(ctx.consents, now)
+    cut_by_withdrawal = _mask_until([(withdrawn.get(p.key), n)
+                                     for n, p in enumerate(ctx.purposes)])
+    cut_by_window = _mask_until([(cutoffs.window_start(p.retention_days, p.window_floor, now), n)
+                                 for n, p in enumerate(ctx.purposes)])
     serving_by_mask: dict[int, _Serving] = {}
 
     def serving_for(local: int) -> _Serving:
@@ -208,8 +180,8 @@ def judge(pings: list[tuple[int, Ping]], ctx: Context, now: dt.datetime,
             reason = "inaccurate"
         else:
             local = (one_mask if not instants
-                     else masks[bisect.bisect_right(instants, t)]) & consented_now
-            alive = local & open_after[bisect.bisect_left(cut_times, t)] if local else 0
+                     else masks[bisect.bisect_right(instants, t)]) & ~cut_by_withdrawal(t)
+            alive = local & ~cut_by_window(t) if local else 0
             if not local:
                 reason = "no_consent"
             elif not alive:
@@ -224,6 +196,17 @@ def judge(pings: list[tuple[int, Ping]], ctx: Context, now: dt.datetime,
                 continue
         dropped[reason] += 1
     return admitted
+
+
+def _mask_until(cuts: list[tuple[dt.datetime | None, int]]):
+    """For cut-offs (instant or None, purpose n): a function of t giving the mask of the
+    purposes whose cut-off t is at or before (a ping recorded then no longer serves them)."""
+    cuts = sorted((c, n) for c, n in cuts if c is not None)
+    times = [c for c, _ in cuts]
+    from_k = [0] * (len(cuts) + 1)  # from_k[k]: purposes of cuts[k:]
+    for k in range(len(cuts) - 1, -1, -1):
+        from_k[k] = from_k[k + 1] | 1 << cuts[k][1]
+    return lambda t: from_k[bisect.bisect_left(times, t)]
 
 
 class PartitionCache:

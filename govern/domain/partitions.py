@@ -13,6 +13,7 @@ from sqlalchemy.orm import sessionmaker
 
 from govern import jsontext
 from govern.clock import NEVER
+from govern.policy.cutoffs import window_start
 from govern.sql import retention as sql
 
 log = logging.getLogger("govern.retention")
@@ -36,13 +37,16 @@ def maintain_partitions(owner: Engine, sessions: sessionmaker, now: dt.datetime,
             created = conn.execute(sql.ENSURE_PARTITIONS, {
                 "first": today - dt.timedelta(days=1),
                 "last": today + dt.timedelta(days=ahead_days)}).scalar()
-        longest = conn.execute(sql.LONGEST_WINDOW_DAYS).scalar()
-        cutoff = now - dt.timedelta(days=longest) if longest is not None else NEVER
+        # the earliest window start of every tenant's purposes: a day that ended before it
+        # serves no purpose of anyone's
+        starts = [window_start(w.retention_days, w.window_floor, now)
+                  for w in conn.execute(sql.PURPOSE_WINDOWS)]
+        cutoff = min(starts, default=NEVER)
         if not dry_run:  # the days that have ended and stay
             conn.execute(sql.SUMMARIZE_RECEIVED, {
                 "after": cutoff, "before": dt.datetime.combine(today, dt.time(0), dt.UTC)})
         partitions = conn.execute(sql.PING_PARTITIONS).all()
-    due = [p for p in partitions if longest is not None and p.upper_bound <= cutoff]
+    due = [p for p in partitions if starts and p.upper_bound <= cutoff]
     for part in due:
         with owner.begin() as conn:
             raw = conn.connection.driver_connection

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from govern.auth import Principal
 from govern.domain import audit
+from govern.domain.policy import current_policy
 from govern.domain.purposes import purpose_by_key
 from govern.exceptions import Forbidden, Invalid
 from govern.models import Purpose
@@ -105,13 +106,13 @@ class Track:
 
 def read_track(session: Session, principal: Principal, subject_id: uuid.UUID, purpose_key: str,
                t_from: dt.datetime, t_to: dt.datetime, *, limit: int, cursor: str | None,
-               request_id: str | None = None, fmt: str = "geojson") -> Track:
+               request_id: str | None = None, fmt: str = "geojson",
+               now: dt.datetime) -> Track:
     from govern.domain.subjects import get_subject
 
     check_range(t_from, t_to)
     purpose = readable_purpose(session, principal, purpose_key)
     get_subject(session, subject_id)
-    now = dt.datetime.now(dt.UTC)
     c_t, c_device, c_key = decode_cursor(cursor)
     cutoff = readable_cutoffs(session, purpose, now, subject_id).get(subject_id)
     readable = cutoff is not None
@@ -136,9 +137,8 @@ def read_track(session: Session, principal: Principal, subject_id: uuid.UUID, pu
 
 
 def latest_positions(session: Session, principal: Principal, purpose_key: str,
-                     request_id: str | None = None) -> list:
+                     request_id: str | None = None, *, now: dt.datetime) -> list:
     purpose = readable_purpose(session, principal, purpose_key)
-    now = dt.datetime.now(dt.UTC)
     readable = readable_cutoffs(session, purpose, now)
     rows = session.execute(sql.LATEST, {
         "subject_ids": list(readable), "starts": list(readable.values()),
@@ -156,3 +156,51 @@ def latest_positions(session: Session, principal: Principal, purpose_key: str,
                      target_type="subject", target_id=subject_id, subject_id=subject_id,
                      request_id=request_id, details=details)
     return rows
+
+
+def subject_travel(session: Session, principal: Principal, subject_id: uuid.UUID,
+                   purpose_key: str, t_from: dt.datetime, t_to: dt.datetime,
+                   request_id: str | None = None, *, now: dt.datetime) -> dict:
+    """A subject's trips per local day (distance, moving time, ends at the purpose's
+    precision), under a purpose that allows individual reads to the caller's role, for a
+    subject whose consent is active now; audited like a track read."""
+    from govern.domain.subjects import get_subject
+
+    check_range(t_from, t_to)
+    purpose = readable_purpose(session, principal, purpose_key)
+    subject = get_subject(session, subject_id)
+    tz = subject.timezone or current_policy(session)["timezone"]
+    cutoff = readable_cutoffs(session, purpose, now, subject_id).get(subject_id)
+    readable = cutoff is not None
+    rows = []
+    if readable:
+        rows = session.execute(sql.SUBJECT_TRIPS, {
+            "subject_id": subject_id, "bit": 1 << purpose.bit, "tz": tz,
+            "precision": purpose.precision_m, "window_start": cutoff,
+            "t_from": t_from, "t_to": t_to}).all()
+    days: dict[dt.date, dict] = {}
+    for r in rows:
+        day = days.setdefault(r.day, {"date": r.day.isoformat(), "count": 0,
+                                      "distance_m": 0.0, "moving_s": 0, "trips": []})
+        day["count"] += 1
+        day["distance_m"] += r.distance_m
+        day["moving_s"] += r.moving_s
+        day["trips"].append({
+            "started_at": r.started_at, "ended_at": r.ended_at, "duration_s": r.duration_s,
+            "moving_s": r.moving_s, "distance_m": round(r.distance_m),
+            "origin": {"lon": r.origin_lon, "lat": r.origin_lat, "site": r.origin_site},
+            "destination": {"lon": r.dest_lon, "lat": r.dest_lat, "site": r.dest_site},
+            "precision_m": r.precision_m})
+    for day in days.values():
+        day["distance_m"] = round(day["distance_m"])
+    audit.record(session, principal.tenant_id, principal.actor_id, "read.travel",
+                 target_type="subject", target_id=subject_id, subject_id=subject_id,
+                 request_id=request_id,
+                 details={"purpose": purpose_key, "from": t_from, "to": t_to,
+                          "returned": len(rows), "consent_active": readable})
+    return {"subject_id": subject_id, "purpose": purpose_key, "timezone": tz,
+            "precision_m": purpose.precision_m, "from": t_from, "to": t_to,
+            "days": list(days.values()),
+            "totals": {"trips": len(rows),
+                       "distance_m": round(sum(r.distance_m for r in rows)),
+                       "moving_s": sum(r.moving_s for r in rows)}}

@@ -254,7 +254,7 @@ def freeze(session: Session, tenant_id: uuid.UUID, family: str, t_from: dt.datet
 
 def usable_params(session: Session, now: dt.datetime,
                   day: dt.datetime | None = None) -> tuple[int, dict]:
-    """Parameters of the `usable` filter (govern/sql/trips.py): the tenant's aggregate
+    """Parameters of the `usable` filter (govern/sql/travel_reports.py): the tenant's aggregate
     purposes, which need consent (as of `now`), each one's latest withdrawal cut (`a_bits`,
     `a_ids`: govern.policy.cutoffs) and the window each allows by record start, where the
     window starts where govern.domain.reads.window_start says (never moving back). With
@@ -312,7 +312,7 @@ def freeze_settled(sessions, tenant_id: uuid.UUID, now: dt.datetime) -> int:
 
 def _freeze_travel_day(session: Session, tenant_id: uuid.UUID, day: dt.datetime,
                        now: dt.datetime, aligned: bool = True) -> int:
-    from govern.sql import trips as trips_sql
+    from govern.sql import travel_reports as trips_sql
 
     cases, params = usable_params(session, now, day if aligned else None)
     return session.execute(trips_sql.freeze_travel_basis(cases), {

@@ -13,6 +13,7 @@ from govern.auth import Principal
 from govern.domain import audit, release, rollup_periods
 from govern.domain.policy import current_policy
 from govern.policy import release as rules
+from govern.policy.cutoffs import aggregate_window_start
 from govern.sql import reports as sql
 
 RESOLUTIONS = (5, 6, 7, 8, 9)
@@ -61,7 +62,8 @@ def heatmap_rows(session: Session, policy: dict, t_from: dt.datetime, t_to: dt.d
     """Per cell: pings, subjects, min_day_subjects. A built week or month is read as it was
     precomputed; anything else from the hourly rollups. Never anything past the tenant's
     aggregate retention, whether the retention job has deleted it yet or not."""
-    cutoff = rollup_periods.aggregate_cutoff(policy, now or dt.datetime.now(dt.UTC))
+    cutoff = aggregate_window_start(policy["aggregate_retention_days"],
+                                    now or dt.datetime.now(dt.UTC))
     period = aligned_period(t_from, t_to)
     if period in ("week", "month") and t_from >= cutoff:
         rows = rollup_periods.period_cells(session, period, t_from.astimezone(dt.UTC),

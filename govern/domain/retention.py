@@ -13,7 +13,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
@@ -39,7 +39,8 @@ from govern.domain.tenants import tenant_ids
 from govern.domain.trips import build_tenant
 from govern.domain.zone_sweeps import sweep_new_zones, sweep_subject_zones
 from govern.models import Purpose
-from govern.policy.cutoffs import window_start
+from govern.policy.cutoffs import aggregate_window_start, window_start
+from govern.sql import consent as consent_sql
 from govern.sql import reports as reports_sql
 from govern.sql import retention as sql
 
@@ -81,7 +82,7 @@ def run_tenant(sessions: sessionmaker, tenant_id: uuid.UUID, now: dt.datetime, *
                budget: Budget | None = None) -> TenantRun:
     budget = budget or Budget()
     if not dry_run:
-        build_tenant(sessions, tenant_id)  # derive stops and trips before their pings age
+        build_tenant(sessions, tenant_id, now=now)  # stops and trips before their pings age
     run = TenantRun(tenant_id, uuid.uuid4(), now, dry_run)
     with tenant_session(sessions, tenant_id) as s:
         purposes = list(s.scalars(select(Purpose).order_by(Purpose.bit)))
@@ -102,7 +103,7 @@ def run_tenant(sessions: sessionmaker, tenant_id: uuid.UUID, now: dt.datetime, *
             run.entries.append(Entry("hold_released", details={"hold_id": str(h.hold_id),
                                                                 "scope": "tenant"}))
     with tenant_session(sessions, tenant_id) as s:
-        withdrawals = s.execute(sql.NEW_WITHDRAWALS, {"after_seq": consent_seq}).all()
+        withdrawals = s.execute(consent_sql.NEW_WITHDRAWALS, {"after_seq": consent_seq}).all()
     p = _Pass(sessions, tenant_id, now, run, purposes, [h.subject_id for h in holds], batch,
               budget, Rules.of(purposes, now))
     _age_closed_windows(p, state)
@@ -195,15 +196,11 @@ def _catch_up_ended_holds(p: _Pass, ended: list) -> None:
 
 def _withdrawn_for(sessions, tenant_id, subject_id, now) -> list:
     with tenant_session(sessions, tenant_id) as s:
-        rows = s.execute(text(
-            "SELECT DISTINCT ON (purpose_id) purpose_id, status FROM consent_events "
-            "WHERE subject_id = :s AND at <= :now ORDER BY purpose_id, at DESC, seq DESC"),
-            {"s": subject_id, "now": now}).all()
-    return [r for r in rows if r.status == "withdrawn"]
+        return s.execute(sql.WITHDRAWN_PURPOSES, {"subject_id": subject_id, "now": now}).all()
 
 
 def _age_rollups(sessions, tenant_id, now, days, run: TenantRun, batch, budget) -> None:
-    cutoff = now - dt.timedelta(days=days)
+    cutoff = aggregate_window_start(days, now)
     if run.dry_run:
         with tenant_session(sessions, tenant_id) as s:
             n = s.execute(sql.COUNT_OLD_ROLLUPS, {"c": cutoff}).scalar()

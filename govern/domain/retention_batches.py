@@ -16,7 +16,7 @@ from sqlalchemy.orm import sessionmaker
 
 from govern.clock import FOREVER, NEVER
 from govern.db import tenant_session
-from govern.domain.trips import age_travel
+from govern.domain.travel_ageing import age_travel
 from govern.models import Purpose
 from govern.policy.cutoffs import window_start
 from govern.sql import retention as sql

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from govern.db import tenant_session
 from govern.domain.policy import current_policy
+from govern.policy.cutoffs import aggregate_window_start
 from govern.policy.periods import month_start, next_month, week_start
 from govern.sql import reports as sql
 
@@ -65,10 +66,6 @@ def invalidate(session: Session, tenant_id: uuid.UUID, first_bucket: dt.datetime
     session.execute(sql.INVALIDATE_PERIODS, {"first": first_bucket, "last": last_bucket})
 
 
-def aggregate_cutoff(policy: dict, now: dt.datetime) -> dt.datetime:
-    return now - dt.timedelta(days=policy["aggregate_retention_days"])
-
-
 def period_cells(session: Session, period: str, start: dt.datetime, resolution: int):
     """A built period's cells, or None when it is not built (use the hourly rollups)."""
     params = {"period": period, "start": start}
@@ -99,7 +96,7 @@ def build_tenant(sessions: sessionmaker, tenant_id: uuid.UUID, now: dt.datetime,
     """Build the tenant's closed periods that are not built yet, from the one holding its
     oldest rollup on (newest first, at most `limit`), one transaction each."""
     with tenant_session(sessions, tenant_id) as s:
-        cutoff = aggregate_cutoff(current_policy(s), now)
+        cutoff = aggregate_window_start(current_policy(s)["aggregate_retention_days"], now)
         first = s.execute(sql.FIRST_BUCKET).scalar()
         built = {(r.period, r.period_start) for r in s.execute(sql.BUILT_PERIODS,
                                                                 {"since": cutoff})}

@@ -28,6 +28,13 @@ def window_start(retention_days: int, window_floor: dt.datetime | None,
     return latest(now - dt.timedelta(days=retention_days), window_floor)
 
 
+def aggregate_window_start(retention_days: int, now: dt.datetime) -> dt.datetime:
+    """Aggregates (hourly rollups, their periods) from before this instant are past the
+    tenant's aggregate retention; releases keep only the whole UTC days after it
+    (govern.policy.release.retention_cutoff)."""
+    return now - dt.timedelta(days=retention_days)
+
+
 def floor_after_retention_change(old_days: int, window_floor: dt.datetime | None,
                                  now: dt.datetime) -> dt.datetime:
     """The floor to keep when `retention_days` changes at `now`: the old setting's cut-off

@@ -27,12 +27,6 @@ def finest_precision(precisions: Sequence[int]) -> int:
     return min(precisions)
 
 
-def is_past_every_window(t: dt.datetime, retention_days: Sequence[int],
-                         now: dt.datetime) -> bool:
-    """Older than the longest window of the purposes it could serve: nothing could keep it."""
-    return t <= now - dt.timedelta(days=max(retention_days))
-
-
 class StateTimeline:
     """A boolean state over time from its change instants, for O(log n) look-ups per ping.
 

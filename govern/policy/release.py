@@ -9,6 +9,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from govern.policy.cutoffs import aggregate_window_start
 from govern.policy.periods import next_month
 
 DAY = dt.timedelta(days=1)
@@ -64,7 +65,7 @@ def days_of(t_from: dt.datetime, t_to: dt.datetime) -> list[dt.datetime]:
 def retention_cutoff(now: dt.datetime, retention_days: int) -> dt.datetime:
     """Aggregate retention, aligned to whole UTC days: a day is kept while all of it is
     within the window."""
-    edge = (now - dt.timedelta(days=retention_days)).astimezone(dt.UTC)
+    edge = aggregate_window_start(retention_days, now).astimezone(dt.UTC)
     start = dt.datetime.combine(edge.date(), dt.time(0), dt.UTC)
     return start if start == edge else start + DAY
 

@@ -21,7 +21,8 @@ LOAD_CONTEXT = text(
     CROSS JOIN LATERAL (
       SELECT array_agg(key) AS p_key, array_agg(bit) AS p_bit,
              array_agg(requires_consent) AS p_consent, array_agg(precision_m) AS p_precision,
-             array_agg(retention_days) AS p_retention, array_agg(aggregate_use) AS p_aggregate
+             array_agg(retention_days) AS p_retention, array_agg(aggregate_use) AS p_aggregate,
+             array_agg(window_floor) AS p_floor
       FROM purposes WHERE tenant_id = s.tenant_id AND archived_at IS NULL) p
     CROSS JOIN LATERAL (
       SELECT array_agg(pu.key ORDER BY e.at, e.seq) AS c_key,

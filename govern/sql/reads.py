@@ -3,7 +3,7 @@ coarsens to the purpose's precision, whatever the scheduler has or has not done 
 
 from sqlalchemy import text
 
-from govern.sql import zones
+from govern.sql import consent, zones
 
 # A zone drawn after pings were stored hides them from reads at once (the cell the stored
 # point stands for is tested); the next retention run deletes them (govern.sql.retention).
@@ -32,17 +32,14 @@ TRACK = text(
 # Subjects whose consent for the purpose is active now (or that need none), not blocked;
 # with their latest withdrawal of it (nothing recorded at or before it serves the purpose).
 READABLE_SUBJECTS = text(
-    """
+    f"""
     SELECT s.subject_id, s.external_ref, s.display_name,
-           (SELECT max(w.at) FROM consent_events w
-            WHERE w.subject_id = s.subject_id AND w.purpose_id = :purpose_id
-              AND w.status = 'withdrawn' AND w.at <= :now) AS withdrawn_until
+           {consent.withdrawn_until("s.tenant_id", "s.subject_id", ":purpose_id", ":now")}
+             AS withdrawn_until
     FROM subjects s
     WHERE NOT s.collection_blocked
-      AND (NOT :requires_consent OR (
-        SELECT c.status FROM consent_events c
-        WHERE c.subject_id = s.subject_id AND c.purpose_id = :purpose_id AND c.at <= :now
-        ORDER BY c.at DESC, c.seq DESC LIMIT 1) = 'granted')
+      AND (NOT :requires_consent
+           OR {consent.granted_at("s.tenant_id", "s.subject_id", ":purpose_id", ":now")})
       AND (CAST(:subject_id AS uuid) IS NULL OR s.subject_id = CAST(:subject_id AS uuid))
     """
 )
@@ -64,5 +61,38 @@ LATEST = text(
       ORDER BY p.t DESC LIMIT 1
     ) l
     ORDER BY s.external_ref
+    """
+)
+
+
+# A subject's travel (stops and trips built by govern.domain.trips).
+_END = """CASE WHEN x.precision_m >= :precision THEN ST_SetSRID(ST_MakePoint(x.{0}_lon,
+          x.{0}_lat), 4326) ELSE govern_snap(x.{0}_lon, x.{0}_lat, :precision) END"""
+
+# A subject's trips that serve the purpose now and start and end where no privacy zone hides
+# them (a zone drawn since the build hides them at once), ends coarsened to the purpose's
+# precision and their site read from the coarsened point.
+SUBJECT_TRIPS = text(
+    f"""
+    SELECT x.started_at, x.ended_at, x.duration_s, x.moving_s, x.distance_m,
+           (x.started_at AT TIME ZONE :tz)::date AS day,
+           ST_X(o.g) AS origin_lon, ST_Y(o.g) AS origin_lat,
+           (SELECT name FROM sites WHERE site_id = govern_site_at(ST_X(o.g), ST_Y(o.g)))
+             AS origin_site,
+           ST_X(d.g) AS dest_lon, ST_Y(d.g) AS dest_lat,
+           (SELECT name FROM sites WHERE site_id = govern_site_at(ST_X(d.g), ST_Y(d.g)))
+             AS dest_site,
+           greatest(x.precision_m, :precision) AS precision_m
+    FROM trips x
+    CROSS JOIN LATERAL (SELECT {_END.format("origin")} AS g) o
+    CROSS JOIN LATERAL (SELECT {_END.format("dest")} AS g) d
+    WHERE x.subject_id = :subject_id
+      AND x.purpose_mask & CAST(:bit AS bigint) <> 0
+      AND x.started_at > :window_start AND x.started_at >= :t_from AND x.started_at < :t_to
+      AND {zones.visible("x.subject_id", "x.origin_lon", "x.origin_lat", "x.precision_m",
+                         "x.started_at")}
+      AND {zones.visible("x.subject_id", "x.dest_lon", "x.dest_lat", "x.precision_m",
+                         "x.ended_at")}
+    ORDER BY x.started_at
     """
 )

@@ -8,7 +8,7 @@ are selected, so repeating a batch is harmless and a killed run is finished by t
 
 from sqlalchemy import text
 
-from govern.sql import zones
+from govern.sql import consent, zones
 
 
 def ageing_candidates(table: str, keys: str, time_col: str, extra: str = "",
@@ -183,24 +183,12 @@ ENDED_HOLDS = text(
     """
 )
 
-# Withdrawals recorded since the last run, per subject and purpose: the latest instant a
-# withdrawal took effect (pings recorded up to it lose the purpose) and the newest seq.
-NEW_WITHDRAWALS = text(
-    """
-    SELECT c.subject_id, c.purpose_id, max(c.seq) AS seq, max(w.at) AS until
-    FROM consent_events c
-    JOIN consent_events w ON w.subject_id = c.subject_id AND w.purpose_id = c.purpose_id
-                         AND w.status = 'withdrawn'
-    WHERE c.seq > :after_seq AND c.status = 'withdrawn'
-    GROUP BY c.subject_id, c.purpose_id
-    """
-)
-
-CURRENT_STATUS = text(
-    """
-    SELECT status FROM consent_events
-    WHERE subject_id = :subject_id AND purpose_id = :purpose_id AND at <= :now
-    ORDER BY at DESC, seq DESC LIMIT 1
+# The purposes a subject's consent stands withdrawn for at :now.
+WITHDRAWN_PURPOSES = text(
+    f"""
+    SELECT p.purpose_id FROM purposes p
+    WHERE {consent.status_at("p.tenant_id", ":subject_id", "p.purpose_id", ":now")}
+          = 'withdrawn'
     """
 )
 
@@ -290,7 +278,8 @@ SUMMARIZE_RECEIVED = text(
     """
 )
 
-LONGEST_WINDOW_DAYS = text("SELECT max(retention_days) FROM purposes")
+# Every tenant's purposes' windows (the owner's connection sees them all).
+PURPOSE_WINDOWS = text("SELECT retention_days, window_floor FROM purposes")
 
 # Partition drops run on the owner's raw psycopg connection (psycopg.sql composes the name);
 # the evidence rows are written under RLS as each tenant, like every other run entry.

@@ -126,14 +126,14 @@ def test_every_read_path_uses_the_one_zone_predicate():
     govern.sql.zones.hidden; no other SQL in govern tests a zone's region itself."""
     uses = {
         "door": pings.STORE_BATCH, "track (all formats)": reads.TRACK,
-        "positions": reads.LATEST, "subject travel": trips.SUBJECT_TRIPS,
+        "positions": reads.LATEST, "subject travel": reads.SUBJECT_TRIPS,
         "trips build": trips.SUBJECT_PINGS, "sweep pings": retention.SWEEP_ZONE,
         "sweep count": retention.COUNT_IN_ZONE, "sweep travel": retention.SWEEP_ZONE_TRAVEL,
         "sweep travel count": retention.COUNT_TRAVEL_IN_ZONE,
     }
     for name, statement in uses.items():
         assert zone_sql.MARK in str(statement), name
-    assert str(trips.SUBJECT_TRIPS).count(zone_sql.MARK) == 2  # origin and destination
+    assert str(reads.SUBJECT_TRIPS).count(zone_sql.MARK) == 2  # origin and destination
     root = pathlib.Path(zone_sql.__file__).parents[1]
     region = re.compile(r"\b(z|zones)\.(area|reach)\b")
     others = [str(p.relative_to(root)) for p in root.rglob("*.py")

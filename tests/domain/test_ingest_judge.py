@@ -1,5 +1,6 @@
 """judge() folds the consent ledger once per batch; it must answer what the per-ping rules in
-govern.policy (purposes_allowed, is_past_every_window, ...) answer, ping by ping."""
+govern.policy (purposes_allowed, the cut-offs of govern.policy.cutoffs, ...) answer, ping by
+ping."""
 
 import datetime as dt
 import random
@@ -11,8 +12,8 @@ import pytest
 from govern.domain.ingest import Context, IngestResult, PurposeInfo, SubjectInfo, judge
 from govern.domain.policy import DEFAULT_POLICY
 from govern.ingest.validate import Ping
-from govern.policy import door
-from govern.policy.consent import ConsentEvent, purposes_allowed
+from govern.policy import cutoffs, door
+from govern.policy.consent import ConsentEvent, last_withdrawals, purposes_allowed
 
 NOW = dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC)
 
@@ -30,12 +31,13 @@ def reference(pings, ctx, now):
         elif door.is_too_inaccurate(ping.acc, ctx.policy["min_accuracy_m"]):
             reason = "inaccurate"
         else:
-            # consented when recorded and still now; then only those whose window is open
-            still = set(purposes_allowed(needs, ctx.consents, now))
+            # consented when recorded and not withdrawn since; then only those whose window
+            # is open
+            withdrawn = last_withdrawals(ctx.consents, now)
             serving = [by_key[k] for k in purposes_allowed(needs, ctx.consents, ping.t)
-                       if k in still]
+                       if ping.t > cutoffs.latest(withdrawn.get(k))]
             open_ = [p for p in serving
-                     if not door.is_past_every_window(ping.t, [p.retention_days], now)]
+                     if ping.t > cutoffs.window_start(p.retention_days, p.window_floor, now)]
             if not serving:
                 reason = "no_consent"
             elif not open_:
@@ -57,7 +59,8 @@ def test_judge_matches_the_per_ping_rules(seed):
     rng = random.Random(seed)
     keys = ["nav", "dispatch", "analytics", "hr"]
     purposes = [PurposeInfo(k, bit, rng.random() < 0.8, rng.choice([10, 100, 250]),
-                            rng.choice([1, 7, 30, 365]), rng.random() < 0.5)
+                            rng.choice([1, 7, 30, 365]), rng.random() < 0.5,
+                            rng.choice([None, NOW - dt.timedelta(days=rng.randrange(0, 40))]))
                 for bit, k in enumerate(keys) if rng.random() < 0.9]
     start = NOW - dt.timedelta(days=40)
 

@@ -12,16 +12,15 @@ import pytest
 
 from govern.db import make_engine
 from govern.domain.retention import NEVER, Rules, run_all
+from govern.domain.travel_ageing import age_travel
 from govern.domain.trips import (
     Governance,
-    Track,
-    age_travel,
     build_tenant,
-    detect,
     h3_resolution_for,
     stop_rows,
     trip_rows,
 )
+from govern.policy.staypoints import Track, detect
 
 DAY = dt.timedelta(days=1)
 NAV = {"key": "navigation", "title": "Navigation", "precision_m": 10, "retention_days": 30,

@@ -22,7 +22,7 @@ from sqlalchemy import text
 
 from govern.auth import Principal
 from govern.db import tenant_session
-from govern.domain import consents, release, reports, trips
+from govern.domain import consents, release, reports, travel_reports
 from govern.errors import status_of
 from govern.exceptions import GovernError
 
@@ -388,8 +388,8 @@ class TravelWorld(World):
                              "dcell": h3.latlng_to_cell(*dest, 8)})
 
     def report(self, kind: str, t_from, t_to, now, safeguards=release.FULL, **params):
-        fn = {"travel": trips.travel_report, "visits": trips.visits_report,
-              "od": trips.od_report}[kind]
+        fn = {"travel": travel_reports.travel_report, "visits": travel_reports.visits_report,
+              "od": travel_reports.od_report}[kind]
         with self.session() as s:
             result = fn(s, self.principal, t_from, t_to, now=now, safeguards=safeguards,
                         **params)

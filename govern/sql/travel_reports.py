@@ -1,0 +1,307 @@
+"""Aggregate travel SQL (travel, visits, origin-destination): the usable records, their
+reduction to one row per group, UTC day and subject, and the frozen daily basis exact
+releases are computed from (govern.domain.release)."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from govern.sql import consent
+
+
+def _usable(window_cases: int) -> str:
+    """CTEs `ok` (per subject, the aggregate purposes it serves now: consent active, or none
+    needed) and a filter expression on alias x: some aggregate purpose in the record's mask
+    that the subject serves now and whose window the record's start has not left."""
+    cases = " ".join(f"WHEN x.started_at > :wc{i} THEN CAST(:wm{i} AS bigint)"
+                     for i in range(window_cases))
+    window = f"(CASE {cases} ELSE 0 END)" if window_cases else "0"
+    # cuts: per aggregate purpose (:a_bits), the subject's latest withdrawal; a record that
+    # started at or before it no longer serves that purpose (govern.policy.cutoffs)
+    ok = """
+    ok AS (
+      SELECT s.subject_id, CAST(:free_bits AS bigint) | coalesce((
+        SELECT bit_or(1::bigint << r.bit)
+        FROM unnest(CAST(:c_bits AS int[]), CAST(:c_ids AS uuid[])) AS r(bit, pid)
+        WHERE {granted}), 0) AS bits,
+        ARRAY(SELECT {withdrawn}
+              FROM unnest(CAST(:a_ids AS uuid[])) WITH ORDINALITY AS r(pid, i)
+              ORDER BY r.i) AS cuts
+      FROM subjects s
+    )""".format(granted=consent.granted_at("s.tenant_id", "s.subject_id", "r.pid", ":now"),
+               withdrawn=consent.withdrawn_until("s.tenant_id", "s.subject_id", "r.pid", ":now"))
+    withdrawn = ("coalesce((SELECT bit_or(1::bigint << r.bit) FROM unnest("
+                 "CAST(:a_bits AS int[]), ok.cuts) AS r(bit, cut) "
+                 "WHERE x.started_at <= r.cut), 0)")
+    return ok, f"x.purpose_mask & ok.bits & {window} & ~{withdrawn} <> 0"
+
+
+def _records(table: str, window_cases: int, extra: str = "") -> tuple[str, str]:
+    ok, usable = _usable(window_cases)
+    return ok, f"""
+      SELECT x.* FROM {table} x JOIN ok ON ok.subject_id = x.subject_id
+      WHERE x.started_at >= :t_from AND x.started_at < :t_to AND {usable} {extra}"""
+
+
+# Each report first reduces its records to one row per (group, UTC day, subject): distinct
+# counts and the smallest daily subject count then work on those few rows.
+
+def travel_report(window_cases: int):
+    """Per bucket: distinct subjects, trips, stops, distance and moving time (each trip's
+    values clamped under differential privacy), and the smallest daily subject count."""
+    ok, trips = _records("trips", window_cases)
+    _, stops = _records("stops", window_cases)
+    return text(
+        f"""
+        WITH {ok},
+        tr AS ({trips}),
+        st AS ({stops}),
+        rec AS (
+          SELECT subject_id, date_trunc('day', started_at, 'UTC') AS day, 1 AS trips,
+                 0 AS stops, least(distance_m, :clamp_m) AS distance_m,
+                 least(moving_s, :clamp_s) AS moving_s
+          FROM tr
+          UNION ALL
+          SELECT subject_id, date_trunc('day', started_at, 'UTC'), 0, 1, 0, 0 FROM st
+        ),
+        sd AS (
+          SELECT date_trunc(:bucket, day, 'UTC') AS bucket, day, subject_id,
+                 sum(trips) AS trips, sum(stops) AS stops, sum(distance_m) AS distance_m,
+                 sum(moving_s) AS moving_s
+          FROM rec GROUP BY day, subject_id
+        ),
+        per_day AS (
+          SELECT bucket, day, count(*) AS subjects FROM sd GROUP BY bucket, day
+        ),
+        per_bucket AS (
+          SELECT bucket, count(DISTINCT subject_id) AS subjects, sum(trips)::bigint AS trips,
+                 sum(stops)::bigint AS stops, coalesce(sum(distance_m), 0) AS distance_m,
+                 coalesce(sum(moving_s), 0)::bigint AS moving_s
+          FROM sd GROUP BY bucket
+        )
+        SELECT b.*, d.min_day_subjects
+        FROM per_bucket b
+        JOIN (SELECT bucket, min(subjects) AS min_day_subjects FROM per_day GROUP BY 1) d
+          USING (bucket)
+        ORDER BY b.bucket
+        """
+    )
+
+
+def visits_report(window_cases: int):
+    """Per site and bucket: visits (stops at the site), distinct subjects, median and p90
+    dwell, the dwell times themselves (under DP, for private quantiles), smallest daily
+    subject count."""
+    ok, stops = _records("stops", window_cases,
+                         "AND x.site_id IS NOT NULL AND (CAST(:site_id AS uuid) IS NULL "
+                         "OR x.site_id = CAST(:site_id AS uuid))")
+    return text(
+        f"""
+        WITH {ok},
+        st AS (
+          SELECT x.site_id, x.subject_id, x.duration_s,
+                 date_trunc('day', x.started_at, 'UTC') AS day
+          FROM ({stops}) x
+        ),
+        grp AS (
+          SELECT site_id, date_trunc(:bucket, day, 'UTC') AS bucket, count(*) AS visits,
+                 percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_s) AS median_dwell_s,
+                 percentile_cont(0.9) WITHIN GROUP (ORDER BY duration_s) AS p90_dwell_s,
+                 array_agg(least(duration_s, :clamp_dwell)) FILTER (WHERE :dp) AS dwells
+          FROM st GROUP BY 1, 2
+        ),
+        sds AS (
+          SELECT site_id, date_trunc(:bucket, day, 'UTC') AS bucket, day, subject_id
+          FROM st GROUP BY site_id, day, subject_id
+        ),
+        subj AS (
+          SELECT site_id, bucket, count(DISTINCT subject_id) AS subjects
+          FROM sds GROUP BY 1, 2
+        ),
+        per_day AS (
+          SELECT site_id, bucket, day, count(*) AS subjects FROM sds GROUP BY 1, 2, 3
+        )
+        SELECT g.*, u.subjects, s.name AS site, d.min_day_subjects
+        FROM grp g
+        JOIN subj u ON u.site_id = g.site_id AND u.bucket = g.bucket
+        JOIN sites s ON s.site_id = g.site_id
+        JOIN (SELECT site_id, bucket, min(subjects) AS min_day_subjects FROM per_day
+              GROUP BY 1, 2) d ON d.site_id = g.site_id AND d.bucket = g.bucket
+        ORDER BY s.name, g.bucket
+        """
+    )
+
+
+_NO_SITE = "'00000000-0000-0000-0000-000000000000'::uuid"
+
+
+def od_report(window_cases: int, resolution: int | None):
+    """Trip counts and distinct subjects per (origin, destination) zone pair: sites (''
+    outside any site) or H3 cells at `resolution` (trips kept coarser are left out)."""
+    if resolution is None:
+        origin = f"coalesce(x.origin_site_id, {_NO_SITE})"
+        dest = f"coalesce(x.dest_site_id, {_NO_SITE})"
+        where = "true"
+        show = "coalesce(CAST(NULLIF({0}, " + _NO_SITE + ") AS text), '')"
+    else:
+        res = int(resolution)
+        origin = f"govern_h3_parent(x.origin_cell, {res})"
+        dest = f"govern_h3_parent(x.dest_cell, {res})"
+        where = f"((x.origin_cell >> 52) & 15) >= {res} AND ((x.dest_cell >> 52) & 15) >= {res}"
+        show = "lpad(to_hex({0}), 15, '0')"
+    ok, trips = _records("trips", window_cases)
+    return text(
+        f"""
+        WITH {ok},
+        pds AS (
+          SELECT {origin} AS origin, {dest} AS destination,
+                 date_trunc('day', x.started_at, 'UTC') AS day, x.subject_id,
+                 count(*) AS trips
+          FROM ({trips}) x WHERE {where}
+          GROUP BY 1, 2, 3, 4
+        ),
+        per_day AS (
+          SELECT origin, destination, day, count(*) AS subjects FROM pds GROUP BY 1, 2, 3
+        ),
+        grp AS (
+          SELECT origin, destination, sum(trips)::bigint AS trips,
+                 count(DISTINCT subject_id) AS subjects
+          FROM pds GROUP BY 1, 2
+        )
+        SELECT {show.format("g.origin")} AS origin,
+               {show.format("g.destination")} AS destination,
+               g.trips, g.subjects, d.min_day_subjects
+        FROM grp g
+        JOIN (SELECT origin, destination, min(subjects) AS min_day_subjects FROM per_day
+              GROUP BY 1, 2) d ON d.origin = g.origin AND d.destination = g.destination
+        ORDER BY g.trips DESC, 1, 2
+        """
+    )
+
+
+SITE_NAMES = text("SELECT CAST(site_id AS text) AS site_id, name FROM sites")
+
+
+# ---- the frozen travel basis (exact releases, govern.domain.release) ------------------------
+
+def freeze_travel_basis(window_cases: int = 1):
+    """One UTC day of usable stops (per site, as sites stand now) and trips (per origin and
+    destination cell and site), counts, sums, dwell times and a distinct-subject sketch:
+    what every exact travel, visits and origin-destination release of the day is computed
+    from, whatever later happens to the records (late pings, redrawn sites, ageing)."""
+    ok, stops = _records("stops", window_cases)
+    _, trips = _records("trips", window_cases)
+    return text(
+        f"""
+        WITH {ok},
+        st AS ({stops}),
+        tr AS ({trips}),
+        a AS (
+          SELECT 'stop' AS kind, site_id, NULL::bigint AS origin_cell, NULL::bigint AS dest_cell,
+                 NULL::uuid AS origin_site, NULL::uuid AS dest_site, count(*)::int AS records,
+                 0::float8 AS distance_m, 0::bigint AS moving_s,
+                 array_agg(duration_s ORDER BY duration_s) AS dwells,
+                 hll_add_agg(hll_hash_text(CAST(subject_id AS text))) AS subjects
+          FROM st GROUP BY site_id
+          UNION ALL
+          SELECT 'trip', NULL, origin_cell, dest_cell, origin_site_id, dest_site_id,
+                 count(*)::int, sum(distance_m), sum(moving_s)::bigint, '{{}}'::int[],
+                 hll_add_agg(hll_hash_text(CAST(subject_id AS text)))
+          FROM tr GROUP BY origin_cell, dest_cell, origin_site_id, dest_site_id
+        )
+        INSERT INTO release_travel_atoms (tenant_id, bucket, atom, kind, site_id, origin_cell,
+                                          dest_cell, origin_site, dest_site, records,
+                                          distance_m, moving_s, dwells, subjects)
+        SELECT :tenant_id, :t_from, row_number() OVER (), a.* FROM a
+        """
+    )
+
+
+_BASIS = """
+    a AS (
+      SELECT x.*, date_trunc(:bucket, x.bucket, 'UTC') AS b
+      FROM release_travel_atoms x WHERE x.bucket >= :t_from AND x.bucket < :t_to {where}
+    ),
+    per_day AS (
+      SELECT {keys}, bucket, hll_cardinality(hll_union_agg(subjects)) AS s
+      FROM a GROUP BY {keys}, bucket
+    ),
+    md AS (SELECT {keys}, round(min(s))::bigint AS min_day_subjects FROM per_day
+           GROUP BY {keys})"""
+
+
+def travel_from_basis():
+    """Per bucket (day or ISO week, clipped to the range): distinct subjects, trips, stops,
+    distance, moving time and the smallest daily subject count."""
+    return text("WITH " + _BASIS.format(where="", keys="b") + """
+        SELECT a.b AS bucket,
+               round(hll_cardinality(hll_union_agg(a.subjects)))::bigint AS subjects,
+               coalesce(sum(a.records) FILTER (WHERE a.kind = 'trip'), 0)::bigint AS trips,
+               coalesce(sum(a.records) FILTER (WHERE a.kind = 'stop'), 0)::bigint AS stops,
+               sum(a.distance_m) AS distance_m, sum(a.moving_s)::bigint AS moving_s,
+               min(md.min_day_subjects) AS min_day_subjects
+        FROM a JOIN md USING (b)
+        GROUP BY a.b ORDER BY a.b
+        """)
+
+
+def visits_from_basis():
+    """Per site (as frozen) and bucket: visits, distinct subjects, median and p90 dwell,
+    the smallest daily subject count."""
+    return text("WITH " + _BASIS.format(where="AND x.kind = 'stop' AND x.site_id IS NOT NULL",
+                                        keys="site_id, b") + """,
+        g AS (
+          SELECT site_id, b, sum(records)::bigint AS visits,
+                 round(hll_cardinality(hll_union_agg(subjects)))::bigint AS subjects
+          FROM a GROUP BY site_id, b
+        ),
+        dw AS (
+          SELECT a.site_id, a.b,
+                 percentile_cont(0.5) WITHIN GROUP (ORDER BY d) AS median_dwell_s,
+                 percentile_cont(0.9) WITHIN GROUP (ORDER BY d) AS p90_dwell_s
+          FROM a CROSS JOIN LATERAL unnest(a.dwells) AS d GROUP BY a.site_id, a.b
+        )
+        SELECT g.site_id, s.name AS site, g.b AS bucket, g.visits, g.subjects,
+               dw.median_dwell_s, dw.p90_dwell_s, md.min_day_subjects
+        FROM g JOIN dw USING (site_id, b) JOIN md USING (site_id, b)
+        LEFT JOIN sites s ON s.site_id = g.site_id
+        ORDER BY s.name, g.site_id, g.b
+        """)
+
+
+def od_from_basis(resolution: int | None):
+    """Trips and distinct subjects per zone pair over the range: sites as frozen ('' outside
+    any site), or H3 cells at `resolution` (trips kept coarser are left out)."""
+    if resolution is None:
+        origin, dest = (f"coalesce(x.origin_site, {_NO_SITE})",
+                        f"coalesce(x.dest_site, {_NO_SITE})")
+        where = "AND x.kind = 'trip'"
+        show = "coalesce(CAST(NULLIF({0}, " + _NO_SITE + ") AS text), '')"
+    else:
+        res = int(resolution)
+        origin = f"govern_h3_parent(x.origin_cell, {res})"
+        dest = f"govern_h3_parent(x.dest_cell, {res})"
+        where = (f"AND x.kind = 'trip' AND ((x.origin_cell >> 52) & 15) >= {res} "
+                 f"AND ((x.dest_cell >> 52) & 15) >= {res}")
+        show = "lpad(to_hex({0}), 15, '0')"
+    return text(
+        f"""
+        WITH a AS (
+          SELECT {origin} AS o, {dest} AS d, x.bucket, x.records, x.subjects
+          FROM release_travel_atoms x
+          WHERE x.bucket >= :t_from AND x.bucket < :t_to {where}
+        ),
+        per_day AS (
+          SELECT o, d, bucket, hll_cardinality(hll_union_agg(subjects)) AS s
+          FROM a GROUP BY o, d, bucket
+        )
+        SELECT {show.format("a.o")} AS origin, {show.format("a.d")} AS destination,
+               a.o AS origin_key, a.d AS dest_key,
+               sum(a.records)::bigint AS trips,
+               round(hll_cardinality(hll_union_agg(a.subjects)))::bigint AS subjects,
+               (SELECT round(min(p.s))::bigint FROM per_day p
+                WHERE p.o = a.o AND p.d = a.d) AS min_day_subjects
+        FROM a GROUP BY a.o, a.d
+        ORDER BY trips DESC, 1, 2
+        """
+    )
