@@ -61,9 +61,11 @@ console:
 bench: install
 	$(PY) -m bench.run
 
-# A few minutes of devices, analysts and dispatchers against gunicorn (loopback only).
+# A few minutes of devices, analysts and dispatchers against gunicorn, then a noisy tenant
+# beside a quiet one with the per-tenant bound on and off (loopback only).
 load: install
 	$(PY) -m bench.load --write
+	$(PY) -m bench.noisy --write
 
 clean-db:
 	-$(VENV)/bin/govern localdb stop
