@@ -3,8 +3,8 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
-# curl and jq for the README's tour, faketime for `make test-instants`
-APT_PACKAGES := postgresql-15 postgresql-15-postgis-3 postgresql-15-hll chromium curl jq faketime
+# curl and jq for the README's tour, faketime for `make test-instants`, wrk for `make bench`
+APT_PACKAGES := postgresql-15 postgresql-15-postgis-3 postgresql-15-hll chromium curl jq faketime wrk
 
 .PHONY: run test test-instants install system-deps lint fmt bench load clean-db console
 
