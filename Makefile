@@ -3,8 +3,8 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
-# curl and jq for the README's tour, faketime for `make test-instants`
-APT_PACKAGES := postgresql-15 postgresql-15-postgis-3 postgresql-15-hll chromium curl jq faketime
+# curl and jq for the README's tour, faketime for `make test-instants`, wrk for `make bench`
+APT_PACKAGES := postgresql-15 postgresql-15-postgis-3 postgresql-15-hll chromium curl jq faketime wrk
 
 .PHONY: run test test-instants install system-deps lint fmt bench load clean-db console
 
@@ -61,9 +61,11 @@ console:
 bench: install
 	$(PY) -m bench.run
 
-# A few minutes of devices, analysts and dispatchers against gunicorn (loopback only).
+# A few minutes of devices, analysts and dispatchers against gunicorn, then a noisy tenant
+# beside a quiet one with the per-tenant bound on and off (loopback only).
 load: install
 	$(PY) -m bench.load --write
+	$(PY) -m bench.noisy --write
 
 clean-db:
 	-$(VENV)/bin/govern localdb stop

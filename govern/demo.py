@@ -156,7 +156,7 @@ def seed_demo(sessions, name: str = "Demo Field Services", days: int = 3,
             totals["accepted"] += result.accepted
             totals["dropped"] += sum(result.dropped.values())
     out["pings"] = totals
-    built = build_tenant(sessions, tid)  # what the scheduler's trips job does next
+    built = build_tenant(sessions, tid, now=now)  # what the scheduler's trips job does next
     out["trips"] = {"stops": built.stops, "trips": built.trips}
     return out
 

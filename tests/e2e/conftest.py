@@ -44,12 +44,14 @@ def _empty_tables(database_url: str) -> None:
 
 @pytest.fixture(scope="package")
 def demo(app, sessions, database_url):
-    """The demo tenant as `govern demo` seeds it (sites, trips built), with one day of
-    movement of 6 subjects; its tokens per role."""
+    """The demo tenant as `govern demo` seeds it (sites, trips built), with two days of
+    movement of 6 subjects; its tokens per role. The pages ask their default, the newest
+    day; a test that needs a question nobody asked before (exact releases are checked
+    against everything the tenant was given) asks the day before."""
     from govern.demo import seed_demo
 
-    seeded = seed_demo(sessions, days=1, n_subjects=6, progress=False)
-    # the demo's one day is yesterday: released at once, without the settling delay
+    seeded = seed_demo(sessions, days=2, n_subjects=6, progress=False)
+    # the demo's last day is yesterday: released at once, without the settling delay
     resp = app.test_client().patch(
         "/v1/policy", json={"release_delay_hours": 0},
         headers={"Authorization": f"Bearer {seeded['tokens']['owner']}"})

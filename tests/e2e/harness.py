@@ -48,7 +48,7 @@ def launch(playwright):
 
 
 def demo_day() -> dt.date:
-    """The UTC day `seed_demo(days=1)` fills: yesterday (and the console's default)."""
+    """The last UTC day `seed_demo` fills: yesterday (and the console's default)."""
     return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 
 

@@ -1,0 +1,338 @@
+"""One location a request, as OwnTracks, Traccar Client and Transistor post by default:
+how many requests a second govern takes, beside what the database can durably commit.
+
+In one run, on a throwaway cluster (bench.common, fsync on), each for `--seconds`:
+
+- **the limit**: pgbench, `--connections` clients, one durable single-row INSERT a
+  transaction into a table of the pings' shape (uuid keys, time, PostGIS point, mask,
+  precision, client key);
+- govern (`govern serve`: gunicorn, its default workers, access log on; RATE_LIMITS=off)
+  over 200 devices of one tenant, each request a distinct location and time, driven by
+  `wrk` (Debian's, with a Lua script this bench writes) at `--connections` connections:
+  1. OwnTracks HTTP mode (`POST /v1/ingest/owntracks`, Basic auth, one location);
+  2. the native API with a 1-ping batch (`POST /v1/pings`, Bearer);
+  3. Traccar Client's OsmAnd query form (`POST /v1/ingest/osmand/<tenant>?id=…&lat=…`).
+
+Reported: requests/s, p50/p99 latency (wrk's), answered 2xx, pings stored (counted in the
+database after each scenario) against 2xx answers, and the ratio to the limit.
+
+    .venv/bin/python -m bench.single [--seconds N] [--quick] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import http.client
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.common import (
+    AppServer,
+    CpuMeter,
+    machine,
+    table,
+    throwaway_database,
+    wait_for_quiet,
+    write_section,
+)
+from govern.config import libpq_url
+
+DEVICES = 200
+WRK_THREADS = 2
+MAX_SECONDS = 600
+
+
+@dataclass
+class World:
+    tenant_id: uuid.UUID
+    tokens: list[str]
+    identifiers: list[str]
+
+
+def set_up(db) -> World:
+    from govern.config import Config
+    from govern.db import make_engine, make_sessionmaker, tenant_session
+    from govern.domain import consents, policy, purposes, subjects
+    from govern.domain.tenants import create_tenant
+
+    config = Config.from_env({"DATABASE_URL": db.url, "LOG_LEVEL": "WARNING"})
+    engine = make_engine(config.app_database_url, pool_size=1)
+    sessions = make_sessionmaker(engine)
+    now = dt.datetime.now(dt.UTC)
+    with tenant_session(sessions, None) as s:
+        tenant = create_tenant(s, "Single", owner_email="owner@single.example")
+    tid, actor = tenant.tenant_id, "cli:bench"
+    tokens, identifiers = [], []
+    with tenant_session(sessions, tid) as s:
+        policy.update_policy(s, tid, actor, {"collection_windows": []})
+        purposes.create_purpose(s, tid, actor, {
+            "key": "dispatch", "title": "Dispatch", "precision_m": 10, "retention_days": 30,
+            "individual_access": True, "requires_consent": True,
+            "reader_roles": ["dispatcher"]})
+        for n in range(DEVICES):
+            subject = subjects.create_subject(s, tid, actor, {"external_ref": f"phone-{n:03d}"})
+            device, token = subjects.enrol_device(s, tid, actor, subject.subject_id,
+                                                  platform="android")
+            consents.record_consent(s, tid, subject.subject_id, purpose_key="dispatch",
+                                    status="granted", at=now - dt.timedelta(days=2),
+                                    policy_version="v1", source="admin", actor=actor,
+                                    evidence={"form": "bench"}, now=now)
+            tokens.append(token)
+            identifiers.append(device.identifier)
+    engine.dispose()
+    with db.connect(autocommit=True) as conn:
+        for d in (-1, 0, 1):
+            conn.execute("SELECT govern_ensure_ping_partition(%s)",
+                         (now.date() + dt.timedelta(days=d),))
+        conn.execute("VACUUM ANALYZE")
+        conn.execute("CHECKPOINT")
+    return World(tid, tokens, identifiers)
+
+
+# ---- the limit: pgbench -----------------------------------------------------------------------
+
+LIMIT_TABLE = """
+CREATE TABLE bench_single (
+  tenant_id uuid NOT NULL, subject_id uuid NOT NULL, device_id uuid NOT NULL,
+  t timestamptz NOT NULL, geom geometry(Point, 4326) NOT NULL, purpose_mask bigint NOT NULL,
+  precision_m int NOT NULL, client_key text NOT NULL,
+  received_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (tenant_id, subject_id, t, device_id, client_key))
+"""
+LIMIT_SCRIPT = """\\set n random(1, 1000000000)
+INSERT INTO bench_single VALUES ('00000000-0000-0000-0000-000000000001', gen_random_uuid(),
+  gen_random_uuid(), now(), ST_SetSRID(ST_MakePoint(13.3 + :n % 1000 / 5000.0,
+  52.4 + :n % 997 / 5000.0), 4326), 1, 10, md5(:n::text));
+"""
+
+
+def pgbench(db, connections: int, seconds: float) -> dict:
+    with db.connect(autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_single")
+        conn.execute(LIMIT_TABLE)
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
+        f.write(LIMIT_SCRIPT)
+    try:
+        out = subprocess.run(
+            ["pgbench", "-n", "-c", str(connections), "-j", str(WRK_THREADS), "-T",
+             str(int(seconds)), "-f", f.name, "-r", libpq_url(db.url)],
+            capture_output=True, text=True, timeout=seconds + 120, check=True).stdout
+    finally:
+        Path(f.name).unlink()
+    tps = float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)[1])
+    latency = float(re.search(r"latency average = ([\d.]+) ms", out)[1])
+    return {"rps": tps, "p50": latency, "p99": None, "ok": None, "stored": None,
+            "note": "latency: pgbench's average"}
+
+
+# ---- govern under wrk -------------------------------------------------------------------------
+
+# The Lua script: thread k (of WRK_THREADS) sends for devices k, k+threads, ...; a device's
+# n-th request is stamped T0 + n seconds (distinct per device, so none is a duplicate) at a
+# distinct position. 2xx answers are counted per thread and summed in done().
+LUA = """
+local kind, t0, nthreads, per = "{kind}", {t0}, {threads}, {per}
+local creds = {{ {creds} }}
+local prefix = "{prefix}"
+counter, ok = 0, 0  -- globals: done() reads each thread's ok
+local thread_list = {{}}
+function setup(thread)
+  thread:set("id", #thread_list)
+  table.insert(thread_list, thread)
+end
+local function iso(t)
+  return os.date("!%Y-%m-%dT%H:%M:%SZ", t)
+end
+function request()
+  local n = counter
+  counter = counter + 1
+  local dev = id + nthreads * (n % per) + 1
+  local t = t0 + math.floor(n / per)
+  local lat = 52.40 + ((n * 7 + id * 131) % 20000) / 100000
+  local lon = 13.20 + ((n * 13 + dev * 17) % 30000) / 100000
+  if kind == "owntracks" then
+    return wrk.format("POST", "/v1/ingest/owntracks",
+      {{["Authorization"] = creds[dev], ["Content-Type"] = "application/json"}},
+      string.format('{{"_type":"location","lat":%.6f,"lon":%.6f,"tst":%d,"acc":8,' ..
+                    '"batt":80,"tid":"ph"}}', lat, lon, t))
+  elseif kind == "native" then
+    return wrk.format("POST", "/v1/pings",
+      {{["Authorization"] = creds[dev], ["Content-Type"] = "application/json"}},
+      string.format('{{"pings":[{{"id":"%d-%d","t":"%s","lat":%.6f,"lon":%.6f,"acc":8}}]}}',
+                    id, n, iso(t), lat, lon))
+  else
+    return wrk.format("POST", string.format(
+      "%s?id=%s&lat=%.6f&lon=%.6f&timestamp=%d&accuracy=8&batt=80", prefix, creds[dev], lat,
+      lon, t), {{}}, "")
+  end
+end
+function response(status, headers, body)
+  if status >= 200 and status < 300 then ok = ok + 1 end
+end
+function done(summary, latency, requests)
+  local total = 0
+  for _, thread in ipairs(thread_list) do total = total + thread:get("ok") end
+  io.write(string.format("OK2XX %d\\n", total))
+  io.write(string.format("P50US %d\\nP99US %d\\n", latency:percentile(50),
+                         latency:percentile(99)))
+end
+"""
+
+
+def wrk(port: int, world: World, kind: str, t0: int, connections: int, seconds: float) -> dict:
+    if kind == "osmand":
+        creds = world.identifiers
+    elif kind == "owntracks":
+        creds = ["Basic " + base64.b64encode(f"phone:{t}".encode()).decode()
+                 for t in world.tokens]
+    else:
+        creds = [f"Bearer {t}" for t in world.tokens]
+    script = LUA.format(kind=kind, t0=t0, threads=WRK_THREADS, per=DEVICES // WRK_THREADS,
+                        creds=", ".join(f'"{c}"' for c in creds),
+                        prefix=f"/v1/ingest/osmand/{world.tenant_id}")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(script)
+    try:
+        out = subprocess.run(
+            ["wrk", "-t", str(WRK_THREADS), "-c", str(connections), "-d", f"{int(seconds)}s",
+             "--timeout", "10s", "-s", f.name, f"http://127.0.0.1:{port}"],
+            capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    finally:
+        Path(f.name).unlink()
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {"rps": rps, "ok": int(re.search(r"OK2XX (\d+)", out)[1]),
+            "p50": int(re.search(r"P50US (\d+)", out)[1]) / 1000,
+            "p99": int(re.search(r"P99US (\d+)", out)[1]) / 1000,
+            "non2xx": int(non2xx[1]) if non2xx else 0,
+            "socket_errors": errors[1] if errors else ""}
+
+
+def stored(db, tenant_id: uuid.UUID) -> int:
+    with db.connect() as conn:
+        return conn.execute("SELECT count(*) FROM pings WHERE tenant_id = %s",
+                            (tenant_id,)).fetchone()[0]
+
+
+class Server(AppServer):
+    """`govern serve` as an operator starts it (its default workers), on a free port."""
+
+    def __init__(self, db):
+        super().__init__(
+            db, lambda port: ["-c", "from govern.cli import main; main()", "serve", "--bind",
+                              f"127.0.0.1:{port}"],
+            {"RATE_LIMITS": "off", "LOG_LEVEL": "WARNING"}, "govern-single-http-")
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 180.0) -> None:
+        """The master listens before its workers have imported the app (15 s at load 11):
+        wait until /readyz answers 200 several times in a row."""
+        deadline, streak = time.monotonic() + timeout, 0
+        while streak < 2 * (os.cpu_count() or 1):
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("govern serve did not become ready")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                conn.request("GET", "/readyz")
+                streak = streak + 1 if conn.getresponse().status == 200 else 0
+                conn.close()
+            except OSError:
+                streak = 0
+                time.sleep(0.5)
+
+
+def bench(args) -> str:
+    if shutil.which("wrk") is None or shutil.which("pgbench") is None:
+        raise SystemExit("bench.single needs wrk and pgbench (Debian: wrk, postgresql-client)")
+    results = []
+    with throwaway_database() as db:
+        world = set_up(db)
+        meter = CpuMeter(db.datadir)
+        other = wait_for_quiet(meter, max_wait=args.quiet_wait)
+        meter.start()
+        limit = pgbench(db, args.connections, args.seconds)
+        results.append(("PostgreSQL: one durable INSERT a transaction (pgbench)", limit,
+                        meter.stop()))
+        server = Server(db)
+        try:
+            start = int(time.time()) - 4 * 3600
+            for k, (kind, label) in enumerate((
+                    ("owntracks", "govern: OwnTracks, one location a request"),
+                    ("native", "govern: native POST /v1/pings, 1-ping batch"),
+                    ("osmand", "govern: Traccar Client (OsmAnd query), one location"))):
+                wrk(server.port, world, kind, start + 3600 * k, args.connections, 5)  # warm
+                before = stored(db, world.tenant_id)
+                wait_for_quiet(meter, max_wait=args.quiet_wait)
+                meter.start()
+                got = wrk(server.port, world, kind, start + 3600 * k + 10, args.connections,
+                          args.seconds)
+                got["stored"] = stored(db, world.tenant_id) - before
+                results.append((label, got, meter.stop()))
+                print(f"{label}: {got}", file=sys.stderr)
+        finally:
+            problems = [ln for ln in server.log_path.read_text(errors="replace").splitlines()
+                        if "Traceback" in ln or "ERROR" in ln][:5]
+            server.stop()
+    for line in problems:
+        print(line, file=sys.stderr)
+    rows = []
+    for label, r, load in results:
+        rows.append([label, f"{r['rps']:,.0f}", f"{r['p50']:.1f}",
+                     "-" if r["p99"] is None else f"{r['p99']:.1f}",
+                     "-" if r["ok"] is None else f"{r['ok']:,}",
+                     "-" if r["stored"] is None else f"{r['stored']:,}",
+                     f"{r['rps'] / limit['rps']:.3f}", f"{load:.2f}"])
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return "\n".join([
+        f"`make bench` (bench/single.py), {when}, {machine()}, other load before: "
+        f"{other:.2f} cores; {args.connections} connections, {args.seconds:g} s each, "
+        f"{DEVICES} devices, each request a distinct location; fsync on.",
+        "",
+        table(["what", "requests/s", "p50 ms", "p99 ms", "answered 2xx", "pings stored",
+               "vs limit", "other load"], rows, "lrrrrrrr"),
+        "",
+        "\"Pings stored\" counts the tenant's pings in the database after the scenario; it "
+        "can exceed the 2xx answers by the requests in flight when wrk stopped (committed, "
+        "answer not read). pgbench's latency is its average, not p50. \"Other load\" is the "
+        "most CPU the rest of the machine used during the scenario (above 0.1 disturbs it).",
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.single", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--quiet-wait", type=float, default=30.0)
+    parser.add_argument("--quick", action="store_true", help="5 s each")
+    parser.add_argument("--write", action="store_true",
+                        help="update the Single-location requests section of docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seconds, args.quiet_wait = 5.0, 0.0
+    args.seconds = min(max(args.seconds, 3.0), MAX_SECONDS)
+    if not 1 <= args.connections <= 256:
+        parser.error("--connections must be 1-256")
+    text = bench(args)
+    print(text)
+    if args.write and not args.quick:
+        write_section("Single-location requests", text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
