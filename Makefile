@@ -12,7 +12,7 @@ run: install
 	$(VENV)/bin/govern up
 
 test: install
-	$(VENV)/bin/ruff check govern tests migrations bench wsgi.py
+	$(VENV)/bin/ruff check govern tests bench wsgi.py
 	$(VENV)/bin/pytest
 
 # The whole suite once per instant where date arithmetic breaks, under libfaketime.
@@ -39,10 +39,10 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 lint:
-	$(VENV)/bin/ruff check govern tests migrations bench wsgi.py
+	$(VENV)/bin/ruff check govern tests bench wsgi.py
 
 fmt:
-	$(VENV)/bin/ruff check --fix govern tests migrations bench wsgi.py
+	$(VENV)/bin/ruff check --fix govern tests bench wsgi.py
 
 # The console's third-party files, from the npm registry into the package (committed, so a
 # fresh clone needs no npm): Leaflet, topojson-client and the world-atlas 110m basemap.

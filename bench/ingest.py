@@ -52,6 +52,7 @@ from bench.common import (
     wait_for_quiet,
     write_section,
 )
+from govern.synthetic import offset
 
 BATCH = 500
 CITY = (52.52, 13.405)  # Berlin
@@ -77,10 +78,6 @@ DISTURBED = 0.25  # cores used by other processes during a path that make its ro
 
 # ---- synthetic movement ---------------------------------------------------------------------
 
-def _offset(lat: float, lon: float, north_m: float, east_m: float) -> tuple[float, float]:
-    return lat + north_m / 111_320, lon + east_m / (111_320 * math.cos(math.radians(lat)))
-
-
 def _from_centre(lat: float, lon: float) -> tuple[float, float]:
     """(north, east) metres from the city centre."""
     return ((lat - CITY[0]) * 111_320,
@@ -89,7 +86,7 @@ def _from_centre(lat: float, lon: float) -> tuple[float, float]:
 
 def walk(rng: random.Random, n: int, t0: dt.datetime, tag: str) -> list[dict]:
     """One device: a random walk around the city at 1.5-15 m/s, a ping every 10-30 s."""
-    lat, lon = _offset(*CITY, rng.uniform(-8000, 8000), rng.uniform(-8000, 8000))
+    lat, lon = offset(*CITY, rng.uniform(-8000, 8000), rng.uniform(-8000, 8000))
     heading = rng.uniform(0, 360)
     battery = rng.uniform(40, 100)
     t, pings, left = t0, [], 0
@@ -107,10 +104,10 @@ def walk(rng: random.Random, n: int, t0: dt.datetime, tag: str) -> list[dict]:
             heading = math.degrees(math.atan2(-east, -north)) + rng.gauss(0, 30)
         heading = (heading + rng.gauss(0, 15)) % 360
         dist = speed * step_s
-        lat, lon = _offset(lat, lon, dist * math.cos(math.radians(heading)),
+        lat, lon = offset(lat, lon, dist * math.cos(math.radians(heading)),
                            dist * math.sin(math.radians(heading)))
         acc = rng.uniform(3, 25)
-        seen = _offset(lat, lon, rng.gauss(0, acc / 2), rng.gauss(0, acc / 2))
+        seen = offset(lat, lon, rng.gauss(0, acc / 2), rng.gauss(0, acc / 2))
         battery -= rng.uniform(0, 0.02)
         if battery < 15:
             battery = 100.0  # charged
@@ -203,7 +200,7 @@ def set_up(db: Database, sessions, sizes: dict[str, tuple[int, int]], seed: int)
                     "external_ref": f"{name}-{n:04d}", "display_name": f"{name} {n}"})
                 device, token = subjects.enrol_device(session, tenant_id, actor,
                                                       subject.subject_id, platform="android")
-                home = _offset(*CITY, rng.uniform(-9000, 9000), rng.uniform(-9000, 9000))
+                home = offset(*CITY, rng.uniform(-9000, 9000), rng.uniform(-9000, 9000))
                 zones.create_zone(session, tenant_id, actor, name=f"home {name}-{n}",
                                   geometry={"type": "Point", "coordinates": [home[1], home[0]]},
                                   radius_m=150, subject_id=subject.subject_id,
@@ -696,8 +693,9 @@ REGIONS_C = [
     ("  the WSGI call (Flask app)", "Flask.wsgi_app", "flask/app.py"),
     ("  JSON body decode (Flask get_json, stdlib json)", "Request.get_json",
      "werkzeug/wrappers/request.py"),
-    ("  JSON body checks: NUL and depth on the raw text", "check_json_text", "govern/app.py"),
-    ("  authenticate the device token", "load_principal", "govern/auth.py"),
+    ("  JSON body checks: NUL and depth on the raw text", "check_json_text",
+     "govern/api/bodies.py"),
+    ("  authenticate the device token", "load_principal", "govern/api/auth.py"),
     ("  ingest()", "ingest", "govern/domain/ingest.py"),
     ("    validate_ping", "validate_ping", "govern/ingest/validate.py"),
     ("    load_context", "load_context", "govern/domain/ingest.py"),

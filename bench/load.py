@@ -55,6 +55,7 @@ from bench.common import (
     wait_for_quiet,
     write_section,
 )
+from govern.synthetic import offset
 
 PLOT = ROOT / "docs" / "images" / "load.png"
 CITY = (52.52, 13.405)  # Berlin, where the demo tenant works
@@ -97,17 +98,13 @@ POSITIONS = "positions"
 
 # ---- synthetic phones -------------------------------------------------------------------------
 
-def _offset(lat: float, lon: float, north_m: float, east_m: float) -> tuple[float, float]:
-    return lat + north_m / 111_320, lon + east_m / (111_320 * math.cos(math.radians(lat)))
-
-
 class Phone:
     """A phone moving around the city (legs on foot, by bike or by car); each batch holds the
     fixes taken since the previous one, evenly spaced, ending now."""
 
     def __init__(self, rng: random.Random, n: int, token: str):
         self.rng, self.n, self.token = rng, n, token
-        self.lat, self.lon = _offset(*CITY, rng.uniform(-8000, 8000), rng.uniform(-8000, 8000))
+        self.lat, self.lon = offset(*CITY, rng.uniform(-8000, 8000), rng.uniform(-8000, 8000))
         self.heading = rng.uniform(0, 360)
         self.battery = rng.uniform(40, 100)
         self.seq = 0
@@ -128,7 +125,7 @@ class Phone:
             self.heading = math.degrees(math.atan2(-east, -north))
         self.heading = (self.heading + rng.gauss(0, 2)) % 360
         dist = self.speed * seconds
-        self.lat, self.lon = _offset(self.lat, self.lon,
+        self.lat, self.lon = offset(self.lat, self.lon,
                                      dist * math.cos(math.radians(self.heading)),
                                      dist * math.sin(math.radians(self.heading)))
 
@@ -140,7 +137,7 @@ class Phone:
         for i in range(size):
             self._step(span / size)
             acc = rng.uniform(3, 25)
-            lat, lon = _offset(self.lat, self.lon, rng.gauss(0, acc / 2), rng.gauss(0, acc / 2))
+            lat, lon = offset(self.lat, self.lon, rng.gauss(0, acc / 2), rng.gauss(0, acc / 2))
             self.battery = self.battery - 0.001 if self.battery > 15 else 100.0
             self.seq += 1
             t = start + dt.timedelta(seconds=span * (i + 1) / size)
@@ -168,7 +165,7 @@ class Tenant:
 def set_up(db: Database, devices: int, seed: int) -> Tenant:
     """The demo tenant (2 days of movement, 20 workers), collection all day, and one more
     subject with a phone and every consent per device thread."""
-    from govern.app import _json_serializer
+    from govern import jsontext
     from govern.config import Config
     from govern.db import make_engine, make_sessionmaker, tenant_session
     from govern.demo import PURPOSES, seed_demo
@@ -176,7 +173,7 @@ def set_up(db: Database, devices: int, seed: int) -> Tenant:
 
     config = Config.from_env({"DATABASE_URL": db.url, "LOG_LEVEL": "WARNING"})
     engine = make_engine(config.app_database_url, pool_size=1,
-                         json_serializer=_json_serializer)
+                         json_serializer=jsontext.dumps)
     sessions = make_sessionmaker(engine)
     seeded = seed_demo(sessions, days=2, n_subjects=20, progress=False)
     tid = uuid.UUID(seeded["tenant_id"])

@@ -58,7 +58,7 @@ class World:
 
 
 def set_up(db) -> World:
-    from govern.app import _json_serializer
+    from govern import jsontext
     from govern.config import Config
     from govern.db import make_engine, make_sessionmaker, tenant_session
     from govern.domain import consents, policy, purposes, subjects
@@ -67,7 +67,7 @@ def set_up(db) -> World:
 
     config = Config.from_env({"DATABASE_URL": db.url, "LOG_LEVEL": "WARNING"})
     engine = make_engine(config.app_database_url, pool_size=1,
-                         json_serializer=_json_serializer)
+                         json_serializer=jsontext.dumps)
     sessions = make_sessionmaker(engine)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     today = now.date()

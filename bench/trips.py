@@ -26,6 +26,7 @@ import sys
 import time
 
 from bench.common import machine, table, throwaway_database, write_section
+from govern.synthetic import distance_m, offset
 
 CITY = (52.52, 13.405)
 PURPOSES = [
@@ -42,16 +43,6 @@ N_SITES = 40
 MOVE_EVERY, STAY_EVERY = 30, 120
 
 
-def _offset(lat, lon, north_m, east_m):
-    return lat + north_m / 111_320, lon + east_m / (111_320 * math.cos(math.radians(lat)))
-
-
-def _dist(a, b):
-    dy = (b[0] - a[0]) * 111_320
-    dx = (b[1] - a[1]) * 111_320 * math.cos(math.radians(a[0]))
-    return math.hypot(dx, dy)
-
-
 def workday(rng: random.Random, sites: list, day: dt.date):
     """(epoch seconds, lon, lat) of one worker's day: a ping every 30 s while driving at
     8-14 m/s, every 2 min while at a site (15-60 min), depot first and last."""
@@ -64,17 +55,17 @@ def workday(rng: random.Random, sites: list, day: dt.date):
     for n, (site, stay_min) in enumerate(plan):
         if n:
             speed = rng.uniform(8, 14)
-            steps = max(1, math.ceil(_dist(pos, site) / (speed * MOVE_EVERY)))
+            steps = max(1, math.ceil(distance_m(pos, site) / (speed * MOVE_EVERY)))
             for s in range(1, steps + 1):
                 f = s / steps
                 t += MOVE_EVERY
-                lat, lon = _offset(pos[0] + (site[0] - pos[0]) * f,
+                lat, lon = offset(pos[0] + (site[0] - pos[0]) * f,
                                    pos[1] + (site[1] - pos[1]) * f,
                                    rng.gauss(0, 5), rng.gauss(0, 5))
                 out.append((t, lon, lat))
         end = t + stay_min * 60
         while t < end:
-            lat, lon = _offset(*site, rng.gauss(0, 8), rng.gauss(0, 8))
+            lat, lon = offset(*site, rng.gauss(0, 8), rng.gauss(0, 8))
             out.append((t, lon, lat))
             t += STAY_EVERY
         pos = site
@@ -94,7 +85,7 @@ def setup(db, n_subjects: int, rng: random.Random):
     with tenant_session(sessions, None) as s:
         created = create_tenant(s, "bench")
     tid, actor = created.tenant_id, "cli:bench"
-    places = [_offset(*CITY, rng.uniform(-7000, 7000), rng.uniform(-9000, 9000))
+    places = [offset(*CITY, rng.uniform(-7000, 7000), rng.uniform(-9000, 9000))
               for _ in range(N_SITES)]
     workers = []
     with tenant_session(sessions, tid) as s:

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
 from flask import Flask, request
 from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
+from govern import jsontext
+from govern.api.bodies import check_json_text, takes_non_json
 from govern.clock import SYSTEM, Clock
 from govern.config import Config
 from govern.db import make_engine, make_sessionmaker
@@ -22,13 +22,6 @@ from govern.hardening import init_rate_limits, init_security_headers, init_trust
 from govern.observability import configure_logging, init_request_observability
 
 API_VERSION = "1.0.0"
-
-# Endpoints that take their clients' native non-JSON bodies (form posts, query strings).
-NON_JSON_ENDPOINTS: set[str] = set()
-
-
-MAX_JSON_DEPTH = 64
-
 
 class StrictJSONProvider(DefaultJSONProvider):
     """JSON as RFC 8259 means it: no NaN or Infinity, no duplicate keys (two parsers could
@@ -74,70 +67,6 @@ class GovernExtension:
     clock: Clock = SYSTEM
 
 
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
-_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
-_EMPTY_PAIR = re.compile(rb"\{\}|\[\]")
-_ALL_BUT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-
-
-def _nul_error() -> ApiError:
-    return ApiError(422, "Text may not contain NUL (\\u0000) characters.",
-                    details={"body": ["contains a NUL character"]})
-
-
-def _depth_error() -> ApiError:
-    return ApiError(422, f"JSON may be nested at most {MAX_JSON_DEPTH} levels deep.",
-                    details={"body": [f"nested deeper than {MAX_JSON_DEPTH}"]})
-
-
-def check_json_text(data: bytes) -> None:
-    """check_json_body on the text of a body that parsed as JSON, without walking the parsed
-    values in Python: the same two refusals, found with a few passes in C.
-
-    In valid JSON a NUL can only be the escape \\u0000 inside a string (raw control
-    characters are not allowed there), so the escape, not preceded by an escaped backslash,
-    is the only form to look for. Nesting is measured on the brackets left once the strings,
-    which may contain brackets, are cut out: each pass deletes the innermost empty pairs, so
-    after MAX_JSON_DEPTH passes only a container nested deeper is left."""
-    if b"\\u0000" in data and _NUL_ESCAPE.search(data):
-        raise _nul_error()
-    brackets = data.translate(None, _ALL_BUT_BRACKETS)
-    if brackets.count(b"[") + brackets.count(b"{") <= MAX_JSON_DEPTH:
-        return  # not enough containers to nest too deep
-    if b'"' in data:
-        if b'\\"' in data:  # an escaped quote: find the strings' ends the slow way
-            outside = _JSON_STRING.sub(b"", data)
-        else:  # no escaped quotes: every other piece between quotes is a string
-            outside = b"".join(data.split(b'"')[::2])
-        brackets = outside.translate(None, _ALL_BUT_BRACKETS)
-    for _ in range(MAX_JSON_DEPTH):
-        if not brackets:
-            return
-        brackets = _EMPTY_PAIR.sub(b"", brackets)  # one level: sub does not rescan its output
-    if brackets:
-        raise _depth_error()
-
-
-def check_json_body(value) -> None:
-    """PostgreSQL text cannot hold NUL, and nothing we store needs deep nesting: refuse both
-    at the door with a 422 rather than fail later."""
-    stack = [(value, 1)]
-    while stack:
-        v, depth = stack.pop()
-        if isinstance(v, str):
-            if "\x00" in v:
-                raise _nul_error()
-        elif isinstance(v, dict | list):
-            if depth > MAX_JSON_DEPTH:
-                raise _depth_error()
-            items = [*v.keys(), *v.values()] if isinstance(v, dict) else v
-            stack.extend((item, depth + 1) for item in items)
-
-
-def _json_serializer(value) -> str:
-    return orjson.dumps(value, default=str).decode()
-
-
 def create_app(config: Config | None = None, clock: Clock | None = None) -> Flask:
     """The app; ``clock`` is where every request's "now" comes from (the wall clock unless a
     test or a replay hands in another)."""
@@ -166,7 +95,7 @@ def create_app(config: Config | None = None, clock: Clock | None = None) -> Flas
     )
     engine = make_engine(config.app_database_url, pool_size=config.db_pool_size,
                          statement_timeout_ms=config.db_statement_timeout_ms,
-                         json_serializer=_json_serializer)
+                         json_serializer=jsontext.dumps)
     app.extensions["govern"] = GovernExtension(config, engine, make_sessionmaker(engine),
                                                 clock or SYSTEM)
 
@@ -190,7 +119,7 @@ def create_app(config: Config | None = None, clock: Clock | None = None) -> Flas
         if request.routing_exception is not None:
             return None  # let routing answer 404/405 first
         if (request.method in ("POST", "PUT", "PATCH")
-                and request.endpoint not in NON_JSON_ENDPOINTS):
+                and not takes_non_json(app.view_functions.get(request.endpoint))):
             if not request.content_length and not request.mimetype:
                 return None
             if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):

@@ -26,7 +26,7 @@ class GovernGroup(click.Group):
         from sqlalchemy.exc import OperationalError
 
         from govern.config import NoDatabase
-        from govern.errors import ApiError
+        from govern.exceptions import GovernError
 
         try:
             return super().invoke(ctx)
@@ -45,7 +45,7 @@ class GovernGroup(click.Group):
             raise click.ClickException(
                 f"cannot reach the database ({first}). Is it running? `make run` starts the "
                 "project-local one; otherwise check DATABASE_URL.") from exc
-        except ApiError as exc:
+        except GovernError as exc:
             raise click.ClickException(exc.message) from exc
 
 
@@ -79,12 +79,12 @@ def _owner_engine(config: Config):
 
 
 def _owner_sessions(config: Config):
-    from govern.app import _json_serializer
+    from govern import jsontext
     from govern.db import make_engine, make_sessionmaker
 
     return make_sessionmaker(make_engine(config.app_database_url, pool_size=1,
                                          statement_timeout_ms=config.db_statement_timeout_ms,
-                                         json_serializer=_json_serializer))
+                                         json_serializer=jsontext.dumps))
 
 
 # ---- db -------------------------------------------------------------------------------------
@@ -178,7 +178,7 @@ def token_create(tenant_ref, member, role, name):
     """Mint a member token; prints it once, as JSON. Audited as the operator (`cli`)."""
     from govern.db import tenant_session
     from govern.domain.tokens import recover_member_token
-    from govern.errors import ApiError
+    from govern.exceptions import GovernError
 
     if (member is None) == (role is None):
         raise click.UsageError("give --member or --role (one of them)")
@@ -190,7 +190,7 @@ def token_create(tenant_ref, member, role, name):
                                                        role=role, name=name)
             out = {"tenant_id": str(tenant_id), "member_id": str(holder.member_id),
                    "role": holder.role, "token_id": str(row.token_id), "token": secret}
-    except (ApiError, ValueError) as exc:
+    except (GovernError, ValueError) as exc:
         raise click.ClickException(getattr(exc, "message", str(exc))) from exc
     click.echo(json.dumps(out))
 
@@ -264,7 +264,7 @@ def subject_erase(subject_id, tenant_id, request_id, yes):
     from tqdm import tqdm
 
     from govern.domain.rights import erase_subject
-    from govern.errors import ApiError
+    from govern.exceptions import GovernError
 
     if not yes:
         click.confirm(f"Erase subject {subject_id}? This cannot be undone", abort=True)
@@ -273,7 +273,7 @@ def subject_erase(subject_id, tenant_id, request_id, yes):
         with tqdm(desc="erase", unit=" pings", disable=None) as bar:
             result = erase_subject(sessions, tenant_id, subject_id, "cli", request_id=request_id,
                                    on_batch=bar.update)
-    except ApiError as exc:
+    except GovernError as exc:
         raise click.ClickException(exc.message) from exc
     click.echo(json.dumps(result, default=str, indent=2))
 
@@ -290,7 +290,7 @@ def audit_verify(tenant_id):
     """Check every tenant's hash chain; exit 1 if any is broken."""
     from govern.db import tenant_session
     from govern.domain.audit import verify_chain
-    from govern.domain.retention import tenant_ids
+    from govern.domain.tenants import tenant_ids
 
     config = _config()
     sessions = _owner_sessions(config)

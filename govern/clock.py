@@ -12,6 +12,12 @@ import datetime as dt
 import threading
 from typing import Protocol
 
+# The bounds of stored time, for ranges meaning "from the first record" and "to the last":
+# every stored instant lies in the years 2000-2100 (ingest validates it), so these lie
+# before and after all of them (and both fit a PostgreSQL timestamptz).
+NEVER = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+FOREVER = dt.datetime.max.replace(tzinfo=dt.UTC)
+
 
 class Clock(Protocol):
     def now(self) -> dt.datetime:

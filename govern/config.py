@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from urllib.parse import urlsplit, urlunsplit
 
 from govern.policy.zones import ZoneLimits
@@ -85,6 +85,11 @@ def _networks(env: dict, name: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+INT_SETTINGS = ("max_body_bytes", "max_batch_pings", "max_zone_vertices", "request_due_days",
+                "token_touch_seconds", "db_pool_size", "db_statement_timeout_ms",
+                "retry_after_seconds", "heavy_reads_per_tenant", "trusted_proxy_hops")
+
+
 @dataclass(frozen=True)
 class Config:
     database_url: str
@@ -126,34 +131,28 @@ class Config:
             or env.get("APP_DATABASE_URL")
             or app_url_from(database_url)
         )
+        default = {f.name: f.default for f in fields(cls)}  # each default written once
         values = dict(
             database_url=sqlalchemy_url(database_url),
             app_database_url=sqlalchemy_url(app_url),
-            log_level=env.get("LOG_LEVEL", "INFO").upper(),
-            max_body_bytes=_int(env, "MAX_BODY_BYTES", 2 * 1024 * 1024),
-            max_batch_pings=_int(env, "MAX_BATCH_PINGS", 1000),
-            max_zone_vertices=_int(env, "MAX_ZONE_VERTICES", 10_000),
+            log_level=env.get("LOG_LEVEL", default["log_level"]).upper(),
             zone_limits=ZoneLimits(**{
-                name: _int(env, name.upper(), default)
-                for name, default in ZoneLimits().__dict__.items()}),
-            request_due_days=_int(env, "REQUEST_DUE_DAYS", 30),
-            token_touch_seconds=_int(env, "TOKEN_TOUCH_SECONDS", 60),
-            db_pool_size=_int(env, "DB_POOL_SIZE", 5),
-            db_statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", 30_000),
-            retry_after_seconds=_int(env, "RETRY_AFTER_SECONDS", 5),
+                name: _int(env, name.upper(), value)
+                for name, value in ZoneLimits().__dict__.items()}),
             rate_limits_enabled=env.get("RATE_LIMITS", "on").lower() not in ("off", "0", "false"),
-            rate_limit=env.get("RATE_LIMIT", "1200 per minute"),
-            auth_failure_limit=env.get("AUTH_FAILURE_LIMIT", "30 per minute"),
+            rate_limit=env.get("RATE_LIMIT", default["rate_limit"]),
+            auth_failure_limit=env.get("AUTH_FAILURE_LIMIT", default["auth_failure_limit"]),
             redis_url=env.get("REDIS_URL") or None,
             metrics_token=env.get("METRICS_TOKEN") or None,
-            heavy_reads_per_tenant=_int(env, "HEAVY_READS_PER_TENANT", 2),
-            trusted_proxy_hops=_int(env, "TRUSTED_PROXY_HOPS", 0),
             trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
             cors_origins=tuple(o.strip() for o in env.get("CORS_ORIGINS", "").split(",")
                                if o.strip()),
             tile_url=tile_url_from(env.get("TILE_URL")),
-            tile_attribution=env.get("TILE_ATTRIBUTION") or OSM_ATTRIBUTION,
-            tile_attribution_url=env.get("TILE_ATTRIBUTION_URL", OSM_COPYRIGHT) or None,
+            tile_attribution=env.get("TILE_ATTRIBUTION") or default["tile_attribution"],
+            tile_attribution_url=env.get("TILE_ATTRIBUTION_URL",
+                                         default["tile_attribution_url"]) or None,
         )
+        # the whole-number settings, each read from the variable of its name in capitals
+        values.update({name: _int(env, name.upper(), default[name]) for name in INT_SETTINGS})
         values.update(overrides)
         return cls(**values)

@@ -8,7 +8,6 @@ dispatch), analysts the aggregate reports (analytics), auditors the audit log.""
 from __future__ import annotations
 
 import datetime as dt
-import math
 import random
 import uuid
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from govern.domain.ingest import ingest
 from govern.domain.members import invite_member
 from govern.domain.tenants import create_tenant
 from govern.domain.trips import build_tenant
+from govern.synthetic import distance_m, offset
 
 CENTRE = (52.52, 13.405)  # Berlin
 PURPOSES = [
@@ -54,16 +54,6 @@ class Leg:
     stay_minutes: float
 
 
-def _offset(lat: float, lon: float, north_m: float, east_m: float) -> tuple[float, float]:
-    return (lat + north_m / 111_320, lon + east_m / (111_320 * math.cos(math.radians(lat))))
-
-
-def _distance_m(a: tuple[float, float], b: tuple[float, float]) -> float:
-    dy = (b[0] - a[0]) * 111_320
-    dx = (b[1] - a[1]) * 111_320 * math.cos(math.radians(a[0]))
-    return math.hypot(dx, dy)
-
-
 def workday(rng: random.Random, home: tuple[float, float], day: dt.date) -> list[dict]:
     """One worker's day: leave home ~7:30, depot, 3-5 sites with stops, depot, home."""
     depot = SITES[0][1:]
@@ -76,14 +66,14 @@ def workday(rng: random.Random, home: tuple[float, float], day: dt.date) -> list
     pos, pings = home, []
     for leg in plan:
         target = (leg.lat, leg.lon)
-        dist = _distance_m(pos, target)
+        dist = distance_m(pos, target)
         speed = rng.uniform(7, 13)  # m/s in city traffic
         steps = max(1, int(dist / speed / 30))
         for s in range(1, steps + 1):
             f = s / steps
             lat = pos[0] + (target[0] - pos[0]) * f
             lon = pos[1] + (target[1] - pos[1]) * f
-            lat, lon = _offset(lat, lon, rng.gauss(0, 6), rng.gauss(0, 6))
+            lat, lon = offset(lat, lon, rng.gauss(0, 6), rng.gauss(0, 6))
             t += dt.timedelta(seconds=30)
             pings.append({"t": t, "lat": lat, "lon": lon, "speed": round(speed, 1),
                           "acc": round(rng.uniform(4, 20), 1), "activity": "in_vehicle"})
@@ -91,7 +81,7 @@ def workday(rng: random.Random, home: tuple[float, float], day: dt.date) -> list
         stay_end = t + dt.timedelta(minutes=leg.stay_minutes)
         while t < stay_end:
             t += dt.timedelta(minutes=2)
-            lat, lon = _offset(*pos, rng.gauss(0, 15), rng.gauss(0, 15))
+            lat, lon = offset(*pos, rng.gauss(0, 15), rng.gauss(0, 15))
             pings.append({"t": t, "lat": lat, "lon": lon, "speed": 0.0,
                           "acc": round(rng.uniform(5, 30), 1), "activity": "still"})
     for i, p in enumerate(pings):
@@ -129,7 +119,7 @@ def seed_demo(sessions, name: str = "Demo Field Services", days: int = 3,
                               max_vertices=10_000)
         workers = []
         for n in range(n_subjects):
-            home = _offset(*CENTRE, rng.uniform(-6000, 6000), rng.uniform(-8000, 8000))
+            home = offset(*CENTRE, rng.uniform(-6000, 6000), rng.uniform(-8000, 8000))
             blocked = n == n_subjects - 1  # an apprentice under 16: never collected
             subject = subjects.create_subject(session, tid, actor, {
                 "external_ref": f"worker-{n + 1:03d}", "display_name": f"Worker {n + 1}",

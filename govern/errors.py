@@ -9,7 +9,21 @@ from flask import Flask, current_app, jsonify
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from govern.exceptions import (
+    Conflict,
+    Exhausted,
+    Forbidden,
+    GovernError,
+    Invalid,
+    NotFound,
+    TooLarge,
+)
+
 log = logging.getLogger("govern.errors")
+
+__all__ = ["CODES", "STATUS_OF", "ApiError", "Conflict", "Exhausted", "Forbidden", "GovernError",
+           "Invalid", "NotFound", "TooLarge", "as_api_error", "error_response",
+           "register_error_handlers", "status_of"]
 
 CODES = {
     400: "bad_request",
@@ -28,7 +42,9 @@ CODES = {
 
 
 class ApiError(Exception):
-    """Raised by domain code and handlers; rendered as the standard error body."""
+    """Raised by HTTP handlers for what only HTTP knows (authentication, media types,
+    request limits); rendered as the standard error body. The domain raises
+    govern.exceptions instead, mapped below."""
 
     def __init__(self, status: int, message: str, code: str | None = None, details=None,
                  headers: dict | None = None):
@@ -40,19 +56,26 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-class NotFound(ApiError):
-    def __init__(self, what: str = "resource"):
-        super().__init__(404, f"{what} not found")
+# The domain's refusals (govern.exceptions), as HTTP: the one place that maps them.
+STATUS_OF = {NotFound: 404, Conflict: 409, Invalid: 422, Forbidden: 403, TooLarge: 413,
+             Exhausted: 429}
 
 
-class Conflict(ApiError):
-    def __init__(self, message: str, code: str = "conflict", details=None):
-        super().__init__(409, message, code, details)
+def status_of(exc: GovernError) -> int:
+    for kind in type(exc).__mro__:
+        if kind in STATUS_OF:
+            return STATUS_OF[kind]
+    return 400
 
 
-class Invalid(ApiError):
-    def __init__(self, message: str, details=None, code: str = "validation_failed"):
-        super().__init__(422, message, code, details)
+def as_api_error(exc: GovernError | ApiError) -> ApiError:
+    """A domain refusal as the API answers it (an ApiError as it is)."""
+    if isinstance(exc, ApiError):
+        return exc
+    headers = {}
+    if isinstance(exc, Exhausted) and exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
+    return ApiError(status_of(exc), exc.message, exc.code, exc.details, headers)
 
 
 def error_response(status: int, code: str, message: str, details=None, headers=None):
@@ -77,6 +100,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
         return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+    @app.errorhandler(GovernError)
+    def _refused(exc: GovernError):
+        return _api_error(as_api_error(exc))
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

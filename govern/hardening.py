@@ -15,13 +15,14 @@ from flask_cors import CORS
 from flask_limiter import ApplicationLimit, Limiter
 from limits import RateLimitItem, parse
 from limits.strategies import RateLimiter
-from sqlalchemy import text
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from govern.api.auth import bearer_token, client_address, presented_token, principal
 from govern.api.common import db
-from govern.auth import TOKEN_RE, bearer_token, client_address, presented_token, principal
+from govern.auth import TOKEN_RE
 from govern.config import Config
 from govern.errors import ApiError
+from govern.sql import health as sql
 
 EXEMPT_ENDPOINTS = {"health.healthz", "health.readyz", "health.metrics"}
 # Endpoints that authenticate by what the request names (OsmAnd), not by a header.
@@ -157,7 +158,7 @@ def take_heavy_slot(session, tenant_id, slots: int, retry_after: int) -> None:
     one tenant's long reads hold at most `slots` workers and never queue other tenants."""
     key = heavy_lock_key(tenant_id)
     for slot in range(slots):
-        if session.execute(text("SELECT pg_try_advisory_xact_lock(:a, :b)"),
+        if session.execute(sql.TRY_HEAVY_SLOT,
                            {"a": HEAVY_LOCK_SPACE + slot, "b": key}).scalar():
             return
     raise ApiError(429, f"This tenant already runs {slots} heavy reads (tracks, travel, "

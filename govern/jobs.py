@@ -12,11 +12,11 @@ from govern.scheduler import Job
 
 @functools.cache
 def _engines(config: Config):
-    from govern.app import _json_serializer
+    from govern import jsontext
     from govern.db import make_engine, make_sessionmaker
 
     owner = make_engine(config.database_url, pool_size=1)
-    app = make_engine(config.app_database_url, pool_size=2, json_serializer=_json_serializer)
+    app = make_engine(config.app_database_url, pool_size=2, json_serializer=jsontext.dumps)
     return owner, make_sessionmaker(app)
 
 

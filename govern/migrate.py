@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from importlib import resources
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -10,12 +10,16 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# The revisions ship inside the package (govern/migrations, package data), so an installed,
+# non-editable govern has them too; Alembic resolves "package:path" through
+# importlib.resources.
+SCRIPT_LOCATION = "govern:migrations"
+MIGRATIONS_DIR = resources.files("govern") / "migrations"
 
 
 def alembic_config(database_url: str) -> AlembicConfig:
     cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("script_location", SCRIPT_LOCATION)
     cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     return cfg
 

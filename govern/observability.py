@@ -9,7 +9,6 @@ import sys
 import time
 import uuid
 
-import orjson
 from flask import Flask, Response, g, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -19,6 +18,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+
+from govern import jsontext
 
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 
@@ -46,7 +47,7 @@ class JsonFormatter(logging.Formatter):
             entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, default=str).decode()
+        return jsontext.dumps(entry)
 
 
 def configure_logging(level: str = "INFO") -> None:

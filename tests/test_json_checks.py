@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from govern.app import MAX_JSON_DEPTH, check_json_body, check_json_text
+from govern.api.bodies import MAX_JSON_DEPTH, check_json_body, check_json_text
 from govern.errors import ApiError
 
 PIECES = ["a", "[", "]", "{", "}", "\\", '"', "\x00", "\\u0000", "é", "\n", "u0000", "\\\\"]

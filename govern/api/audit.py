@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from govern.api.auth import require_member
 from govern.api.common import db
 from govern.api.schemas import Instant
-from govern.auth import require_member
 from govern.domain import audit
 
 blp = Blueprint("audit", __name__, url_prefix="/v1/audit",

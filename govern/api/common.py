@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import current_app, g
 
-from govern.auth import principal
+from govern.auth import Principal
 from govern.domain import audit
 from govern.observability import current_request_id
 
@@ -16,6 +16,11 @@ def db():
         session = current_app.extensions["govern"].sessions()
         g.db = session
     return session
+
+
+def principal() -> Principal:
+    """The request's principal, set by govern.api.auth when it authenticates the request."""
+    return g.principal
 
 
 def request_now():

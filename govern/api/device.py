@@ -7,11 +7,11 @@ from flask import current_app
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from govern.api.auth import principal, require_device
 from govern.api.common import actor_kwargs, commit, db, request_now
 from govern.api.requests import RequestSchema
 from govern.api.schemas import CollectionWindows, JsonObject, StrictBoolean
 from govern.api.subjects import ConsentEventSchema, ConsentInSchema, event_view
-from govern.auth import principal, require_device
 from govern.domain import consents, rights, subjects
 from govern.domain.collection import collection_status
 

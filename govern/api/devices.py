@@ -6,8 +6,8 @@ from __future__ import annotations
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from govern.api.auth import require_member
 from govern.api.common import actor_kwargs, commit, db, request_now, row_dict
-from govern.auth import require_member
 from govern.domain import diagnostics, subjects
 
 blp = Blueprint("devices", __name__, url_prefix="/v1/devices",

@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from govern.api.auth import require_member
 from govern.api.common import actor_kwargs, commit, db
 from govern.api.schemas import Instant
-from govern.auth import require_member
 from govern.domain import rights
 
 blp = Blueprint("disclosures", __name__, url_prefix="/v1/disclosures",

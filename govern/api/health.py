@@ -5,12 +5,12 @@ from __future__ import annotations
 from flask import current_app, jsonify, redirect, request
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
-from sqlalchemy import text
 
 from govern.errors import ApiError
 from govern.hardening import metrics_allowed
 from govern.migrate import current_revision, head_revision
 from govern.observability import metrics_response
+from govern.sql import health as sql
 
 blp = Blueprint("health", __name__, description="Liveness, readiness and metrics for operators.")
 
@@ -65,7 +65,7 @@ def readyz():
     head = head_revision()
     try:
         with ext.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+            conn.execute(sql.PING_DATABASE)
             current = current_revision(conn)
     except Exception as exc:  # any failure here means "not ready", not a 500
         body = {"status": "unavailable", "database": "unreachable",
@@ -98,7 +98,7 @@ def metrics():
     resp = metrics_response()
     try:
         with current_app.extensions["govern"].engine.connect() as conn:
-            open_, overdue = conn.execute(text("SELECT * FROM govern_request_counts()")).one()
+            open_, overdue = conn.execute(sql.REQUEST_COUNTS).one()
     except Exception:  # metrics must answer even when the database does not
         return resp
     extra = (

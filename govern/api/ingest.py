@@ -17,12 +17,13 @@ import uuid
 from flask import Response, current_app, g, jsonify, request
 from flask_smorest import Blueprint
 
+from govern.api.auth import failed_authentication, load_principal, presented_token
+from govern.api.bodies import check_json_text, non_json_body
 from govern.api.common import commit, db, request_now
 from govern.api.pings import check_batch_size, ingest_for_device
-from govern.app import NON_JSON_ENDPOINTS, check_json_text
-from govern.auth import Principal, failed_authentication, load_principal, presented_token
+from govern.auth import Principal
 from govern.domain import diagnostics, subjects
-from govern.errors import ApiError, NotFound
+from govern.errors import ApiError, GovernError, NotFound, as_api_error
 from govern.ingest import formats
 
 blp = Blueprint("ingest", __name__, url_prefix="/v1/ingest",
@@ -66,7 +67,8 @@ def _counted(source: str):
         def handler(*args, **kwargs):
             try:
                 return fn(*args, **kwargs)
-            except ApiError as exc:
+            except (ApiError, GovernError) as raised:
+                exc = as_api_error(raised)
                 principal = getattr(g, "principal", None)
                 if 400 <= exc.status < 500 and principal is not None \
                         and principal.kind == "device":
@@ -105,6 +107,7 @@ def _principal_for_identifier(identifier: str, tenant_id: uuid.UUID | None) -> P
 
 
 @blp.route("/owntracks", methods=["POST"])
+@non_json_body
 @blp.doc(security=[{"basicAuth": []}])
 @_counted("owntracks")
 def owntracks():
@@ -154,6 +157,7 @@ _OSMAND_POST_DOC = dict(
 
 
 @blp.route("/osmand/<uuid:tenant_id>", methods=["GET"])
+@non_json_body
 @blp.doc(**_OSMAND_GET_DOC)
 def osmand_tenant_get(tenant_id):
     """Traccar Client (OsmAnd protocol) as a query string; the identifier is looked up in
@@ -162,6 +166,7 @@ def osmand_tenant_get(tenant_id):
 
 
 @blp.route("/osmand/<uuid:tenant_id>", methods=["POST"])
+@non_json_body
 @blp.doc(**_OSMAND_POST_DOC)
 def osmand_tenant_post(tenant_id):
     """Traccar Client (OsmAnd protocol) as a form post, or its JSON variant, for the tenant
@@ -170,6 +175,7 @@ def osmand_tenant_post(tenant_id):
 
 
 @blp.route("/osmand", methods=["GET"])
+@non_json_body
 @blp.doc(**_OSMAND_GET_DOC)
 def osmand_get():
     """Traccar Client (OsmAnd protocol) as a query string, tenant-less (legacy: only devices
@@ -178,6 +184,7 @@ def osmand_get():
 
 
 @blp.route("/osmand", methods=["POST"])
+@non_json_body
 @blp.doc(**_OSMAND_POST_DOC)
 def osmand_post():
     """Traccar Client (OsmAnd protocol) as a form post, or its JSON variant, tenant-less
@@ -201,6 +208,7 @@ def osmand(tenant_id: uuid.UUID | None = None):
 
 
 @blp.route("/transistor", methods=["POST"])
+@non_json_body
 @_counted("transistor")
 def transistor():
     """Transistor background-geolocation: {"location": {...}} or {"location": [...]}."""
@@ -210,6 +218,7 @@ def transistor():
 
 
 @blp.route("/overland", methods=["POST"])
+@non_json_body
 @_counted("overland")
 def overland():
     """Overland: {"locations": [GeoJSON Feature, ...]}. Answers {"result": "ok"}."""
@@ -218,9 +227,3 @@ def overland():
     ingest_for_device(check_batch_size(items), source="overland")
     return jsonify({"result": "ok"})
 
-
-# Their bodies are parsed here, as JSON whatever the label (see _json_body), or as the
-# OsmAnd protocol's query and form parameters.
-NON_JSON_ENDPOINTS.update({"ingest.osmand_get", "ingest.osmand_post",
-                           "ingest.osmand_tenant_get", "ingest.osmand_tenant_post",
-                           "ingest.owntracks", "ingest.transistor", "ingest.overland"})

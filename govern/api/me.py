@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
-from sqlalchemy import text
 
+from govern.api.auth import principal, require_member
 from govern.api.common import db
-from govern.auth import principal, require_member
+from govern.domain import members
 
 blp = Blueprint("me", __name__, url_prefix="/v1/me", description="The calling member.")
 
@@ -27,8 +27,5 @@ class MeSchema(Schema):
 def me():
     """The tenant, member and role behind this token."""
     p = principal()
-    row = db().execute(text(
-        "SELECT t.name AS tenant_name, m.email, m.display_name FROM members m "
-        "JOIN tenants t USING (tenant_id) WHERE m.member_id = :m"), {"m": p.member_id}).one()
     return {"tenant_id": p.tenant_id, "member_id": p.member_id, "role": p.role,
-            **row._mapping}
+            **members.whoami(db(), p.member_id)}

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from govern.api.auth import principal, require_member
 from govern.api.common import commit, db, row_dict
-from govern.auth import principal, require_member
 from govern.domain import members
 from govern.models import ROLES
 

@@ -6,8 +6,8 @@ from flask import current_app, request
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
+from govern.api.auth import principal, require_device
 from govern.api.common import commit, db, request_now
-from govern.auth import principal, require_device
 from govern.domain.ingest import ingest
 from govern.errors import ApiError
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from govern.api.auth import require_member
 from govern.api.common import actor_kwargs, commit, db
 from govern.api.schemas import (
     CollectionWindows,
@@ -13,7 +14,6 @@ from govern.api.schemas import (
     StrictInteger,
     Timezone,
 )
-from govern.auth import require_member
 from govern.domain import policy
 
 blp = Blueprint("policy", __name__, url_prefix="/v1/policy",

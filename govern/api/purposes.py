@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from govern.api.auth import require_member
 from govern.api.common import actor_kwargs, commit, db
 from govern.api.schemas import SLUG, Roles, StrictBoolean, StrictInteger
-from govern.auth import require_member
 from govern.domain import purposes
 
 blp = Blueprint("purposes", __name__, url_prefix="/v1/purposes",

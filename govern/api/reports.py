@@ -6,10 +6,10 @@ import h3.api.basic_int as h3
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from govern.api.auth import principal, require_member
 from govern.api.common import actor_kwargs, commit, db, request_now
 from govern.api.csv_export import csv_response
 from govern.api.schemas import FeatureCollection, Instant
-from govern.auth import principal, require_member
 from govern.domain import reports
 from govern.hardening import heavy
 

@@ -6,9 +6,9 @@ from flask import Response, current_app, stream_with_context
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from govern.api.auth import require_member
 from govern.api.common import actor_kwargs, commit, db
 from govern.api.schemas import Instant, refuse_future
-from govern.auth import require_member
 from govern.domain import rights
 
 blp = Blueprint("requests", __name__, url_prefix="/v1/requests",

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
-from sqlalchemy import text
 
+from govern.api.auth import require_member
 from govern.api.common import db
 from govern.api.schemas import Instant
-from govern.auth import require_member
+from govern.domain.retention import list_runs as runs_between
 
 blp = Blueprint("retention", __name__, url_prefix="/v1/retention",
                 description="Retention evidence: what was aged, deleted and dropped, when.")
@@ -44,11 +44,4 @@ class RunListSchema(Schema):
 @blp.response(200, RunListSchema)
 def list_runs(query):
     """Per run, tenant and purpose: how many pings were aged or deleted, up to what cut-off."""
-    rows = db().execute(text(
-        "SELECT run_id, started_at, finished_at, kind, purpose_key, cutoff, aged, deleted, "
-        "dropped, details FROM retention_runs "
-        "WHERE (CAST(:f AS timestamptz) IS NULL OR started_at >= :f) "
-        "AND (CAST(:to AS timestamptz) IS NULL OR started_at < :to) "
-        "ORDER BY started_at DESC, run_id, entry LIMIT :limit"),
-        {"f": query["from_"], "to": query["to"], "limit": query["limit"]}).all()
-    return {"runs": [dict(r._mapping) for r in rows]}
+    return {"runs": runs_between(db(), query["from_"], query["to"], query["limit"])}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from govern.api.auth import require_member
 from govern.api.common import actor_kwargs, commit, db, request_now
 from govern.api.schemas import (
     CollectionWindows,
@@ -14,7 +15,6 @@ from govern.api.schemas import (
     StrictBoolean,
     Timezone,
 )
-from govern.auth import require_member
 from govern.domain import consents, subjects
 from govern.domain.policy import current_policy
 

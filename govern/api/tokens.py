@@ -7,9 +7,9 @@ import datetime as dt
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from govern.api.auth import principal, require_member
 from govern.api.common import audit_event, commit, db, request_now, row_dict
 from govern.api.schemas import Instant, StrictInteger
-from govern.auth import principal, require_member
 from govern.domain import tokens
 from govern.errors import ApiError
 

@@ -4,15 +4,15 @@ positions. Every read names a purpose and is audited."""
 from __future__ import annotations
 
 import datetime as dt
-from xml.sax.saxutils import escape
+from xml.etree import ElementTree as ET
 
 from flask import Response
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from govern.api.auth import principal, require_member
 from govern.api.common import actor_kwargs, commit, db, request_now
 from govern.api.schemas import FeatureCollection, Instant
-from govern.auth import principal, require_member
 from govern.domain import reads
 from govern.hardening import heavy
 
@@ -64,6 +64,22 @@ def track(query, subject_id):
         "properties": {"purpose": query["purpose"], "next_cursor": t.next_cursor}}
 
 
+GPX_NS = "http://www.topografix.com/GPX/1/1"
+
+
+def gpx_document(name: str, points) -> str:
+    """A GPX 1.1 document of one track segment (points with lat, lon and an instant `at`)."""
+    gpx = ET.Element("gpx", {"version": "1.1", "creator": "govern", "xmlns": GPX_NS})
+    trk = ET.SubElement(gpx, "trk")
+    ET.SubElement(trk, "name").text = name
+    seg = ET.SubElement(trk, "trkseg")
+    for r in points:
+        pt = ET.SubElement(seg, "trkpt", {"lat": f"{r.lat:.7f}", "lon": f"{r.lon:.7f}"})
+        ET.SubElement(pt, "time").text = r.at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            + ET.tostring(gpx, encoding="unicode", short_empty_elements=False))
+
+
 @blp.route("/subjects/<uuid:subject_id>/track.gpx")
 @require_member()
 @heavy
@@ -72,14 +88,7 @@ def track(query, subject_id):
 def track_gpx(query, subject_id):
     """The same track as GPX 1.1, for GIS tools. The next page's cursor is in X-Next-Cursor."""
     t = _track(query, subject_id, "gpx")
-    points = "".join(
-        f'<trkpt lat="{r.lat:.7f}" lon="{r.lon:.7f}"><time>'
-        f'{r.at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}</time></trkpt>'
-        for r in t.points)
-    body = ('<?xml version="1.0" encoding="UTF-8"?>\n'
-            '<gpx version="1.1" creator="govern" xmlns="http://www.topografix.com/GPX/1/1">'
-            f'<trk><name>{escape(str(subject_id))} ({escape(query["purpose"])}, '
-            f'{t.precision_m} m)</name><trkseg>{points}</trkseg></trk></gpx>')
+    body = gpx_document(f"{subject_id} ({query['purpose']}, {t.precision_m} m)", t.points)
     resp = Response(body, mimetype="application/gpx+xml")
     if t.next_cursor:
         resp.headers["X-Next-Cursor"] = t.next_cursor

@@ -9,10 +9,10 @@ from flask import Response
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from govern.api.auth import principal, require_member
 from govern.api.common import actor_kwargs, commit, db, request_now
 from govern.api.csv_export import csv_response
 from govern.api.schemas import Instant
-from govern.auth import principal, require_member
 from govern.domain import reads, travel_reports
 from govern.hardening import heavy
 

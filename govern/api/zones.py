@@ -6,8 +6,8 @@ from flask import current_app
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from govern.api.auth import require_member
 from govern.api.common import actor_kwargs, commit, db
-from govern.auth import require_member
 from govern.domain import zones
 
 blp = Blueprint("zones", __name__, url_prefix="/v1/zones",

@@ -69,7 +69,7 @@ def h3_cells():
     only (an H3 index is a place, not data), at most MAX_CELLS per call."""
     import h3
 
-    from govern.errors import Invalid
+    from govern.exceptions import Invalid
 
     cells = [c for c in request.args.get("cells", "").split(",") if c]
     if not cells or len(cells) > MAX_CELLS:

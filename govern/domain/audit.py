@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import insert, text
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from govern.models import AuditEntry
@@ -44,48 +44,17 @@ def record(
     )
 
 
-_VERIFY = text(
-    """
-    WITH chain AS (
-      SELECT a.seq,
-             a.hash = govern_audit_hash(a) AS hash_ok,
-             a.prev_hash = coalesce(lag(a.hash) OVER (ORDER BY a.seq), '\\x'::bytea) AS link_ok,
-             a.seq = row_number() OVER (ORDER BY a.seq) AS seq_ok,
-             a.hash
-      FROM audit_log a
-    )
-    SELECT
-      count(*) AS entries,
-      (SELECT min(seq) FROM chain WHERE NOT (hash_ok AND link_ok AND seq_ok)) AS first_bad,
-      (SELECT hash FROM chain ORDER BY seq DESC LIMIT 1) AS head
-    FROM chain
-    """
-)
-
-_BAD_DETAIL = text(
-    """
-    WITH chain AS (
-      SELECT a.seq, a.hash = govern_audit_hash(a) AS hash_ok,
-             a.prev_hash = coalesce(lag(a.hash) OVER (ORDER BY a.seq), '\\x'::bytea) AS link_ok,
-             a.seq = row_number() OVER (ORDER BY a.seq) AS seq_ok
-      FROM audit_log a
-    )
-    SELECT * FROM chain WHERE seq = :seq
-    """
-)
-
-
 def verify_chain(session: Session) -> dict:
     """Walk the tenant's chain: ok, or the first entry where it breaks and how.
 
     An edited entry fails its own hash; a deleted one leaves a gap in seq and a broken
     link; reordered entries break the links. Publish `head` elsewhere to detect a cut tail.
     """
-    row = session.execute(_VERIFY).one()
+    row = session.execute(sql.VERIFY).one()
     result = {"ok": row.first_bad is None, "entries": row.entries,
               "head": row.head.hex() if row.head else None}
     if row.first_bad is not None:
-        bad = session.execute(_BAD_DETAIL, {"seq": row.first_bad}).one()
+        bad = session.execute(sql.BAD_DETAIL, {"seq": row.first_bad}).one()
         reasons = [name for name, ok in (("content_changed", bad.hash_ok),
                                          ("chain_link_broken", bad.link_ok),
                                          ("sequence_gap", bad.seq_ok)) if not ok]

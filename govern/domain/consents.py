@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from govern.domain import audit
 from govern.domain.purposes import purpose_by_key
 from govern.domain.subjects import get_live_subject
-from govern.errors import ApiError, Invalid
+from govern.exceptions import Invalid, TooLarge
 from govern.models import ConsentEvent, Purpose
 from govern.sql import consent as consent_sql
 
@@ -36,8 +36,8 @@ def check_evidence(evidence: dict) -> None:
     the depth, key-count, key-length or value-length limit (and where)."""
     size = len(orjson.dumps(evidence, default=str))
     if size > EVIDENCE_MAX_BYTES:
-        raise ApiError(413, f"evidence may be at most {EVIDENCE_MAX_BYTES} bytes as JSON "
-                            f"(this is {size}).", code="evidence_too_large",
+        raise TooLarge(f"evidence may be at most {EVIDENCE_MAX_BYTES} bytes as JSON "
+                       f"(this is {size}).", code="evidence_too_large",
                        details={"evidence": [f"at most {EVIDENCE_MAX_BYTES} bytes"]})
     stack, items = [("evidence", evidence, 1)], 0
 

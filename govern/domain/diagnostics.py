@@ -16,10 +16,10 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
-import orjson
 from prometheus_client import Counter as MetricCounter
 from sqlalchemy.orm import Session
 
+from govern import jsontext
 from govern.sql import diagnostics as sql
 
 # A device is flagged when this many of its requests in a row stored nothing and refused
@@ -92,10 +92,6 @@ def refused_request(source: str, code: str, message: str, fields: list[str] | No
     return out
 
 
-def _json(value) -> str:
-    return orjson.dumps(value).decode()
-
-
 def record(session: Session, tenant_id: uuid.UUID, device_id: uuid.UUID,
            outcome: RequestOutcome, now: dt.datetime) -> None:
     """Count one request, in the caller's transaction (one statement)."""
@@ -103,8 +99,8 @@ def record(session: Session, tenant_id: uuid.UUID, device_id: uuid.UUID,
         "tenant_id": tenant_id, "device_id": device_id, "now": now,
         "accepted": outcome.accepted, "duplicates": outcome.duplicates,
         "ignored": outcome.ignored, "server_time": outcome.server_time,
-        "dropped": _json(outcome.dropped), "rejected": _json(outcome.rejected),
-        "refused": _json(outcome.refused), "refusals": _json(outcome.refusals),
+        "dropped": jsontext.dumps(outcome.dropped), "rejected": jsontext.dumps(outcome.rejected),
+        "refused": jsontext.dumps(outcome.refused), "refusals": jsontext.dumps(outcome.refusals),
         "accepted_at": now if outcome.accepted else None, "streak": outcome.streak})
     count_metrics(outcome)
 

@@ -6,14 +6,12 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from govern.domain import audit
 from govern.domain.subjects import get_subject
-from govern.errors import Conflict, Invalid, NotFound
-
-_COLUMNS = "hold_id, subject_id, reason, starts_at, ends_at, created_at, created_by"
+from govern.exceptions import Conflict, Invalid, NotFound
+from govern.sql import holds as sql
 
 
 def _view(row, now: dt.datetime) -> dict:
@@ -25,10 +23,7 @@ def _view(row, now: dt.datetime) -> dict:
 def is_held(session: Session, subject_id: uuid.UUID, now: dt.datetime | None = None) -> bool:
     """True while a hold on the subject or on the whole tenant is in force."""
     now = now or dt.datetime.now(dt.UTC)
-    return bool(session.execute(text(
-        "SELECT EXISTS (SELECT 1 FROM legal_holds WHERE (subject_id IS NULL OR subject_id = :s)"
-        " AND starts_at <= :now AND (ends_at IS NULL OR ends_at > :now))"),
-        {"s": subject_id, "now": now}).scalar())
+    return bool(session.execute(sql.IS_HELD, {"s": subject_id, "now": now}).scalar())
 
 
 def create_hold(session: Session, tenant_id: uuid.UUID, actor: str, *, reason: str,
@@ -41,11 +36,9 @@ def create_hold(session: Session, tenant_id: uuid.UUID, actor: str, *, reason: s
     if subject_id is not None:
         get_subject(session, subject_id)
     hold_id = uuid.uuid4()
-    row = session.execute(text(
-        f"INSERT INTO legal_holds (tenant_id, hold_id, subject_id, reason, starts_at, ends_at, "
-        f"created_by) VALUES (:t, :h, :s, :r, :start, :end, :actor) RETURNING {_COLUMNS}"),
-        {"t": tenant_id, "h": hold_id, "s": subject_id, "r": reason, "start": starts_at,
-         "end": ends_at, "actor": actor}).one()
+    row = session.execute(sql.CREATE_HOLD, {
+        "t": tenant_id, "h": hold_id, "s": subject_id, "r": reason, "start": starts_at,
+        "end": ends_at, "actor": actor}).one()
     audit.record(session, tenant_id, actor, "legal_hold.create", target_type="legal_hold",
                  target_id=hold_id, subject_id=subject_id, request_id=request_id,
                  details={"reason": reason, "starts_at": starts_at, "ends_at": ends_at})
@@ -54,15 +47,12 @@ def create_hold(session: Session, tenant_id: uuid.UUID, actor: str, *, reason: s
 
 def list_holds(session: Session, subject_id: uuid.UUID | None = None) -> list[dict]:
     now = dt.datetime.now(dt.UTC)
-    rows = session.execute(text(
-        f"SELECT {_COLUMNS} FROM legal_holds WHERE (CAST(:s AS uuid) IS NULL OR subject_id = :s)"
-        " ORDER BY starts_at DESC"), {"s": subject_id}).all()
+    rows = session.execute(sql.LIST_HOLDS, {"s": subject_id}).all()
     return [_view(r, now) for r in rows]
 
 
 def get_hold(session: Session, hold_id: uuid.UUID) -> dict:
-    row = session.execute(text(f"SELECT {_COLUMNS} FROM legal_holds WHERE hold_id = :h"),
-                          {"h": hold_id}).first()
+    row = session.execute(sql.GET_HOLD, {"h": hold_id}).first()
     if row is None:
         raise NotFound("legal hold")
     return _view(row, dt.datetime.now(dt.UTC))
@@ -78,8 +68,7 @@ def end_hold(session: Session, tenant_id: uuid.UUID, actor: str, hold_id: uuid.U
         raise Conflict("This hold has already ended.", "hold_ended")
     if ends_at <= hold["starts_at"]:
         raise Invalid("ends_at must be after starts_at.", {"ends_at": ["must be after starts_at"]})
-    session.execute(text("UPDATE legal_holds SET ends_at = :e WHERE hold_id = :h"),
-                    {"e": ends_at, "h": hold_id})
+    session.execute(sql.END_HOLD, {"e": ends_at, "h": hold_id})
     audit.record(session, tenant_id, actor, "legal_hold.end", target_type="legal_hold",
                  target_id=hold_id, subject_id=hold["subject_id"], request_id=request_id,
                  details={"ends_at": ends_at})

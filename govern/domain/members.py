@@ -12,14 +12,15 @@ from sqlalchemy.orm import Session
 from govern.auth import Principal
 from govern.domain import audit
 from govern.domain.tokens import issue_member_token, revoke_all_for_member
-from govern.errors import ApiError, Conflict, NotFound
+from govern.exceptions import Conflict, Forbidden, NotFound
 from govern.models import Member
 from govern.policy.roles import may_manage
+from govern.sql import members as sql
 
 
 def _forbid_unless_may_manage(actor: Principal, role: str) -> None:
     if not may_manage(actor.role, role):
-        raise ApiError(403, f"The role '{actor.role}' may not manage '{role}' members.")
+        raise Forbidden(f"The role '{actor.role}' may not manage '{role}' members.")
 
 
 def list_members(session: Session) -> list[Member]:
@@ -99,3 +100,8 @@ def remove_member(session: Session, actor: Principal, member_id: uuid.UUID) -> N
                  details={"email": member.email, "role": member.role, "tokens_revoked": revoked})
 
 
+
+
+def whoami(session: Session, member_id) -> dict:
+    """The member's tenant name, email and display name."""
+    return dict(session.execute(sql.WHOAMI, {"m": member_id}).one()._mapping)

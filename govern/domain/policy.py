@@ -5,11 +5,12 @@ from __future__ import annotations
 import copy
 import uuid
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from govern.domain import audit
 from govern.models import PolicyVersion
+from govern.sql import policy as sql
 
 DEFAULT_POLICY: dict = {
     "timezone": "UTC",
@@ -54,7 +55,7 @@ def write_initial_policy(session: Session, tenant_id: uuid.UUID, actor: str) -> 
 def update_policy(session: Session, tenant_id: uuid.UUID, actor: str, changes: dict,
                   replace: bool = False, request_id: str | None = None) -> PolicyVersion:
     """Write a new version: `changes` merged into the current policy (or over the defaults)."""
-    session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
+    session.execute(sql.LOCK_POLICY,
                     {"k": f"govern.policy:{tenant_id}"})
     current = current_policy_version(session)
     base = copy.deepcopy(DEFAULT_POLICY if replace else {**DEFAULT_POLICY, **current.policy})

@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import exists, func, select, text
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from govern.domain import audit
-from govern.errors import Conflict, NotFound
+from govern.exceptions import Conflict, NotFound
 from govern.models import ConsentEvent, Purpose
 from govern.policy.cutoffs import floor_after_retention_change
+from govern.sql import purposes as sql
 
 MAX_PURPOSES = 63  # a ping's purposes are a 63-bit mask
 EDITABLE = ("title", "description", "requires_consent", "precision_m", "retention_days",
@@ -50,7 +51,7 @@ def _free_bit(session: Session) -> int:
 
 def create_purpose(session: Session, tenant_id: uuid.UUID, actor: str, values: dict,
                    request_id: str | None = None) -> Purpose:
-    session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
+    session.execute(sql.LOCK_PURPOSES,
                     {"k": f"govern.purposes:{tenant_id}"})
     if session.scalar(select(exists().where(Purpose.key == values["key"]))):
         raise Conflict(f"A purpose with key '{values['key']}' already exists.", "purpose_exists")
@@ -59,8 +60,7 @@ def create_purpose(session: Session, tenant_id: uuid.UUID, actor: str, values: d
     session.add(purpose)
     session.flush()
     # stored pings of a new purpose are at its precision: retention starts from here
-    session.execute(text("INSERT INTO retention_state (tenant_id, purpose_id, "
-                         "precision_applied) VALUES (:t, :p, :pr)"),
+    session.execute(sql.START_RETENTION_STATE,
                     {"t": tenant_id, "p": purpose.purpose_id, "pr": purpose.precision_m})
     audit.record(session, tenant_id, actor, "purpose.create", target_type="purpose",
                  target_id=purpose.purpose_id, request_id=request_id,
@@ -102,13 +102,13 @@ def purpose_in_use(session: Session, purpose: Purpose) -> bool:
     if session.scalar(select(exists().where(ConsentEvent.purpose_id == purpose.purpose_id))):
         return True
     return bool(session.scalar(
-        text("SELECT EXISTS (SELECT 1 FROM pings WHERE purpose_mask & (1::bigint << :bit) <> 0)"),
+        sql.PINGS_SERVE_BIT,
         {"bit": purpose.bit},
     )) if _has_pings_table(session) else False
 
 
 def _has_pings_table(session: Session) -> bool:
-    return bool(session.scalar(text("SELECT to_regclass('pings') IS NOT NULL")))
+    return bool(session.scalar(sql.HAS_PINGS_TABLE))
 
 
 def remove_purpose(session: Session, actor: str, purpose_id: uuid.UUID,

@@ -14,7 +14,7 @@ from govern.auth import Principal
 from govern.domain import audit
 from govern.domain.policy import current_policy
 from govern.domain.purposes import purpose_by_key
-from govern.errors import ApiError, Invalid
+from govern.exceptions import Forbidden, Invalid
 from govern.models import Purpose
 from govern.policy import cutoffs
 from govern.sql import reads as sql
@@ -65,11 +65,10 @@ def readable_purpose(session: Session, principal: Principal, key: str) -> Purpos
     if purpose is None:
         raise Invalid(f"Unknown purpose '{key}'.", {"purpose": ["unknown purpose"]})
     if not purpose.individual_access:
-        raise ApiError(403, f"Purpose '{key}' allows aggregate use only.",
-                       code="aggregate_only")
+        raise Forbidden(f"Purpose '{key}' allows aggregate use only.", code="aggregate_only")
     if not may_read_individuals(purpose, principal.role):
-        raise ApiError(403, f"The role '{principal.role}' may not read under '{key}'.",
-                       details={"reader_roles": purpose.reader_roles})
+        raise Forbidden(f"The role '{principal.role}' may not read under '{key}'.",
+                        details={"reader_roles": purpose.reader_roles})
     return purpose
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from govern.errors import ApiError, Invalid
+from govern.exceptions import Exhausted, Invalid
 from govern.models import Purpose
 from govern.policy import release as rules
 from govern.sql import release as sql
@@ -343,10 +343,10 @@ def charge_budget(session: Session, tenant_id: uuid.UUID, epsilon: float, eps_da
         used = session.execute(reports_sql.BUDGET_SPENT, {"day": today}).scalar()
         tomorrow = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(0), dt.UTC)
         retry = int((tomorrow - now).total_seconds()) + 1
-        raise ApiError(429, f"Today's privacy budget is spent ({used:g} of {eps_day:g}); "
-                            "it renews at 00:00 UTC.", code="privacy_budget_spent",
-                       details={"epsilon_per_query": epsilon, "epsilon_per_day": eps_day,
-                                "spent_today": used}, headers={"Retry-After": str(retry)})
+        raise Exhausted(f"Today's privacy budget is spent ({used:g} of {eps_day:g}); "
+                        "it renews at 00:00 UTC.", code="privacy_budget_spent",
+                        details={"epsilon_per_query": epsilon, "epsilon_per_day": eps_day,
+                                 "spent_today": used}, retry_after=retry)
     return {"epsilon_per_day": eps_day, "spent_today": charged.spent,
             "remaining_today": max(eps_day - charged.spent, 0)}
 

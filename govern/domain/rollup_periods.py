@@ -24,27 +24,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from govern.db import tenant_session
 from govern.domain.policy import current_policy
 from govern.policy.cutoffs import aggregate_window_start
+from govern.policy.periods import month_start, next_month, week_start
 from govern.sql import reports as sql
 
 log = logging.getLogger("govern.rollup_periods")
 
 RESOLUTIONS = (5, 6, 7, 8, 9)
 MAX_BUILDS_PER_RUN = 60  # per tenant; a backlog (first run, long outage) spreads over runs
-
-
-def week_start(t: dt.datetime) -> dt.datetime:
-    """Monday 00:00 UTC of the ISO week holding t."""
-    d = t.astimezone(dt.UTC).date()
-    return dt.datetime.combine(d - dt.timedelta(days=d.weekday()), dt.time(0), dt.UTC)
-
-
-def month_start(t: dt.datetime) -> dt.datetime:
-    d = t.astimezone(dt.UTC).date()
-    return dt.datetime(d.year, d.month, 1, tzinfo=dt.UTC)
-
-
-def next_month(start: dt.datetime) -> dt.datetime:
-    return (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
 
 
 def period_bounds(period: str, start: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
@@ -136,7 +122,7 @@ def build_all(owner: Engine, sessions: sessionmaker, now: dt.datetime | None = N
     """The scheduler's job: every tenant's closed periods, and the release basis of its
     settled days (govern.domain.release.freeze_settled)."""
     from govern.domain import release
-    from govern.domain.retention import tenant_ids
+    from govern.domain.tenants import tenant_ids
 
     now = now or dt.datetime.now(dt.UTC)
     total = {"tenants": 0, "built": 0, "cells": 0, "left": 0, "frozen_days": 0}

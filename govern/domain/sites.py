@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import uuid
 
-import orjson
-from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from govern import jsontext
 from govern.domain import audit
 from govern.domain.zones import area_expression, validated
-from govern.errors import Conflict, NotFound
+from govern.exceptions import Conflict, NotFound
+from govern.sql import sites as site_sql
 from govern.sql import trips as sql
-
-_COLUMNS = ("site_id, name, kind, geometry, radius_m, created_at, created_by, updated_at")
 
 
 def _reattribute(session: Session, site_id: uuid.UUID, box) -> dict:
@@ -34,16 +32,14 @@ def _box(session: Session, site_id: uuid.UUID):
 
 
 def get_site(session: Session, site_id: uuid.UUID) -> dict:
-    row = session.execute(text(f"SELECT {_COLUMNS} FROM sites WHERE site_id = :s"),
-                          {"s": site_id}).first()
+    row = session.execute(site_sql.GET_SITE, {"s": site_id}).first()
     if row is None:
         raise NotFound("site")
     return dict(row._mapping)
 
 
 def list_sites(session: Session) -> list[dict]:
-    return [dict(r._mapping) for r in session.execute(
-        text(f"SELECT {_COLUMNS} FROM sites ORDER BY name"))]
+    return [dict(r._mapping) for r in session.execute(site_sql.LIST_SITES)]
 
 
 def _unique(session: Session, fn):
@@ -63,11 +59,9 @@ def create_site(session: Session, tenant_id: uuid.UUID, actor: str, *, name: str
     expr, params = area_expression(session, geometry, radius_m)
     site_id = uuid.uuid4()
     _unique(session, lambda: session.execute(
-        text(f"INSERT INTO sites (tenant_id, site_id, name, kind, geometry, radius_m, area, "
-             f"created_by) VALUES (:t, :s, :name, :kind, CAST(:geometry AS jsonb), "
-             f":radius_m, {expr}, :actor)"),
+        site_sql.insert_site(expr),
         {"t": tenant_id, "s": site_id, "name": name, "kind": kind,
-         "geometry": orjson.dumps(geometry).decode(), "radius_m": radius_m, "actor": actor,
+         "geometry": jsontext.dumps(geometry), "radius_m": radius_m, "actor": actor,
          **params}))
     moved = _reattribute(session, site_id, _box(session, site_id))
     audit.record(session, tenant_id, actor, "site.create", target_type="site",
@@ -94,10 +88,10 @@ def update_site(session: Session, tenant_id: uuid.UUID, actor: str, site_id: uui
         expr, area_params = area_expression(session, changes["geometry"], radius)
         sets += ["geometry = CAST(:geometry AS jsonb)", "radius_m = :radius_m",
                  f"area = {expr}"]
-        params.update(area_params, geometry=orjson.dumps(changes["geometry"]).decode(),
+        params.update(area_params, geometry=jsontext.dumps(changes["geometry"]),
                       radius_m=radius)
     _unique(session, lambda: session.execute(
-        text(f"UPDATE sites SET {', '.join(sets)} WHERE site_id = :s"), params))
+        site_sql.update_site(sets), params))
     moved = {}
     if redraw:
         new_box = _box(session, site_id)
@@ -119,7 +113,7 @@ def delete_site(session: Session, tenant_id: uuid.UUID, actor: str, site_id: uui
                 request_id: str | None = None) -> None:
     site = get_site(session, site_id)
     box = _box(session, site_id)
-    session.execute(text("DELETE FROM sites WHERE site_id = :s"), {"s": site_id})
+    session.execute(site_sql.DELETE_SITE, {"s": site_id})
     moved = _reattribute(session, site_id, box)  # to an enclosing site, or to none
     audit.record(session, tenant_id, actor, "site.delete", target_type="site",
                  target_id=site_id, request_id=request_id,

@@ -7,15 +7,16 @@ import re
 import secrets
 import uuid
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from govern.db import scope_to_tenant
 from govern.domain import audit
 from govern.domain.tokens import issue_device_token
-from govern.errors import Conflict, Invalid, NotFound
+from govern.exceptions import Conflict, Invalid, NotFound
 from govern.models import ApiToken, Device, Subject
+from govern.sql import subjects as sql
 
 IDENTIFIER_RE = re.compile(r"^[A-Za-z0-9._:-]{4,100}$")
 SUBJECT_FIELDS = ("display_name", "timezone", "collection_windows", "collection_blocked",
@@ -105,8 +106,7 @@ def set_duty(session: Session, subject: Subject, on_duty: bool, actor: str,
         session.flush()
         # the history ingest judges late pings by: off duty then means dropped, even if the
         # app uploads them after going back on duty
-        session.execute(text("INSERT INTO duty_events (tenant_id, subject_id, at, on_duty) "
-                             "VALUES (:t, :s, :at, :on)"),
+        session.execute(sql.RECORD_DUTY,
                         {"t": subject.tenant_id, "s": subject.subject_id, "at": now,
                          "on": on_duty})
         audit.record(session, subject.tenant_id, actor, "subject.duty", target_type="subject",
@@ -171,7 +171,7 @@ def claim_legacy_route(session: Session, device: Device) -> bool:
     """Let a generated identifier also route through the tenant-less OsmAnd URL, unless any
     device of any tenant ever routed by it. Chosen identifiers never get a global route:
     they would let one tenant probe, or catch the pings of, another's devices."""
-    return bool(session.scalar(text("SELECT govern_claim_device_route(:i, :d)"),
+    return bool(session.scalar(sql.CLAIM_DEVICE_ROUTE,
                                {"i": device.identifier, "d": device.device_id}))
 
 
@@ -182,7 +182,7 @@ def osmand_device(session: Session, identifier: str,
     identifier routes nowhere: it cannot be enrolled again in its tenant, and its global
     route is retired, not freed."""
     if tenant_id is None:
-        route = session.execute(text("SELECT tenant_id, device_id FROM govern_device_route(:i)"),
+        route = session.execute(sql.DEVICE_ROUTE,
                                 {"i": identifier}).first()
         if route is None:
             return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from govern.db import scope_to_tenant
@@ -12,6 +13,7 @@ from govern.domain import audit
 from govern.domain.policy import write_initial_policy
 from govern.domain.tokens import issue_member_token
 from govern.models import Member, Tenant
+from govern.sql import tenants as sql
 
 
 @dataclass(frozen=True)
@@ -39,3 +41,9 @@ def create_tenant(session: Session, name: str, owner_email: str = "owner@localho
     audit.record(session, tenant_id, actor, "tenant.create", target_type="tenant",
                  target_id=tenant_id, details={"name": name})
     return CreatedTenant(tenant_id, owner.member_id, token)
+
+
+def tenant_ids(owner: Engine) -> list[uuid.UUID]:
+    """Every tenant's id (on the owner engine, which sees across tenants)."""
+    with owner.connect() as conn:
+        return [r[0] for r in conn.execute(sql.TENANT_IDS)]

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from govern.auth import Principal, mint_token
 from govern.domain import audit
-from govern.errors import ApiError, NotFound
+from govern.exceptions import Forbidden, Invalid, NotFound
 from govern.models import ROLES, ApiToken, Member
 from govern.policy.roles import may_manage
 
@@ -28,11 +28,11 @@ def issue_member_token(
     now = dt.datetime.now(dt.UTC)
     if expires_at is not None:
         if expires_at <= now:
-            raise ApiError(422, "expires_at must be in the future.",
-                           details={"expires_at": ["must be in the future"]})
+            raise Invalid("expires_at must be in the future.",
+                          details={"expires_at": ["must be in the future"]})
         if expires_at > now + dt.timedelta(days=MAX_TOKEN_DAYS):
-            raise ApiError(422, f"expires_at may be at most {MAX_TOKEN_DAYS} days ahead.",
-                           details={"expires_at": [f"at most {MAX_TOKEN_DAYS} days ahead"]})
+            raise Invalid(f"expires_at may be at most {MAX_TOKEN_DAYS} days ahead.",
+                          details={"expires_at": [f"at most {MAX_TOKEN_DAYS} days ahead"]})
     minted = mint_token(tenant_id)
     row = ApiToken(
         tenant_id=tenant_id,
@@ -87,8 +87,8 @@ def revoke_member_token(session: Session, actor: Principal, token_id: uuid.UUID)
         holder = session.scalar(select(Member).where(Member.member_id == token.member_id))
         if holder is not None and holder.removed_at is None \
                 and not may_manage(actor.role, holder.role):
-            raise ApiError(403, f"Only owners may revoke a token of an {holder.role}.",
-                           code="forbidden", details={"member_role": holder.role})
+            raise Forbidden(f"Only owners may revoke a token of an {holder.role}.",
+                            code="forbidden", details={"member_role": holder.role})
     revoke_token(session, token)
     return token
 

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from govern.clock import SystemClock
+from govern.clock import NEVER, SystemClock
 from govern.db import tenant_session
 from govern.domain.policy import current_policy
 from govern.models import Purpose
@@ -37,7 +37,6 @@ from govern.sql import trips as sql
 
 log = logging.getLogger("govern.trips")
 
-NEVER = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 BUILD_WORKERS = 2  # subjects built at once (one connection each)
 
 # H3 resolution for a precision: the finest whose hexagons (sqrt(3) x average edge wide) are
@@ -238,7 +237,7 @@ def build_all(owner: Engine, sessions: sessionmaker, *, tenant_id: uuid.UUID | N
               on_progress: Callable[[int], None] | None = None,
               now: dt.datetime | None = None) -> dict:
     """The trips job: every tenant (or one)."""
-    from govern.domain.retention import tenant_ids
+    from govern.domain.tenants import tenant_ids
 
     total = BuildResult()
     tenants = {}

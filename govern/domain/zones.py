@@ -10,39 +10,20 @@ import random
 import uuid
 from dataclasses import dataclass
 
-import orjson
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from govern import jsontext
 from govern.domain import audit
 from govern.domain.subjects import get_subject
-from govern.errors import Conflict, Invalid, NotFound
+from govern.exceptions import Conflict, Invalid, NotFound
 from govern.models import Zone
 from govern.policy import zones as policy
 from govern.policy.zones import GeometryInvalid, validate_zone
+from govern.sql import zone_drawing as sql
 
-AREA_SQL = {
-    "circle": "ST_Multi(ST_SetSRID(ST_GeomFromText(:wkt), 4326))",
-    "polygon": "ST_Multi(ST_Force2D(ST_SetSRID(ST_GeomFromGeoJSON(:geojson), 4326)))",
-}
 CIRCLE_SEGMENTS = 64
 _SYSTEM_RANDOM = random.SystemRandom()
-
-# Points around the centre at `radius` on the spheroid (PostGIS ST_Project), the radius
-# stretched so the 64-gon circumscribes the circle: every point within the radius is inside.
-_RING = text(
-    """
-    SELECT ST_X(p::geometry) AS lon, ST_Y(p::geometry) AS lat
-    FROM generate_series(0, :n - 1) AS k,
-         LATERAL ST_Project(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography,
-                            :radius / cos(pi() / :n), 2 * pi() * k / :n) AS p
-    ORDER BY k
-    """
-)
-_POLE_DISTANCE = text(
-    "SELECT ST_Distance(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, "
-    "ST_SetSRID(ST_MakePoint(0, :pole), 4326)::geography)"
-)
 
 
 def circle_wkt(session: Session, lon: float, lat: float, radius: float) -> str:
@@ -54,10 +35,10 @@ def circle_wkt(session: Session, lon: float, lat: float, radius: float) -> str:
     from shapely.affinity import translate
     from shapely.geometry import MultiPolygon, Polygon, box
 
-    ring = session.execute(_RING, {"lon": lon, "lat": lat, "radius": radius,
+    ring = session.execute(sql.RING, {"lon": lon, "lat": lat, "radius": radius,
                                    "n": CIRCLE_SEGMENTS}).all()
     for pole in (90.0, -90.0):
-        if session.execute(_POLE_DISTANCE, {"lon": lon, "lat": lat, "pole": pole}).scalar() \
+        if session.execute(sql.POLE_DISTANCE, {"lon": lon, "lat": lat, "pole": pole}).scalar() \
                 <= radius / math.cos(math.pi / CIRCLE_SEGMENTS):
             edge = min(r.lat for r in ring) if pole > 0 else max(r.lat for r in ring)
             return box(-180, min(edge, pole), 180, max(edge, pole)).wkt
@@ -77,47 +58,8 @@ def area_expression(session: Session, geometry: dict,
     """The area exactly as drawn (sites use it; a zone hides a region drawn around it)."""
     if geometry.get("type") == "Point":
         lon, lat = geometry["coordinates"][:2]
-        return AREA_SQL["circle"], {"wkt": circle_wkt(session, lon, lat, float(radius_m))}
-    return AREA_SQL["polygon"], {"geojson": orjson.dumps(geometry).decode()}
-
-
-_PROJECT = text(
-    "SELECT ST_X(p::geometry) AS lon, ST_Y(p::geometry) AS lat FROM ST_Project("
-    "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, :distance, radians(:bearing)) AS p"
-)
-
-# A polygon's hidden region: the drawn shape swept along (dx, dy) degrees (its Minkowski sum
-# with that segment: the shape, its translate, and each edge's parallelogram), buffered by
-# the margin on the spheroid, and always the drawn shape itself (a buffer can misbehave at a
-# pole or the antimeridian; the union keeps what was drawn hidden whatever happens). Holes
-# narrower than the sweep are filled: hiding more is the safe side.
-_POLYGON_HIDING = text(
-    """
-    WITH drawn AS (SELECT ST_GeomFromText(:drawn, 4326) AS g),
-    pieces AS (
-      SELECT g AS q FROM drawn
-      UNION ALL SELECT ST_Translate(g, :dx, :dy) FROM drawn
-      UNION ALL SELECT ST_ConvexHull(ST_Collect(d.geom, ST_Translate(d.geom, :dx, :dy)))
-      FROM drawn, ST_DumpSegments(drawn.g) AS d WHERE :dx <> 0 OR :dy <> 0
-    ),
-    swept AS (SELECT ST_CollectionExtract(ST_Union(q), 3) AS s FROM pieces),
-    hidden AS (
-      SELECT ST_Multi(ST_CollectionExtract(ST_Union(CASE WHEN :margin > 0
-          THEN ST_Buffer(s::geography, :margin, 'quad_segs=4')::geometry ELSE s END,
-          (SELECT g FROM drawn)), 3)) AS a
-      FROM swept
-    )
-    SELECT ST_AsText(a) AS area,
-           ST_AsText(ST_Multi(ST_CollectionExtract(ST_Union(a, CASE WHEN :trim > 0
-               THEN ST_Buffer(a::geography, :trim, 'quad_segs=4')::geometry ELSE a END), 3)))
-             AS reach
-    FROM hidden
-    """
-)
-_METRES = text(
-    "SELECT sqrt(ST_Area(g::geography) / pi()) AS scale, ST_Y(ST_Centroid(g)) AS lat "
-    "FROM ST_GeomFromText(:drawn, 4326) AS g"
-)
+        return sql.AREA_SQL["circle"], {"wkt": circle_wkt(session, lon, lat, float(radius_m))}
+    return sql.AREA_SQL["polygon"], {"geojson": jsontext.dumps(geometry)}
 
 
 @dataclass
@@ -138,16 +80,16 @@ def hidden_region(session: Session, drawn_wkt: str, geometry: dict, radius_m: fl
         lon, lat = geometry["coordinates"][:2]
         radius = float(radius_m)
         draw = policy.draw_circle(radius, rng, hiding)
-        centre = session.execute(_PROJECT, {"lon": lon, "lat": lat, "distance": draw.offset_m,
+        centre = session.execute(sql.PROJECT, {"lon": lon, "lat": lat, "distance": draw.offset_m,
                                             "bearing": draw.bearing_deg}).one()
         area = circle_wkt(session, centre.lon, centre.lat, draw.radius_m)
         reach = circle_wkt(session, centre.lon, centre.lat, draw.radius_m + draw.trim_m) \
             if draw.trim_m > 0 else area
         return Hidden(area, reach, draw.trim_m, draw.salt, radius)
-    size = session.execute(_METRES, {"drawn": drawn_wkt}).one()
+    size = session.execute(sql.METRES, {"drawn": drawn_wkt}).one()
     draw = policy.draw_polygon(size.scale, rng, hiding)
     bearing = math.radians(draw.bearing_deg)
-    row = session.execute(_POLYGON_HIDING, {
+    row = session.execute(sql.POLYGON_HIDING, {
         "drawn": drawn_wkt,
         "dx": draw.shift_m * math.sin(bearing)
         / (111_320.0 * max(math.cos(math.radians(size.lat)), 0.01)),
@@ -163,28 +105,12 @@ def validated(geometry: dict, radius_m: float | None, max_vertices: int) -> None
         raise Invalid(exc.message, exc.details, code="invalid_geometry") from exc
 
 
-_LOCK_ZONES = text("SELECT pg_advisory_xact_lock(hashtextextended("
-                   "'govern.zones:' || CAST(:tenant_id AS text), 0))")
-_ZONE_TOTALS = text(
-    """
-    SELECT count(*) AS zones,
-           count(*) FILTER (WHERE subject_id IS NULL) AS tenant_wide,
-           coalesce(sum(vertices) FILTER (WHERE subject_id IS NULL), 0) AS tenant_wide_vertices,
-           count(*) FILTER (WHERE subject_id = :subject_id) AS subject_zones,
-           coalesce(sum(vertices) FILTER (WHERE subject_id = :subject_id), 0)
-             AS subject_vertices
-    FROM zones
-    """
-)
-_VERTICES = text("SELECT ST_NPoints(ST_GeomFromText(:wkt))")
-
-
 def check_limits(session: Session, tenant_id: uuid.UUID, subject_id: uuid.UUID | None,
                  vertices: int, limits: policy.ZoneLimits) -> None:
     """Refuse a zone that would pass a limit (409, the limit named in `details.limit`). The
     cost of the door and of every read grows with the zones that apply to a subject: the
     tenant-wide ones and the subject's own. Callers hold the tenant's zone lock."""
-    totals = session.execute(_ZONE_TOTALS, {"subject_id": subject_id}).one()
+    totals = session.execute(sql.ZONE_TOTALS, {"subject_id": subject_id}).one()
     checks = [("max_zones_per_tenant", totals.zones + 1)]
     if subject_id is None:
         checks += [("max_tenant_wide_zones", totals.tenant_wide + 1),
@@ -214,22 +140,16 @@ def create_zone(session: Session, tenant_id: uuid.UUID, actor: str, *, name: str
     if subject_id is not None:
         get_subject(session, subject_id)
     expr, params = area_expression(session, geometry, radius_m)
-    drawn = session.execute(text(f"SELECT ST_AsText({expr})"), params).scalar()
+    drawn = session.execute(sql.as_text(expr), params).scalar()
     hidden = hidden_region(session, drawn, geometry, radius_m, rng or _SYSTEM_RANDOM, hiding)
-    vertices = session.execute(_VERTICES, {"wkt": hidden.area_wkt}).scalar()
-    session.execute(_LOCK_ZONES, {"tenant_id": str(tenant_id)})
+    vertices = session.execute(sql.VERTICES, {"wkt": hidden.area_wkt}).scalar()
+    session.execute(sql.LOCK_ZONES, {"tenant_id": str(tenant_id)})
     check_limits(session, tenant_id, subject_id, vertices, limits or policy.ZoneLimits())
     zone_id = uuid.uuid4()
     session.execute(
-        text("INSERT INTO zones (tenant_id, zone_id, name, subject_id, geometry, radius_m, "
-             "drawn, area, reach, trim_m, salt, hiding, vertices, scale_m, created_by) VALUES "
-             "(:tenant_id, :zone_id, :name, :subject_id, CAST(:geometry AS jsonb), :radius_m, "
-             "ST_Multi(ST_SetSRID(ST_GeomFromText(:drawn), 4326)), "
-             "ST_Multi(ST_SetSRID(ST_GeomFromText(:area), 4326)), "
-             "ST_Multi(ST_SetSRID(ST_GeomFromText(:reach), 4326)), :trim_m, :salt, :hiding, "
-             ":vertices, :scale_m, :actor)"),
+        sql.INSERT_ZONE,
         {"tenant_id": tenant_id, "zone_id": zone_id, "name": name, "subject_id": subject_id,
-         "geometry": orjson.dumps(geometry).decode(), "radius_m": radius_m, "actor": actor,
+         "geometry": jsontext.dumps(geometry), "radius_m": radius_m, "actor": actor,
          "drawn": drawn, "area": hidden.area_wkt, "reach": hidden.reach_wkt,
          "trim_m": hidden.trim_m, "salt": hidden.salt, "hiding": hiding.name, "vertices": vertices,
          "scale_m": hidden.scale_m},

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from govern.policy.cutoffs import aggregate_window_start
+from govern.policy.periods import next_month
 
 DAY = dt.timedelta(days=1)
 # A released group is never computed when a group it could be differenced against might
@@ -41,8 +42,7 @@ def aligned_period(t_from: dt.datetime, t_to: dt.datetime) -> str | None:
         return "day"
     if days == 7 and a.weekday() == 0:
         return "week"
-    next_month = (a.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-    if a.day == 1 and b.date() == next_month.date():
+    if a.day == 1 and b.date() == next_month(a).date():
         return "month"
     return None
 

@@ -37,3 +37,33 @@ _ENTRIES = """
 
 ENTRIES_ASC = text(_ENTRIES.format(after="a.seq > :after", order="ASC"))
 ENTRIES_DESC = text(_ENTRIES.format(after="a.seq < :after", order="DESC"))
+
+VERIFY = text(
+    """
+    WITH chain AS (
+      SELECT a.seq,
+             a.hash = govern_audit_hash(a) AS hash_ok,
+             a.prev_hash = coalesce(lag(a.hash) OVER (ORDER BY a.seq), '\\x'::bytea) AS link_ok,
+             a.seq = row_number() OVER (ORDER BY a.seq) AS seq_ok,
+             a.hash
+      FROM audit_log a
+    )
+    SELECT
+      count(*) AS entries,
+      (SELECT min(seq) FROM chain WHERE NOT (hash_ok AND link_ok AND seq_ok)) AS first_bad,
+      (SELECT hash FROM chain ORDER BY seq DESC LIMIT 1) AS head
+    FROM chain
+    """
+)
+
+BAD_DETAIL = text(
+    """
+    WITH chain AS (
+      SELECT a.seq, a.hash = govern_audit_hash(a) AS hash_ok,
+             a.prev_hash = coalesce(lag(a.hash) OVER (ORDER BY a.seq), '\\x'::bytea) AS link_ok,
+             a.seq = row_number() OVER (ORDER BY a.seq) AS seq_ok
+      FROM audit_log a
+    )
+    SELECT * FROM chain WHERE seq = :seq
+    """
+)

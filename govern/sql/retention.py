@@ -281,4 +281,45 @@ SUMMARIZE_RECEIVED = text(
 # Every tenant's purposes' windows (the owner's connection sees them all).
 PURPOSE_WINDOWS = text("SELECT retention_days, window_floor FROM purposes")
 
-TENANT_IDS = text("SELECT tenant_id FROM tenants ORDER BY tenant_id")
+# Partition drops run on the owner's raw psycopg connection (psycopg.sql composes the name);
+# the evidence rows are written under RLS as each tenant, like every other run entry.
+DROP_PARTITION = "DROP TABLE {part}"
+SCOPE_RAW_CONNECTION = "SELECT set_config('govern.tenant_id', %s, true)"
+
+# ---- a tenant's run: where the last one left off, and its evidence ----------------------------
+
+RETENTION_STATE = text(
+    "SELECT purpose_id, aged_until, precision_applied FROM retention_state")
+
+# The consent ledger's sequence number up to which withdrawals are applied to stored data.
+CONSENT_SEQ_APPLIED = text("SELECT consent_seq_applied FROM tenants")
+SET_CONSENT_SEQ_APPLIED = text("UPDATE tenants SET consent_seq_applied = :seq")
+
+# An ended hold whose paused work is done: ENDED_HOLDS stops listing it.
+MARK_HOLD_CAUGHT_UP = text("UPDATE legal_holds SET caught_up_at = :now "
+                           "WHERE hold_id = :h")
+
+# What AGE_ROLLUPS would delete (a dry run).
+COUNT_OLD_ROLLUPS = text("SELECT count(*) FROM rollups WHERE bucket < :c")
+
+# Progress per purpose; NULL leaves a field as it was (aged_until starts at the epoch).
+SAVE_STATE = text(
+    "INSERT INTO retention_state (tenant_id, purpose_id, aged_until, precision_applied) "
+    "VALUES (:t, :p, coalesce(CAST(:a AS timestamptz), '1970-01-01 00:00:00+00'), "
+    "CAST(:pr AS int)) ON CONFLICT (tenant_id, purpose_id) DO UPDATE SET "
+    "aged_until = coalesce(CAST(:a AS timestamptz), retention_state.aged_until), "
+    "precision_applied = coalesce(CAST(:pr AS int), retention_state.precision_applied)")
+
+RUN_ENTRY = text(
+    "INSERT INTO retention_runs (tenant_id, run_id, entry, started_at, kind, "
+    "purpose_key, cutoff, aged, deleted, dropped, details) VALUES (:t, :r, :n, "
+    ":started, :kind, :key, :cutoff, :aged, :deleted, :dropped, "
+    "CAST(:details AS jsonb))")
+
+# The evidence, newest run first; either bound may be NULL (open).
+RUN_LIST = text(
+    "SELECT run_id, started_at, finished_at, kind, purpose_key, cutoff, aged, deleted, "
+    "dropped, details FROM retention_runs "
+    "WHERE (CAST(:f AS timestamptz) IS NULL OR started_at >= :f) "
+    "AND (CAST(:to AS timestamptz) IS NULL OR started_at < :to) "
+    "ORDER BY started_at DESC, run_id, entry LIMIT :limit")
