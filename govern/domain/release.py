@@ -409,14 +409,11 @@ def private(session: Session, tenant_id: uuid.UUID, policy: dict, spec: PrivateS
     k = policy["k_min_subjects"]
     plan = dp.Plan.of(dp.BOUNDS[spec.kind], policy["dp_epsilon_per_query"])
     budget = charge_budget(session, tenant_id, plan, policy, t_from, t_to)
-    groups = dp.bound(spec.contributions, plan.bounds, enforce=safeguards.dp_bound)
-    selected = plan.select(groups, spec.domain, private=safeguards.dp_select)
-    keys = [key for key in (spec.domain or sorted(selected)) if key in selected]
-    noisy = {m: plan.noisy(keys, groups, m) for m in ("subjects", *spec.measures)}
+    answer, groups = plan.answer(spec.contributions, spec.measures, spec.domain,
+                                 enforce_bounds=safeguards.dp_bound,
+                                 private_selection=safeguards.dp_select)
     out, below = [], 0
-    for i, key in enumerate(keys):
-        values = {m: max(int(noisy[m][i]), 0) for m in noisy}
-        values["person_days"] = max(int(selected[key]), 0)
+    for key, values in answer.items():
         if values["subjects"] < k:
             below += 1
             continue

@@ -192,7 +192,7 @@ class Plan:
             if measure == "quantiles":
                 # median and p90 of every group a person-day is in: m groups, each with up
                 # to `dwells` of its values (symmetric distance), two quantiles each
-                per = _quantile(0.5, 1.0).map(bounds.dwells) * m * 2
+                per = sum(_quantile(a, 1.0).map(bounds.dwells) for a in (0.5, 0.9)) * m
                 scales[measure] = per / (eps * share)
                 spent_eps += sum(_quantile(a, scales[measure]).map(bounds.dwells) * m
                                  for a in (0.5, 0.9))
@@ -244,4 +244,21 @@ class Plan:
 
     def quantile(self, alpha: float, values: list[int]) -> int:
         return int(_quantile(alpha, self.scales["quantiles"])(list(values)))
+
+    def answer(self, contributions: Iterable[Contribution], measures: Sequence[str] = (),
+               domain: Sequence[str] | None = None, enforce_bounds: bool = True,
+               private_selection: bool = True,
+               rng: random.Random = _RNG) -> tuple[dict[str, dict], dict[str, Group]]:
+        """The whole mechanism of one answer: bound, select, noise. Per group that appears
+        (in domain order, else by key): its noisy person-days, subjects and measures; and
+        the bounded groups (for the dwell quantiles of those that appear)."""
+        groups = bound(contributions, self.bounds, rng, enforce=enforce_bounds)
+        selected = self.select(groups, domain, private=private_selection)
+        keys = [key for key in (domain or sorted(selected)) if key in selected]
+        noisy = {m: self.noisy(keys, groups, m) for m in ("subjects", *measures)}
+        out = {}
+        for i, key in enumerate(keys):
+            out[key] = {m: max(int(noisy[m][i]), 0) for m in noisy}
+            out[key]["person_days"] = max(int(selected[key]), 0)
+        return out, groups
 
