@@ -74,8 +74,8 @@ BOUNDS = {
     "heatmap": Bounds(2, {"pings": 240}, {"person_days": 0.5, "subjects": 0.25,
                                           "pings": 0.25}),
     # a person-day is in one bucket (its day's, or its week's): the buckets are public
-    "travel": Bounds(1, {"trips": 20, "stops": 20, "distance_m": 300_000,
-                         "moving_s": 8 * 3600},
+    "travel": Bounds(1, {"trips": 10, "stops": 10, "distance_m": 100_000,
+                         "moving_s": 4 * 3600},
                      {"person_days": 0.2, "subjects": 0.2, "trips": 0.15, "stops": 0.15,
                       "distance_m": 0.15, "moving_s": 0.15}, public_domain=True),
     # a person-day at at most 2 sites, 6 visits (and dwell times) at each
