@@ -102,3 +102,26 @@ def test_every_dp_answer_says_what_it_spent_per_person_day(tenant, sessions):
     assert budget["remaining"] == budget["epsilon_per_day"] - budget["spent"]
     assert meta["dp"]["max_groups_per_person_day"] == dp.BOUNDS["heatmap"].m
     assert [w["reason"] for w in meta["withheld"]] == ["below_threshold"]
+
+
+def test_travel_buckets_are_a_public_domain(tenant, sessions):
+    """Travel buckets under DP: every day of the range is a candidate, empty or not, so
+    which buckets appear says nothing about who travelled (no threshold, no delta)."""
+    from tests.privacy.test_release_attacks import OUTSIDE
+
+    world = World(tenant, sessions, dp_epsilon_per_query=0.5, dp_epsilon_per_day=100.0,
+                  k=2)
+    world.trip("lone", MONDAY + 9 * HOUR, OUTSIDE[0], OUTSIDE[1])
+    days = {(MONDAY + i * DAY).isoformat() for i in range(3)}
+    seen = set()
+    for i in range(20):
+        result = world.report("travel", MONDAY, MONDAY + 3 * DAY, MONDAY + 4 * DAY + i * HOUR,
+                              bucket="day")
+        meta = result.meta()
+        assert meta["dp"]["selection"] == "public_domain" and meta["delta"] == 0
+        assert meta["budget"]["days"] == 3
+        seen |= {r["bucket"] for r in result.rows}
+    assert seen <= days
+    # the empty Tuesday and Wednesday are as likely to show as the lone Monday: with k = 2
+    # on the noisy count, each shows in some answers
+    assert len(seen) >= 2
