@@ -65,12 +65,15 @@ def contributions(session: Session, t_from: dt.datetime, t_to: dt.datetime, reso
                   now: dt.datetime) -> list[dp.Contribution]:
     """Per person-day and cell at `resolution`: its pings, from the stored pings that serve
     an aggregate purpose now (differential privacy bounds them per person-day, which needs
-    the subject: the rollups do not keep one). Each stored point's cell is computed once."""
+    the subject: the rollups do not keep one), each point at the finest precision an
+    aggregate purpose allows. Each distinct point's cell is computed once."""
     cases, params = release.usable_params(session, now)
+    precision = session.execute(dp_sql.AGGREGATE_PRECISION).scalar()
     cells: dict[tuple[float, float], int] = {}
     per: dict[tuple, int] = {}
     for r in session.execute(dp_sql.heatmap_points(cases),
-                             {**params, "t_from": t_from, "t_to": t_to}):
+                             {**params, "t_from": t_from, "t_to": t_to,
+                              "precision": precision}):
         cell = cells.get((r.lat, r.lon))
         if cell is None:
             cell = cells[(r.lat, r.lon)] = h3.latlng_to_cell(r.lat, r.lon, resolution)

@@ -14,17 +14,27 @@ from govern.sql.trips import _usable as usable
 # ---- contributions -----------------------------------------------------------------------------
 
 
+# The finest precision any aggregate purpose allows: the heatmap's points are snapped to it
+# (never finer than stored) before their cells are computed.
+AGGREGATE_PRECISION = text(
+    "SELECT coalesce(min(precision_m), 1) FROM purposes "
+    "WHERE aggregate_use AND archived_at IS NULL"
+)
+
+
 def heatmap_points(window_cases: int):
-    """Per person-day and stored point: pings (the point's H3 cell is computed by the
-    caller: one cell per distinct point)."""
+    """Per person-day and point (snapped to :precision, or as stored if coarser): pings
+    (the point's H3 cell is computed by the caller: one cell per distinct point)."""
     ok, keep = usable(window_cases)
     return text(
         f"""
         WITH {ok}
         SELECT x.subject_id, date_trunc('day', x.started_at, 'UTC') AS day,
-               ST_Y(x.geom) AS lat, ST_X(x.geom) AS lon, count(*) AS pings
-        FROM (SELECT p.subject_id, p.t AS started_at, p.purpose_mask, p.geom FROM pings p
-              WHERE p.t >= :t_from AND p.t < :t_to) x
+               ST_Y(x.g) AS lat, ST_X(x.g) AS lon, count(*) AS pings
+        FROM (SELECT p.subject_id, p.t AS started_at, p.purpose_mask,
+                     govern_snap(ST_X(p.geom), ST_Y(p.geom),
+                                 greatest(p.precision_m, :precision)) AS g
+              FROM pings p WHERE p.t >= :t_from AND p.t < :t_to) x
         JOIN ok ON ok.subject_id = x.subject_id
         WHERE {keep}
         GROUP BY 1, 2, 3, 4

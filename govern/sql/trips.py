@@ -260,14 +260,16 @@ AGE_PENDING = {
 def _usable(window_cases: int) -> str:
     """CTEs `ok` (per subject, the aggregate purposes it serves now: consent active, or none
     needed) and a filter expression on alias x: some aggregate purpose in the record's mask
-    that the subject serves now and whose window the record's start has not left."""
+    that the subject serves now and whose window the record's start has not left. `ok` is
+    materialized: inlined, its consent look-ups ran once per record (measured on the DP
+    heatmap's pings: 225,000 look-ups, 7.6 s of a 10 s query)."""
     cases = " ".join(f"WHEN x.started_at > :wc{i} THEN CAST(:wm{i} AS bigint)"
                      for i in range(window_cases))
     window = f"(CASE {cases} ELSE 0 END)" if window_cases else "0"
     # cuts: per aggregate purpose (:a_bits), the subject's latest withdrawal; a record that
     # started at or before it no longer serves that purpose (govern.policy.cutoffs)
     ok = """
-    ok AS (
+    ok AS MATERIALIZED (
       SELECT s.subject_id, CAST(:free_bits AS bigint) | coalesce((
         SELECT bit_or(1::bigint << r.bit)
         FROM unnest(CAST(:c_bits AS int[]), CAST(:c_ids AS uuid[])) AS r(bit, pid)

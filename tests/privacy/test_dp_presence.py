@@ -55,12 +55,14 @@ class World(TravelWorld):
 
 
 def _appearances(world: World, safeguards: release.Safeguards) -> int:
+    """In how many answers a cell of a lone person appears (their pings land in the cell
+    of their point at the aggregate purpose's precision)."""
     seen = 0
     for i in range(TRIALS):
         with world.session() as s:
             result = reports.heatmap(s, world.principal, MONDAY, MONDAY + DAY, 9,
                                      now=MONDAY + 2 * DAY + i * HOUR, safeguards=safeguards)
-        seen += any(r["cell"] == nine(C1) for r in result.rows)
+        seen += bool(result.rows)  # every cell with data rests on one person-day
     return seen
 
 
