@@ -189,18 +189,21 @@ def bench(args) -> str:
         truth = true_cells(t, questions)
         a = dt.datetime.combine(month[0], dt.time(0), dt.UTC)
         b = dt.datetime.combine(month[1], dt.time(0), dt.UTC)
-        first_s, first = timed_heatmap(t, principal, a, b, 7, now)
-        replays = [timed_heatmap(t, principal, a, b, 7, now)[0] for _ in range(5)]
         from govern.domain import release
 
-        exact = run(t, principal, questions, now, release.FULL, truth)
-        plain = run(t, principal, questions, now,
-                    release.Safeguards(freeze=False, complementary=False), truth)
+        if not args.dp_only:
+            first_s, first = timed_heatmap(t, principal, a, b, 7, now)
+            replays = [timed_heatmap(t, principal, a, b, 7, now)[0] for _ in range(5)]
+            exact = run(t, principal, questions, now, release.FULL, truth)
+            plain = run(t, principal, questions, now,
+                        release.Safeguards(freeze=False, complementary=False), truth)
         dp_mode(t)
         private = run(t, principal, questions, now, release.FULL, truth)
         dp = dp_error(t, principal, month, now, args.dp_runs)
         server = db.server_version
     total_s = time.perf_counter() - started
+    if args.dp_only:
+        return dp_report(args, month, n, rollups, server, total_s, private, dp)
 
     rows = []
     for kind in ("day", "week", "month"):
@@ -259,6 +262,49 @@ median of {dp['released']:.0f} of {dp['cells']:,} cells released per answer, in
 """
 
 
+def dp_report(args, month, n, rollups, server, total_s, private, dp) -> str:
+    """--dp-only: differential privacy alone (the plain k floor and exact mode of the same
+    data are in the Release modes section)."""
+    from govern.privacy.dp import BOUNDS
+
+    bounds = BOUNDS["heatmap"]
+    rows = []
+    for kind in ("day", "week", "month"):
+        for res in RESOLUTIONS:
+            d = private.get((kind, res))
+            if d is not None:
+                rows.append([kind, res, f"{d['all_cells']:,}", pct(d["cells"], d["all_cells"]),
+                             pct(d["pings"], d["all_pings"])])
+    tot = {k: sum(v[k] for v in private.values()) for k in ("cells", "all_cells", "pings",
+                                                            "all_pings")}
+    rows.append(["all 175", "", f"{tot['all_cells']:,}", pct(tot["cells"], tot["all_cells"]),
+                 pct(tot["pings"], tot["all_pings"])])
+    utility = table(["period", "res", "cells with data", "cells: DP", "pings: DP"], rows,
+                    "llrrr")
+    dp_line = (f"{100 * dp['subjects']:.0f}% for subjects and {100 * dp['pings']:.0f}% for "
+               f"pings" if dp["subjects"] is not None else "none: no cell was released")
+    return f"""Run: `python -m bench.release {' '.join(args.argv)}` on {machine()}, PostgreSQL
+{server}, {total_s / 60:.0f} minutes in all. {args.subjects} field workers
+({PER_SUBJECT_DAY:,} pings a worker-day, consenting to analytics) over the 30-day month
+{month[0]:%B %Y}: {n:,} pings, {rollups:,} hourly rollup rows; k = {K}. The same 175
+questions as [release modes](#release-modes), under differential privacy per person-day at
+epsilon {DP_EPSILON} per question (at most {bounds.m} cells a person-day and
+{bounds.clamps['pings']} pings in each; cells chosen by OpenDP's threshold mechanism:
+threshold {dp['threshold']} person-days at delta {dp['delta']:.1e}).
+
+{utility}
+
+Share of the cells with data released, and of the (true) pings in them; compare the plain k
+floor and exact mode of the same data in [release modes](#release-modes).
+
+The month at resolution 7, {args.dp_runs} answers (each certified by OpenDP at epsilon
+{dp['epsilon']:.3f}, delta {dp['delta']:.1e}): median relative error of the released
+counts {dp_line} (pings are also clamped per person-day and cell); a median of
+{dp['released']:.0f} of {dp['cells']:,} cells released per answer, in {dp['seconds']:.2f} s
+(median; read from the stored pings, bounded per person-day).
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.release", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -267,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
                              "pings in the month)")
     parser.add_argument("--dp-runs", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="a tiny smoke run")
+    parser.add_argument("--dp-only", action="store_true",
+                        help="differential privacy only (its own section)")
     parser.add_argument("--write", action="store_true",
                         help="update the Release modes section of docs/benchmarks.md")
     args = parser.parse_args(argv)
@@ -276,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     text = bench(args)
     print(text)
     if args.write and not args.quick:
-        write_section("Release modes", text)
+        write_section("Release modes: differential privacy" if args.dp_only
+                      else "Release modes", text)
     return 0
 
 
