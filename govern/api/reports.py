@@ -39,7 +39,8 @@ def heatmap(query):
     privacy: only whole UTC days, ISO weeks or months that have ended and settled, each
     released once and replayed verbatim; cells under k, or that could be subtracted from
     what was released before to expose fewer than k people, are withheld and counted per
-    reason in `withheld`. With it: any whole hours, charged to the daily budget."""
+    reason in `withheld`. With it: any whole hours, charged to the budget of each UTC day
+    of data they touch."""
     ctx = actor_kwargs()
     result = reports.heatmap(db(), principal(), query["from_"], query["to"],
                              query["resolution"], ctx["request_id"], now=request_now())
@@ -59,4 +60,6 @@ def heatmap(query):
         {"type": "Feature",
          "geometry": {"type": "Polygon", "coordinates": reports.cell_polygon(c["cell"])},
          "properties": {"cell": h3.int_to_str(c["cell"]), "pings": c["pings"],
-                        "subjects": c["subjects"]}} for c in result.rows]}
+                        "subjects": c["subjects"],
+                        **({"person_days": c["person_days"]} if "person_days" in c else {})}}
+        for c in result.rows]}

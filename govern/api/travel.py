@@ -53,8 +53,16 @@ class ReportMeta(Schema):
     suppressed = fields.Integer(metadata={"description": "groups under k, not listed"})
     mode = fields.String(metadata={"description": "aligned (exact) or differential_privacy"})
     period = fields.String(allow_none=True)
-    epsilon = fields.Float(allow_none=True)
-    budget = fields.Dict(allow_none=True)
+    epsilon = fields.Float(allow_none=True, metadata={
+        "description": "differential privacy: epsilon this answer spent, per person-day"})
+    delta = fields.Float(allow_none=True, metadata={
+        "description": "differential privacy: delta this answer spent, per person-day"})
+    budget = fields.Dict(allow_none=True, metadata={
+        "description": "differential privacy: spent and remaining epsilon and delta of the "
+                       "most used day of data the answer touches"})
+    dp = fields.Dict(allow_none=True, metadata={
+        "description": "differential privacy: unit, groups per person-day, clamps, "
+                       "threshold"})
     withheld = fields.List(fields.Dict(), metadata={
         "description": "what was withheld and why: {reason, count, explanation}"})
     released_at = fields.String(allow_none=True, metadata={

@@ -43,6 +43,9 @@ class Safeguards:
     freeze: bool = True  # frozen daily basis, answers stored and replayed
     aligned_edges: bool = True  # retention and purpose windows cut at whole days
     complementary: bool = True  # secondary suppression against what was released
+    # differential privacy (the presence and advantage tests switch these off)
+    dp_bound: bool = True  # at most m groups per person-day, values clamped
+    dp_select: bool = True  # which groups appear chosen privately (threshold or public)
 
 
 FULL = Safeguards()
@@ -62,6 +65,7 @@ class Release:
     epsilon: float | None = None
     budget: dict = field(default_factory=dict)
     retention_days: int | None = None
+    dp: dict | None = None  # under differential privacy: unit, m, clamps, delta, threshold
 
     @property
     def suppressed(self) -> int:
@@ -70,15 +74,21 @@ class Release:
 
     def explain(self) -> list[dict]:
         """What was withheld and why, one entry per reason, in an analyst's words."""
-        return [{"reason": reason, "count": n,
-                 "explanation": rules.REASONS[reason].format(k=self.k,
-                                                             days=self.retention_days)}
-                for reason, n in sorted(self.withheld.items()) if n]
+        out = [{"reason": reason, "count": n,
+                "explanation": (rules.DP_REASONS if self.dp else rules.REASONS)[reason].format(
+                    k=self.k, days=self.retention_days)}
+               for reason, n in sorted(self.withheld.items()) if n]
+        if self.dp and self.dp["selection"] == "laplace_threshold":
+            out.append({"reason": "below_threshold", "count": None,
+                        "explanation": rules.DP_REASONS["below_threshold"].format(
+                            threshold=self.dp["threshold"])})
+        return out
 
     def meta(self) -> dict:
         return {"k_min_subjects": self.k, "suppressed": self.suppressed, "mode": self.mode,
                 "period": self.period, "epsilon": self.epsilon,
                 "budget": self.budget or None, "withheld": self.explain(),
+                "delta": self.dp["delta"] if self.dp else None, "dp": self.dp,
                 "released_at": self.released_at.isoformat() if self.released_at else None,
                 "replayed": self.replayed}
 
@@ -323,57 +333,99 @@ def _freeze_travel_day(session: Session, tenant_id: uuid.UUID, day: dt.datetime,
 def expire(session: Session, now: dt.datetime, retention_days: int) -> None:
     """Aggregate retention of releases: every answer, group and basis day any part of which
     is past the window (the retention run, with the rollups)."""
+    from govern.sql import dp as dp_sql
+
     cutoff = rules.retention_cutoff(now, retention_days)
-    for stmt in sql.EXPIRE:
+    for stmt in (*sql.EXPIRE, dp_sql.EXPIRE):
         session.execute(stmt, {"cutoff": cutoff})
 
 
 # ---- differential privacy ------------------------------------------------------------------
 
-def charge_budget(session: Session, tenant_id: uuid.UUID, epsilon: float, eps_day: float,
-                  now: dt.datetime) -> dict:
-    """Charge one query to the tenant's daily budget (all aggregate reports share it), or
-    refuse with 429 until 00:00 UTC."""
-    from govern.sql import reports as reports_sql
-
-    today = now.astimezone(dt.UTC).date()
-    charged = session.execute(reports_sql.CHARGE_BUDGET, {
-        "tenant_id": tenant_id, "day": today, "epsilon": epsilon, "limit": eps_day}).first()
-    if charged is None:
-        used = session.execute(reports_sql.BUDGET_SPENT, {"day": today}).scalar()
-        tomorrow = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(0), dt.UTC)
-        retry = int((tomorrow - now).total_seconds()) + 1
-        raise Exhausted(f"Today's privacy budget is spent ({used:g} of {eps_day:g}); "
-                        "it renews at 00:00 UTC.", code="privacy_budget_spent",
-                        details={"epsilon_per_query": epsilon, "epsilon_per_day": eps_day,
-                                 "spent_today": used}, retry_after=retry)
-    return {"epsilon_per_day": eps_day, "spent_today": charged.spent,
-            "remaining_today": max(eps_day - charged.spent, 0)}
+def dp_days(t_from: dt.datetime, t_to: dt.datetime) -> list[dt.date]:
+    """The UTC days a range touches: the person-days an answer over it can reveal."""
+    first = t_from.astimezone(dt.UTC).date()
+    last = (t_to - dt.timedelta(microseconds=1)).astimezone(dt.UTC).date()
+    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def noisy(session: Session, tenant_id: uuid.UUID, policy: dict, kind: str, rows,
-          measures: list[str], shape: Callable[[object, dict], dict],
-          now: dt.datetime) -> Release:
-    """Noise on every measure of every group under the daily budget; the k floor on the
-    noisy subject count."""
-    from govern.privacy.dp import Noise
+def charge_budget(session: Session, tenant_id: uuid.UUID, plan, policy: dict,
+                  t_from: dt.datetime, t_to: dt.datetime) -> dict:
+    """Charge one answer's certified epsilon and delta to every UTC day of data it touches
+    (all aggregate reports share the budget), or refuse with 429 when one of those days
+    would pass `dp_epsilon_per_day`. A day's budget bounds what every answer ever given
+    reveals about any one person-day of it; it does not renew."""
+    from govern.privacy import dp
+    from govern.sql import dp as dp_sql
+
+    eps_day = policy["dp_epsilon_per_day"]
+    # delta of a day: at most as many answers as its epsilon allows, each delta at most
+    delta_day = dp.DELTA_PER_QUERY * max(1, int(eps_day / policy["dp_epsilon_per_query"]
+                                                + 1e-9))
+    days = dp_days(t_from, t_to)
+    session.execute(dp_sql.LOCK, {"tenant_id": tenant_id})
+    spent = session.execute(dp_sql.SPENT, {"days": days}).one()
+    if spent.epsilon + plan.epsilon > eps_day + 1e-9 or \
+            spent.delta + plan.delta > delta_day * (1 + 1e-9):
+        raise Exhausted(f"The privacy budget of the days asked is spent ({spent.epsilon:g} "
+                        f"of {eps_day:g} for the most used one); a day's budget bounds what "
+                        "all answers reveal about one person's day and does not renew: ask "
+                        "about other days.", code="privacy_budget_spent",
+                        details={"epsilon": plan.epsilon, "epsilon_per_day": eps_day,
+                                 "spent": spent.epsilon, "unit": "person-day"})
+    session.execute(dp_sql.CHARGE, {"tenant_id": tenant_id, "days": days,
+                                    "epsilon": plan.epsilon, "delta": plan.delta})
+    used_eps, used_delta = spent.epsilon + plan.epsilon, spent.delta + plan.delta
+    return {"unit": "person-day", "days": len(days), "epsilon_per_day": eps_day,
+            "delta_per_day": delta_day, "spent": used_eps,
+            "remaining": max(eps_day - used_eps, 0), "delta_spent": used_delta,
+            "delta_remaining": max(delta_day - used_delta, 0)}
+
+
+@dataclass
+class PrivateSpec:
+    """What a differentially private report hands the release path: its contributions (one
+    per person-day and group), the public domain of groups if it has one, each group's
+    identity from its key, and the row it renders."""
+
+    kind: str  # a govern.privacy.dp.BOUNDS entry
+    contributions: list
+    describe: Callable[[str], dict]
+    shape: Callable[[dict, dict], dict]
+    domain: list[str] | None = None
+    measures: tuple[str, ...] = ()
+    quantiles: bool = False
+
+
+def private(session: Session, tenant_id: uuid.UUID, policy: dict, spec: PrivateSpec,
+            t_from: dt.datetime, t_to: dt.datetime, now: dt.datetime,
+            safeguards: Safeguards = FULL) -> Release:
+    """Differential privacy per person-day: contributions bounded (m groups, clamped
+    values), groups chosen privately (public domain or OpenDP's threshold mechanism), noise
+    on every value, the answer's epsilon and delta charged to each day of data it touches;
+    the k floor on the noisy subject count (post-processing)."""
+    from govern.privacy import dp
 
     k = policy["k_min_subjects"]
-    noise = Noise.of(kind, policy["dp_epsilon_per_query"])
-    budget = charge_budget(session, tenant_id, noise.epsilon, policy["dp_epsilon_per_day"],
-                           now)
-    noisy_values = {m: noise.counts(m, [getattr(r, m) for r in rows])
-                    for m in ("subjects", *measures)}
-    out, suppressed = [], 0
-    for n, r in enumerate(rows):
-        values = {m: max(noisy_values[m][n], 0) for m in noisy_values}
-        if noisy_values["subjects"][n] >= k:
-            if kind == "visits":
-                values["median_dwell_s"] = noise.quantile("median", r.dwells)
-                values["p90_dwell_s"] = noise.quantile("p90", r.dwells)
-            out.append(shape(r, values))
-        else:
-            suppressed += 1
-    withheld = {"below_k": max(noise.count("suppressed", suppressed), 0)}
-    return Release(_dump(out), k, "differential_privacy", withheld=withheld,
-                   epsilon=noise.epsilon, budget=budget, released_at=now)
+    plan = dp.Plan.of(dp.BOUNDS[spec.kind], policy["dp_epsilon_per_query"])
+    budget = charge_budget(session, tenant_id, plan, policy, t_from, t_to)
+    answer, groups = plan.answer(spec.contributions, spec.measures, spec.domain,
+                                 enforce_bounds=safeguards.dp_bound,
+                                 private_selection=safeguards.dp_select)
+    out, below = [], 0
+    for key, values in answer.items():
+        if values["subjects"] < k:
+            below += 1
+            continue
+        if spec.quantiles:
+            dwells = groups[key].dwells if key in groups else []
+            values["median_dwell_s"] = plan.quantile(0.5, dwells)
+            values["p90_dwell_s"] = plan.quantile(0.9, dwells)
+        out.append(spec.shape(spec.describe(key), values))
+    meta = {"unit": "person-day", "max_groups_per_person_day": plan.bounds.m,
+            "clamps": dict(plan.bounds.clamps), "delta": plan.delta,
+            "selection": "public_domain" if plan.bounds.public_domain else
+            "laplace_threshold", "threshold": plan.threshold}
+    return Release(_dump(out), k, "differential_privacy",
+                   withheld={"below_k": below} if below else {}, epsilon=plan.epsilon,
+                   budget=budget, released_at=now, dp=meta)

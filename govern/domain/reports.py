@@ -1,6 +1,6 @@
 """The heatmap: cells of a closed period from the frozen release basis (exact mode), or of
-any whole hours from the hourly rollups with noise (differential privacy); both through
-govern.domain.release."""
+any whole hours from the stored pings, bounded per person-day, with noise (differential
+privacy); both through govern.domain.release."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from govern.domain import audit, release, rollup_periods
 from govern.domain.policy import current_policy
 from govern.policy import release as rules
 from govern.policy.cutoffs import aggregate_window_start
+from govern.privacy import dp
+from govern.sql import dp as dp_sql
 from govern.sql import reports as sql
 
 RESOLUTIONS = (5, 6, 7, 8, 9)
@@ -34,10 +36,13 @@ def heatmap(session: Session, principal: Principal, t_from: dt.datetime, t_to: d
         result = release.exact(session, principal.tenant_id, policy, spec, t_from, t_to,
                                period, now, safeguards)
     else:
-        rows = heatmap_rows(session, policy, t_from, t_to, resolution, now)
-        result = release.noisy(session, principal.tenant_id, policy, "heatmap", rows,
-                               ["pings"], lambda r, v: {"cell": r.cell, "pings": v["pings"],
-                                                        "subjects": v["subjects"]}, now)
+        spec = release.PrivateSpec(
+            "heatmap", contributions(session, t_from, t_to, resolution, now),
+            lambda key: {"cell": int(key)},
+            lambda d, v: {**d, "pings": v["pings"], "subjects": v["subjects"],
+                          "person_days": v["person_days"]}, measures=("pings",))
+        result = release.private(session, principal.tenant_id, policy, spec, t_from, t_to,
+                                 now, safeguards)
     audit.record(session, principal.tenant_id, principal.actor_id, "report.heatmap",
                  target_type="report", target_id="heatmap", request_id=request_id,
                  details={"from": t_from, "to": t_to, "resolution": resolution,
@@ -55,6 +60,27 @@ def _candidates(session: Session, t_from: dt.datetime, t_to: dt.datetime,
                               r.subjects, r.min_day_subjects,
                               {"t_from": t_from, "t_to": t_to, "res": resolution,
                                "cell": r.cell}) for r in rows]
+
+
+def contributions(session: Session, t_from: dt.datetime, t_to: dt.datetime, resolution: int,
+                  now: dt.datetime) -> list[dp.Contribution]:
+    """Per person-day and cell at `resolution`: its pings, from the stored pings that serve
+    an aggregate purpose now (differential privacy bounds them per person-day, which needs
+    the subject: the rollups do not keep one), each point at the finest precision an
+    aggregate purpose allows. Each distinct point's cell is computed once."""
+    cases, params = release.usable_params(session, now)
+    precision = session.execute(dp_sql.AGGREGATE_PRECISION).scalar()
+    cells: dict[tuple[float, float], int] = {}
+    per: dict[tuple, int] = {}
+    for r in session.execute(dp_sql.heatmap_points(cases),
+                             {**params, "t_from": t_from, "t_to": t_to,
+                              "precision": precision}):
+        cell = cells.get((r.lat, r.lon))
+        if cell is None:
+            cell = cells[(r.lat, r.lon)] = h3.latlng_to_cell(r.lat, r.lon, resolution)
+        key = (r.subject_id, r.day, cell)
+        per[key] = per.get(key, 0) + r.pings
+    return [dp.Contribution(s, d, str(c), {"pings": n}) for (s, d, c), n in per.items()]
 
 
 def heatmap_rows(session: Session, policy: dict, t_from: dt.datetime, t_to: dt.datetime,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from types import SimpleNamespace
 
 from sqlalchemy.orm import Session
 
@@ -12,6 +13,7 @@ from govern.auth import Principal
 from govern.domain import audit, release
 from govern.domain.policy import current_policy
 from govern.privacy import dp
+from govern.sql import dp as dp_sql
 from govern.sql import travel_reports as sql
 
 BUCKETS = ("day", "week")
@@ -34,9 +36,8 @@ def _bucket_span(bucket_start: dt.datetime, bucket: str, t_from: dt.datetime,
 
 
 def _report(session: Session, principal: Principal, kind: str, t_from: dt.datetime,
-            t_to: dt.datetime, key: str, group_report: str, candidates, noisy_rows,
-            measures: list[str], shape, now: dt.datetime | None,
-            safeguards: release.Safeguards) -> release.Release:
+            t_to: dt.datetime, key: str, group_report: str, candidates, private_spec,
+            now: dt.datetime | None, safeguards: release.Safeguards) -> release.Release:
     now = now or dt.datetime.now(dt.UTC)
     policy = current_policy(session)
     period = release.check_range(policy, t_from, t_to, now, safeguards)
@@ -46,8 +47,29 @@ def _report(session: Session, principal: Principal, kind: str, t_from: dt.dateti
                                  f"{t_to.astimezone(dt.UTC).isoformat()}:{key}", candidates)
         return release.exact(session, principal.tenant_id, policy, spec, t_from, t_to,
                              period, now, safeguards)
-    return release.noisy(session, principal.tenant_id, policy, kind, noisy_rows(now),
-                         measures, shape, now)
+    return release.private(session, principal.tenant_id, policy, private_spec(now), t_from,
+                           t_to, now, safeguards)
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).isoformat()
+
+
+def _buckets(t_from: dt.datetime, t_to: dt.datetime, bucket: str) -> list[str]:
+    """Every day or ISO week bucket a range touches: the public domain of travel buckets."""
+    out: list[str] = []
+    for day in release.dp_days(t_from, t_to):
+        start = dt.datetime.combine(day - dt.timedelta(days=day.weekday() if bucket == "week"
+                                                       else 0), dt.time(0), dt.UTC)
+        if not out or out[-1] != _iso(start):
+            out.append(_iso(start))
+    return out
+
+
+def _contributions(session: Session, stmt, params: dict, key, values, dwells=None) -> list:
+    rows = session.execute(stmt, params).all()
+    return [dp.Contribution(r.subject_id, r.day, key(r), values(r),
+                            list(dwells(r)) if dwells else []) for r in rows]
 
 
 def travel_report(session: Session, principal: Principal, t_from: dt.datetime,
@@ -66,16 +88,23 @@ def travel_report(session: Session, principal: Principal, t_from: dt.datetime,
         return [release.Candidate(shape(r, r._mapping), r.subjects, r.min_day_subjects,
                                   _bucket_span(r.bucket, bucket, t_from, t_to)) for r in rows]
 
-    def noisy_rows(now):
+    def private_spec(now):
         cases, params = release.usable_params(session, now)
-        return session.execute(sql.travel_report(cases), {
-            **params, "t_from": t_from, "t_to": t_to, "bucket": bucket,
-            "clamp_m": dp.MAX_TRIP_M, "clamp_s": dp.MAX_TRIP_S}).all()
+        contributions = _contributions(
+            session, dp_sql.travel(cases), {**params, "t_from": t_from, "t_to": t_to,
+                                            "bucket": bucket, "clamp_m": dp.MAX_TRIP_M,
+                                            "clamp_s": dp.MAX_TRIP_S},
+            lambda r: _iso(r.bucket),
+            lambda r: {"trips": r.trips, "stops": r.stops, "distance_m": float(r.distance_m),
+                       "moving_s": float(r.moving_s)})
+        return release.PrivateSpec(
+            "travel", contributions,
+            lambda k: SimpleNamespace(bucket=dt.datetime.fromisoformat(k)), shape,
+            domain=_buckets(t_from, t_to, bucket),
+            measures=("trips", "stops", "distance_m", "moving_s"))
 
     result = _report(session, principal, "travel", t_from, t_to, f"travel:{bucket}",
-                     "travel", candidates, noisy_rows,
-                     ["trips", "stops", "distance_m", "moving_s"], shape, now,
-                     safeguards)
+                     "travel", candidates, private_spec, now, safeguards)
     _audit(session, principal, "report.travel", request_id,
            {"from": t_from, "to": t_to, "bucket": bucket}, result)
     return result
@@ -107,14 +136,26 @@ def visits_report(session: Session, principal: Principal, t_from: dt.datetime,
                                   {**_bucket_span(r.bucket, bucket, t_from, t_to),
                                    "site_id": r.site_id}) for r in rows]
 
-    def noisy_rows(now):
+    def private_spec(now):
         cases, params = release.usable_params(session, now)
-        return session.execute(sql.visits_report(cases), {
-            **params, "t_from": t_from, "t_to": t_to, "bucket": bucket, "site_id": site_id,
-            "clamp_dwell": dp.MAX_DWELL_S, "dp": True}).all()
+        names = {}
+
+        def key(r):
+            k = f"{r.site_id}|{_iso(r.bucket)}"
+            names[k] = SimpleNamespace(site_id=r.site_id, site=r.site, bucket=r.bucket,
+                                       median_dwell_s=None, p90_dwell_s=None)
+            return k
+
+        contributions = _contributions(
+            session, dp_sql.visits(cases), {**params, "t_from": t_from, "t_to": t_to,
+                                            "bucket": bucket, "site_id": site_id,
+                                            "clamp_dwell": dp.MAX_DWELL_S},
+            key, lambda r: {"visits": r.visits}, lambda r: r.dwells)
+        return release.PrivateSpec("visits", contributions, names.__getitem__, shape,
+                                   measures=("visits",), quantiles=True)
 
     result = _report(session, principal, "visits", t_from, t_to, f"visits:{bucket}",
-                     "visits", candidates, noisy_rows, ["visits"], shape, now, safeguards)
+                     "visits", candidates, private_spec, now, safeguards)
     if site_id is not None and result.mode == "aligned":
         result.rows = [r for r in result.rows if r["site_id"] == str(site_id)]
     _audit(session, principal, "report.visits", request_id,
@@ -155,14 +196,21 @@ def od_report(session: Session, principal: Principal, t_from: dt.datetime,
                                          r.min_day_subjects, group))
         return out
 
-    def noisy_rows(now):
+    def private_spec(now):
         cases, params = release.usable_params(session, now)
-        return session.execute(sql.od_report(cases, resolution),
-                               {**params, "t_from": t_from, "t_to": t_to}).all()
+        contributions = _contributions(
+            session, dp_sql.od(cases, resolution), {**params, "t_from": t_from, "t_to": t_to},
+            lambda r: f"{r.origin}|{r.destination}", lambda r: {"trips": r.trips})
+
+        def describe(k):
+            origin, destination = k.split("|")
+            return SimpleNamespace(origin=origin, destination=destination)
+
+        return release.PrivateSpec("od", contributions, describe, shape, measures=("trips",))
 
     result = _report(session, principal, "od", t_from, t_to, f"od:{zones}",
-                     "od_sites" if resolution is None else "od_h3", candidates, noisy_rows,
-                     ["trips"], shape, now, safeguards)
+                     "od_sites" if resolution is None else "od_h3", candidates, private_spec,
+                     now, safeguards)
     _audit(session, principal, "report.od", request_id,
            {"from": t_from, "to": t_to, "zones": zones}, result)
     return result

@@ -30,6 +30,15 @@ REASONS = {
                            "aggregate retention edge to be released safely now",
 }
 
+# Under differential privacy (govern.privacy.dp): the k floor judges the noisy count, and
+# groups are chosen by a private threshold, so how many were left out is not said.
+DP_REASONS = {
+    "below_k": "its noisy count of distinct people was under {k}",
+    "below_threshold": "places and groups appear only when their noisy count of person-days "
+                       "(one person on one day) reaches {threshold}; how many stayed under "
+                       "it is not said, since that number would itself tell about people",
+}
+
 
 def aligned_period(t_from: dt.datetime, t_to: dt.datetime) -> str | None:
     """'day', 'week' (ISO, Monday to Monday) or 'month' when the range is exactly one, in

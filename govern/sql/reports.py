@@ -105,17 +105,3 @@ EXPIRE_PERIODS = text(
     DELETE FROM rollup_period_cells WHERE period_start < :cutoff
     """
 )
-
-
-CHARGE_BUDGET = text(
-    """
-    INSERT INTO dp_budget AS b (tenant_id, day, spent, queries)
-    VALUES (:tenant_id, :day, :epsilon, 1)
-    ON CONFLICT (tenant_id, day) DO UPDATE
-      SET spent = b.spent + EXCLUDED.spent, queries = b.queries + 1
-      WHERE b.spent + EXCLUDED.spent <= :limit + 1e-9
-    RETURNING spent
-    """
-)
-
-BUDGET_SPENT = text("SELECT coalesce(max(spent), 0) FROM dp_budget WHERE day = :day")

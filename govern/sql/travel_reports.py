@@ -12,14 +12,16 @@ from govern.sql import consent
 def _usable(window_cases: int) -> str:
     """CTEs `ok` (per subject, the aggregate purposes it serves now: consent active, or none
     needed) and a filter expression on alias x: some aggregate purpose in the record's mask
-    that the subject serves now and whose window the record's start has not left."""
+    that the subject serves now and whose window the record's start has not left. `ok` is
+    materialized: inlined, its consent look-ups ran once per record (measured on the DP
+    heatmap's pings: 225,000 look-ups, 7.6 s of a 10 s query)."""
     cases = " ".join(f"WHEN x.started_at > :wc{i} THEN CAST(:wm{i} AS bigint)"
                      for i in range(window_cases))
     window = f"(CASE {cases} ELSE 0 END)" if window_cases else "0"
     # cuts: per aggregate purpose (:a_bits), the subject's latest withdrawal; a record that
     # started at or before it no longer serves that purpose (govern.policy.cutoffs)
     ok = """
-    ok AS (
+    ok AS MATERIALIZED (
       SELECT s.subject_id, CAST(:free_bits AS bigint) | coalesce((
         SELECT bit_or(1::bigint << r.bit)
         FROM unnest(CAST(:c_bits AS int[]), CAST(:c_ids AS uuid[])) AS r(bit, pid)
@@ -43,140 +45,7 @@ def _records(table: str, window_cases: int, extra: str = "") -> tuple[str, str]:
       WHERE x.started_at >= :t_from AND x.started_at < :t_to AND {usable} {extra}"""
 
 
-# Each report first reduces its records to one row per (group, UTC day, subject): distinct
-# counts and the smallest daily subject count then work on those few rows.
-
-def travel_report(window_cases: int):
-    """Per bucket: distinct subjects, trips, stops, distance and moving time (each trip's
-    values clamped under differential privacy), and the smallest daily subject count."""
-    ok, trips = _records("trips", window_cases)
-    _, stops = _records("stops", window_cases)
-    return text(
-        f"""
-        WITH {ok},
-        tr AS ({trips}),
-        st AS ({stops}),
-        rec AS (
-          SELECT subject_id, date_trunc('day', started_at, 'UTC') AS day, 1 AS trips,
-                 0 AS stops, least(distance_m, :clamp_m) AS distance_m,
-                 least(moving_s, :clamp_s) AS moving_s
-          FROM tr
-          UNION ALL
-          SELECT subject_id, date_trunc('day', started_at, 'UTC'), 0, 1, 0, 0 FROM st
-        ),
-        sd AS (
-          SELECT date_trunc(:bucket, day, 'UTC') AS bucket, day, subject_id,
-                 sum(trips) AS trips, sum(stops) AS stops, sum(distance_m) AS distance_m,
-                 sum(moving_s) AS moving_s
-          FROM rec GROUP BY day, subject_id
-        ),
-        per_day AS (
-          SELECT bucket, day, count(*) AS subjects FROM sd GROUP BY bucket, day
-        ),
-        per_bucket AS (
-          SELECT bucket, count(DISTINCT subject_id) AS subjects, sum(trips)::bigint AS trips,
-                 sum(stops)::bigint AS stops, coalesce(sum(distance_m), 0) AS distance_m,
-                 coalesce(sum(moving_s), 0)::bigint AS moving_s
-          FROM sd GROUP BY bucket
-        )
-        SELECT b.*, d.min_day_subjects
-        FROM per_bucket b
-        JOIN (SELECT bucket, min(subjects) AS min_day_subjects FROM per_day GROUP BY 1) d
-          USING (bucket)
-        ORDER BY b.bucket
-        """
-    )
-
-
-def visits_report(window_cases: int):
-    """Per site and bucket: visits (stops at the site), distinct subjects, median and p90
-    dwell, the dwell times themselves (under DP, for private quantiles), smallest daily
-    subject count."""
-    ok, stops = _records("stops", window_cases,
-                         "AND x.site_id IS NOT NULL AND (CAST(:site_id AS uuid) IS NULL "
-                         "OR x.site_id = CAST(:site_id AS uuid))")
-    return text(
-        f"""
-        WITH {ok},
-        st AS (
-          SELECT x.site_id, x.subject_id, x.duration_s,
-                 date_trunc('day', x.started_at, 'UTC') AS day
-          FROM ({stops}) x
-        ),
-        grp AS (
-          SELECT site_id, date_trunc(:bucket, day, 'UTC') AS bucket, count(*) AS visits,
-                 percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_s) AS median_dwell_s,
-                 percentile_cont(0.9) WITHIN GROUP (ORDER BY duration_s) AS p90_dwell_s,
-                 array_agg(least(duration_s, :clamp_dwell)) FILTER (WHERE :dp) AS dwells
-          FROM st GROUP BY 1, 2
-        ),
-        sds AS (
-          SELECT site_id, date_trunc(:bucket, day, 'UTC') AS bucket, day, subject_id
-          FROM st GROUP BY site_id, day, subject_id
-        ),
-        subj AS (
-          SELECT site_id, bucket, count(DISTINCT subject_id) AS subjects
-          FROM sds GROUP BY 1, 2
-        ),
-        per_day AS (
-          SELECT site_id, bucket, day, count(*) AS subjects FROM sds GROUP BY 1, 2, 3
-        )
-        SELECT g.*, u.subjects, s.name AS site, d.min_day_subjects
-        FROM grp g
-        JOIN subj u ON u.site_id = g.site_id AND u.bucket = g.bucket
-        JOIN sites s ON s.site_id = g.site_id
-        JOIN (SELECT site_id, bucket, min(subjects) AS min_day_subjects FROM per_day
-              GROUP BY 1, 2) d ON d.site_id = g.site_id AND d.bucket = g.bucket
-        ORDER BY s.name, g.bucket
-        """
-    )
-
-
 _NO_SITE = "'00000000-0000-0000-0000-000000000000'::uuid"
-
-
-def od_report(window_cases: int, resolution: int | None):
-    """Trip counts and distinct subjects per (origin, destination) zone pair: sites (''
-    outside any site) or H3 cells at `resolution` (trips kept coarser are left out)."""
-    if resolution is None:
-        origin = f"coalesce(x.origin_site_id, {_NO_SITE})"
-        dest = f"coalesce(x.dest_site_id, {_NO_SITE})"
-        where = "true"
-        show = "coalesce(CAST(NULLIF({0}, " + _NO_SITE + ") AS text), '')"
-    else:
-        res = int(resolution)
-        origin = f"govern_h3_parent(x.origin_cell, {res})"
-        dest = f"govern_h3_parent(x.dest_cell, {res})"
-        where = f"((x.origin_cell >> 52) & 15) >= {res} AND ((x.dest_cell >> 52) & 15) >= {res}"
-        show = "lpad(to_hex({0}), 15, '0')"
-    ok, trips = _records("trips", window_cases)
-    return text(
-        f"""
-        WITH {ok},
-        pds AS (
-          SELECT {origin} AS origin, {dest} AS destination,
-                 date_trunc('day', x.started_at, 'UTC') AS day, x.subject_id,
-                 count(*) AS trips
-          FROM ({trips}) x WHERE {where}
-          GROUP BY 1, 2, 3, 4
-        ),
-        per_day AS (
-          SELECT origin, destination, day, count(*) AS subjects FROM pds GROUP BY 1, 2, 3
-        ),
-        grp AS (
-          SELECT origin, destination, sum(trips)::bigint AS trips,
-                 count(DISTINCT subject_id) AS subjects
-          FROM pds GROUP BY 1, 2
-        )
-        SELECT {show.format("g.origin")} AS origin,
-               {show.format("g.destination")} AS destination,
-               g.trips, g.subjects, d.min_day_subjects
-        FROM grp g
-        JOIN (SELECT origin, destination, min(subjects) AS min_day_subjects FROM per_day
-              GROUP BY 1, 2) d ON d.origin = g.origin AND d.destination = g.destination
-        ORDER BY g.trips DESC, 1, 2
-        """
-    )
 
 
 SITE_NAMES = text("SELECT CAST(site_id AS text) AS site_id, name FROM sites")

@@ -132,7 +132,7 @@ def test_origin_destination_by_site_and_by_cell(team):
     assert resp.get_data(as_text=True).splitlines()[0].startswith("origin_site_id,")
 
 
-def test_differential_privacy_charges_the_shared_daily_budget(team):
+def test_differential_privacy_charges_the_shared_budget_of_each_day_of_data(team):
     tenant, monday = team["tenant"], team["monday"]
     tenant.patch("/v1/policy", {"dp_epsilon_per_query": 1.0, "dp_epsilon_per_day": 2.5})
     start = monday + DAY + dt.timedelta(hours=6)
@@ -141,7 +141,7 @@ def test_differential_privacy_charges_the_shared_daily_budget(team):
     props = ok.get_json()["properties"]
     assert props["mode"] == "differential_privacy"
     assert props["epsilon"] == pytest.approx(1.0)
-    assert props["budget"]["remaining_today"] == pytest.approx(1.5)
+    assert props["budget"]["remaining"] == pytest.approx(1.5)
     for visit in ok.get_json()["visits"]:
         assert visit["subjects"] >= 3 and 0 <= visit["median_dwell_s"] <= 12 * 3600
     assert report(tenant, "od", start, start + DAY, zones="sites").status_code == 200

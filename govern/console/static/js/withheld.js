@@ -7,9 +7,13 @@ export function withheldNote(p) {
   const whole = new Set(['past_retention', 'near_retention_edge']); // the period, not groups
   const items = (p.withheld || []).map((w) => h('li', { dataset: { reason: w.reason } },
     ...(whole.has(w.reason) ? ['Nothing released: ', w.explanation]
+      : w.count === null ? ['Not shown: ', w.explanation] // DP: how many is not said
       : [h('b', {}, fmtNum(w.count)), ` ${w.count === 1 ? 'group' : 'groups'} withheld: `,
         w.explanation])));
-  const when = p.mode === 'differential_privacy' ? null
+  const when = p.mode === 'differential_privacy'
+    ? h('p.muted', {}, 'Differential privacy: every figure carries noise, and what one person '
+      + 'did on one day changes this answer only a little (ε and δ above); each answer is '
+      + 'drawn afresh and charged to the budget of the days it covers.')
     : h('p.muted', {}, p.replayed
       ? `Released on ${fmtTime(p.released_at)}; this is that same answer. Released reports `
         + 'never change, so nothing can be learnt by asking again.'

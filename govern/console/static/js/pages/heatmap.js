@@ -96,9 +96,10 @@ export async function render(root) {
           (f) => f.properties.subjects)))),
         stat('pings', fmtNum(fc.features.reduce((s, f) => s + f.properties.pings, 0))),
         p.mode === 'differential_privacy'
-          ? stat('DP budget left today', budget ? fmtNum(budget.remaining_today, 2) : '—',
-            budget ? `ε ${fmtNum(p.epsilon, 2)} spent now · ${fmtNum(budget.spent_today, 2)} `
-              + `of ${fmtNum(budget.epsilon_per_day, 2)} today` : '')
+          ? stat('DP budget left (these days)', budget ? fmtNum(budget.remaining, 2) : '—',
+            budget ? `ε ${fmtNum(p.epsilon, 2)}, δ ${p.delta} spent now · `
+              + `${fmtNum(budget.spent, 2)} of ${fmtNum(budget.epsilon_per_day, 2)} per `
+              + 'person-day' : '')
           : stat('mode', `exact · ${p.period || ''}`, 'differential privacy off'),
         h('div.stat-note.muted', {}, `${fmtTime(range.from)} – ${fmtTime(range.to)}`, h('br'),
           `generated ${fmtTime(p.generated_at)}`),

@@ -172,8 +172,8 @@ export async function render(root, { args }) {
     return card(null, h('div.stats', {}, extra,
       stat('suppressed (under k)', fmtNum(p.suppressed), `k = ${p.k_min_subjects ?? '?'}`),
       p.mode === 'differential_privacy'
-        ? stat('DP budget left today', p.budget ? fmtNum(p.budget.remaining_today, 2) : '—',
-          `ε ${fmtNum(p.epsilon, 2)} spent by this report`)
+        ? stat('DP budget left (these days)', p.budget ? fmtNum(p.budget.remaining, 2) : '—',
+          `ε ${fmtNum(p.epsilon, 2)}, δ ${p.delta} spent by this report, per person-day`)
         : stat('mode', `exact · ${p.period || ''}`, 'differential privacy off')),
       withheldNote(p));
   }
