@@ -21,6 +21,7 @@ from sqlalchemy import text
 from govern.domain import consents as consent_domain
 from govern.policy import consent as consent_rule
 from govern.sql import consent as consent_sql
+from govern.sql import dp as dp_sql
 from govern.sql import reads, retention, travel_reports
 
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "govern"
@@ -59,8 +60,9 @@ def _compiled(statement) -> str:
 @pytest.mark.parametrize("name, statement, pieces", [
     ("readable subjects", reads.READABLE_SUBJECTS, ("FROM consent_events ce",
                                                    "FROM consent_events cw")),
-    ("aggregate travel", travel_reports.travel_report(1), ("FROM consent_events ce",
-                                                           "FROM consent_events cw")),
+    ("DP travel", dp_sql.travel(1), ("FROM consent_events ce", "FROM consent_events cw")),
+    ("DP heatmap", dp_sql.heatmap_points(1), ("FROM consent_events ce",
+                                              "FROM consent_events cw")),
     ("travel basis", travel_reports.freeze_travel_basis(1), ("FROM consent_events ce",
                                                              "FROM consent_events cw")),
     ("retention withdrawals", consent_sql.NEW_WITHDRAWALS, ("FROM consent_events cw",)),
