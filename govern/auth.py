@@ -21,7 +21,7 @@ from flask import current_app, g, request
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from govern.db import scope_to_tenant
+from govern.db import scope_to_tenant, tenant_scope_sql
 from govern.errors import ApiError
 
 TOKEN_RE = re.compile(r"^gv_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$")
@@ -115,8 +115,7 @@ def touch(session: Session, tenant_id: uuid.UUID, token_id: uuid.UUID,
     """Record token use (and device contact) in its own short transaction, so it sticks
     even when the request itself only reads or fails."""
     with session.get_bind().connect() as conn:
-        conn.execute(text("SELECT set_config('govern.tenant_id', :t, true)"),
-                     {"t": str(tenant_id)})
+        conn.execute(text(tenant_scope_sql(tenant_id)))
         conn.execute(text("UPDATE api_tokens SET last_used_at = now() "
                           "WHERE tenant_id = :t AND token_id = :id"),
                      {"t": tenant_id, "id": token_id})

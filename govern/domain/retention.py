@@ -19,7 +19,7 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
-from govern.db import tenant_session
+from govern.db import tenant_scope_sql, tenant_session
 from govern.domain import release
 from govern.domain.policy import current_policy
 from govern.domain.trips import age_travel, build_tenant
@@ -427,8 +427,7 @@ def maintain_partitions(owner: Engine, sessions: sessionmaker, now: dt.datetime,
             if not dry_run:
                 raw.execute(psql.SQL("DROP TABLE {}").format(name))
                 for tenant_id, n in counts:  # under RLS as the tenant, like _finish()
-                    raw.execute("SELECT set_config('govern.tenant_id', %s, true)",
-                                (str(tenant_id),))
+                    raw.execute(tenant_scope_sql(tenant_id))
                     raw.execute(sql.PARTITION_DROP_EVIDENCE, {
                         "t": tenant_id, "r": uuid.uuid4(), "started": now,
                         "cutoff": part.upper_bound, "dropped": n,
