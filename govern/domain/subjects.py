@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import secrets
 import uuid
 
-from sqlalchemy import select, text, update
+from sqlalchemy import event, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -16,6 +17,8 @@ from govern.domain import audit
 from govern.domain.tokens import issue_device_token
 from govern.errors import Conflict, Invalid, NotFound
 from govern.models import ApiToken, Device, Subject
+
+log = logging.getLogger("govern.subjects")
 
 IDENTIFIER_RE = re.compile(r"^[A-Za-z0-9._:-]{4,100}$")
 SUBJECT_FIELDS = ("display_name", "timezone", "collection_windows", "collection_blocked",
@@ -159,7 +162,11 @@ def enrol_device(session: Session, tenant_id: uuid.UUID, actor: str, subject_id:
         raise Conflict("This device identifier is already enrolled.",
                        "identifier_taken") from exc
     if generated:
-        claim_legacy_route(session, device)
+        # claimed once this transaction commits, in a transaction of its own: the claim
+        # (SECURITY DEFINER, as the owner) reads the new device, and on Citus the owner may
+        # not read shard placements the app role wrote in the same transaction
+        session.info.setdefault(_PENDING_CLAIMS, []).append(
+            (device.tenant_id, device.device_id, device.identifier))
     token, _ = issue_device_token(session, tenant_id, device.device_id)
     audit.record(session, tenant_id, actor, "device.enrol", target_type="device",
                  target_id=device.device_id, subject_id=subject_id, request_id=request_id,
@@ -173,6 +180,36 @@ def claim_legacy_route(session: Session, device: Device) -> bool:
     they would let one tenant probe, or catch the pings of, another's devices."""
     return bool(session.scalar(text("SELECT govern_claim_device_route(:i, :d)"),
                                {"i": device.identifier, "d": device.device_id}))
+
+
+_PENDING_CLAIMS = "govern.pending_route_claims"
+
+
+@event.listens_for(Session, "after_commit")
+def _claim_pending_routes(session: Session) -> None:
+    pending = session.info.pop(_PENDING_CLAIMS, None)
+    if not pending:
+        return
+    with Session(bind=session.get_bind()) as claims:
+        for tenant_id, device_id, identifier in pending:
+            claims.info["tenant_id"] = tenant_id
+            try:
+                claimed = bool(claims.scalar(text("SELECT govern_claim_device_route(:i, :d)"),
+                                             {"i": identifier, "d": device_id}))
+                claims.commit()
+            except Exception:  # the device is enrolled; only its tenant-less URL is missing
+                claims.rollback()
+                log.exception("device route not claimed", extra={"fields": {
+                    "device_id": str(device_id)}})
+                continue
+            if not claimed:
+                log.warning("device route not claimed: identifier routed before",
+                            extra={"fields": {"device_id": str(device_id)}})
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_pending_routes(session: Session) -> None:
+    session.info.pop(_PENDING_CLAIMS, None)
 
 
 def osmand_device(session: Session, identifier: str,

@@ -8,7 +8,7 @@ from govern.sql import zones
 # A zone drawn after pings were stored hides them from reads at once (the cell the stored
 # point stands for is tested); the next retention run deletes them (govern.sql.retention).
 _OUTSIDE_ZONES = zones.visible("p.subject_id", "ST_X(p.geom)", "ST_Y(p.geom)", "p.precision_m",
-                               "p.t")
+                               "p.t", tenant="p.tenant_id")
 
 # The stored point, coarsened when the purpose allows less than what is stored.
 _POINT = """CASE WHEN p.precision_m >= :precision THEN p.geom

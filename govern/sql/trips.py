@@ -86,8 +86,8 @@ SUBJECT_PINGS = text(
     WINDOW w AS (ORDER BY p.t, p.device_id, p.client_key)
     ORDER BY p.t, p.device_id, p.client_key
     """.format(visible=zones.visible("p.subject_id", "ST_X(p.geom)", "ST_Y(p.geom)",
-                                      "p.precision_m", "p.t"),
-               near=zones.near("p.subject_id", "p.geom", ":near_m"))
+                                      "p.precision_m", "p.t", tenant="p.tenant_id"),
+               near=zones.near("p.subject_id", "p.geom", ":near_m", tenant="p.tenant_id"))
 )
 
 DELETE_FROM = text(
@@ -583,9 +583,9 @@ SUBJECT_TRIPS = text(
       AND x.purpose_mask & CAST(:bit AS bigint) <> 0
       AND x.started_at > :window_start AND x.started_at >= :t_from AND x.started_at < :t_to
       AND {zones.visible("x.subject_id", "x.origin_lon", "x.origin_lat", "x.precision_m",
-                         "x.started_at")}
+                         "x.started_at", tenant="x.tenant_id")}
       AND {zones.visible("x.subject_id", "x.dest_lon", "x.dest_lat", "x.precision_m",
-                         "x.ended_at")}
+                         "x.ended_at", tenant="x.tenant_id")}
     ORDER BY x.started_at
     """
 )
