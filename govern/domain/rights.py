@@ -17,7 +17,7 @@ from govern.db import tenant_session
 from govern.domain import audit
 from govern.domain.holds import is_held
 from govern.domain.policy import current_policy
-from govern.domain.subjects import get_subject
+from govern.domain.subjects import get_subject, retire_routes
 from govern.errors import Conflict, Invalid, NotFound
 
 DEFAULT_DUE_DAYS = 30
@@ -143,6 +143,9 @@ def erase_subject(sessions: sessionmaker, tenant_id: uuid.UUID, subject_id: uuid
         counts["tokens"] = s.execute(text(
             "DELETE FROM api_tokens WHERE device_id IN (SELECT device_id FROM devices "
             "WHERE subject_id = :s)"), {"s": subject_id}).rowcount
+        retire_routes(s, s.scalars(text(
+            "SELECT device_id FROM devices WHERE tenant_id = :t AND subject_id = :s"),
+            {"t": tenant_id, "s": subject_id}).all())
         counts["devices"] = s.execute(text("DELETE FROM devices WHERE subject_id = :s"),
                                       {"s": subject_id}).rowcount
         counts["zones"] = s.execute(text("DELETE FROM zones WHERE subject_id = :s"),

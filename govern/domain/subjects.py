@@ -182,6 +182,13 @@ def claim_legacy_route(session: Session, device: Device) -> bool:
                                {"i": device.identifier, "d": device.device_id}))
 
 
+def retire_routes(session: Session, device_ids: list[uuid.UUID]) -> int:
+    """Retire the global routes of devices being revoked or deleted (in the caller's
+    tenant): never freed, so no later device can catch their pings."""
+    return session.scalar(text("SELECT govern_retire_device_routes(CAST(:d AS uuid[]))"),
+                          {"d": list(device_ids)}) or 0
+
+
 _PENDING_CLAIMS = "govern.pending_route_claims"
 
 
@@ -240,6 +247,7 @@ def revoke_device(session: Session, actor: str, device_id: uuid.UUID,
                         .where(ApiToken.device_id == device_id, ApiToken.revoked_at.is_(None))
                         .values(revoked_at=now))
         session.flush()
+        retire_routes(session, [device_id])
         audit.record(session, device.tenant_id, actor, "device.revoke", target_type="device",
                      target_id=device_id, subject_id=device.subject_id, request_id=request_id,
                      details={"identifier": device.identifier})

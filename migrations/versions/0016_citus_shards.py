@@ -9,6 +9,11 @@
   diagnostics upsert merged its jsonb counters with subqueries inside `ON CONFLICT DO
   UPDATE`, which Citus refuses ("subqueries are not supported within INSERT queries"); the
   same expressions as IMMUTABLE functions (govern/sql/diagnostics.py).
+- the `devices_route` trigger is replaced by `govern_retire_device_routes(device_ids)`,
+  which the application calls where it revokes or deletes devices: on a worker the trigger
+  fires on a shard and wrote the reference table `device_routes` from there ("cannot
+  execute a distributed query from a query on a shard"). The function only retires live
+  routes of the caller's own tenant (the tenant scope), as the trigger did.
 
 Revision ID: 0016_citus_shards
 Revises: 0015_release_ledger
@@ -16,6 +21,8 @@ Create Date: 2026-12-02
 """
 
 from alembic import op
+
+from govern.config import APP_ROLE
 
 revision = "0016_citus_shards"
 down_revision = "0015_release_ledger"
@@ -66,9 +73,32 @@ def upgrade() -> None:
         $$
         """
     )
+    op.execute("DROP TRIGGER IF EXISTS devices_route ON devices")
+    op.execute(
+        """
+        CREATE FUNCTION govern_retire_device_routes(p_device_ids uuid[]) RETURNS integer
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+        DECLARE
+          t uuid := NULLIF(current_setting('govern.tenant_id', true), '')::uuid;
+          n integer;
+        BEGIN
+          UPDATE device_routes SET retired_at = now()
+          WHERE tenant_id = t AND device_id = ANY(p_device_ids) AND retired_at IS NULL;
+          GET DIAGNOSTICS n = ROW_COUNT;
+          RETURN n;
+        END $$
+        """
+    )
+    op.execute("REVOKE ALL ON FUNCTION govern_retire_device_routes(uuid[]) FROM PUBLIC")
+    op.execute(f"GRANT EXECUTE ON FUNCTION govern_retire_device_routes(uuid[]) TO {APP_ROLE}")
 
 
 def downgrade() -> None:
+    op.execute("DROP FUNCTION IF EXISTS govern_retire_device_routes(uuid[])")
+    op.execute(
+        "CREATE TRIGGER devices_route AFTER UPDATE OR DELETE ON devices "
+        "FOR EACH ROW EXECUTE FUNCTION govern_sync_device_route()"
+    )
     op.execute("DROP FUNCTION IF EXISTS govern_keep_refusals(jsonb, jsonb, int)")
     op.execute("DROP FUNCTION IF EXISTS govern_add_counts(jsonb, jsonb)")
     op.execute("DROP FUNCTION IF EXISTS govern_audit_hash(record)")
