@@ -188,8 +188,15 @@ class CitusCluster:
     def nodes(self) -> list[LocalCluster]:
         settings = {**CITUS_SETTINGS, **(self.settings or {})}
         names = ["coordinator", *(f"worker{i}" for i in range(1, self.workers + 1))]
-        return [LocalCluster(self.base / name, port=self.port + i, settings=settings,
-                             server_env=self.server_env) for i, name in enumerate(names)]
+        nodes = []
+        for i, name in enumerate(names):
+            sockdir = self.base / name / "run"
+            # a node connects to itself (shard splits, isolate_tenant_to_new_shard) by
+            # citus.local_hostname, 'localhost' by default: there is no TCP here
+            nodes.append(LocalCluster(self.base / name, port=self.port + i,
+                                      settings={**settings, "citus.local_hostname": str(sockdir)},
+                                      server_env=self.server_env))
+        return nodes
 
     @property
     def coordinator(self) -> LocalCluster:
