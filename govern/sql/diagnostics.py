@@ -52,12 +52,15 @@ RECORD = text(
     INSERT INTO ingest_state AS s (tenant_id, device_id, last_request_at, last_accepted_at,
                                    refused_streak, refusals)
     VALUES (:tenant_id, :device_id, :now, CAST(:accepted_at AS timestamptz),
-            CASE :streak WHEN 'grow' THEN 1 ELSE 0 END, CAST(:refusals AS jsonb))
+            CASE WHEN CAST(:streak AS text) = 'grow' THEN 1 ELSE 0 END, CAST(:refusals AS jsonb))
     ON CONFLICT (tenant_id, device_id) DO UPDATE SET
       last_request_at = greatest(s.last_request_at, EXCLUDED.last_request_at),
       last_accepted_at = greatest(s.last_accepted_at, EXCLUDED.last_accepted_at),
-      refused_streak = CASE :streak WHEN 'reset' THEN 0 WHEN 'grow' THEN s.refused_streak + 1
-                       ELSE s.refused_streak END,
+      -- searched CASE, not CASE :streak WHEN: Citus deparses the simple form's parameter
+      -- wrongly on the shard ("operator does not exist: text = boolean")
+      refused_streak = CASE WHEN CAST(:streak AS text) = 'reset' THEN 0
+                            WHEN CAST(:streak AS text) = 'grow' THEN s.refused_streak + 1
+                            ELSE s.refused_streak END,
       refusals = govern_keep_refusals(EXCLUDED.refusals, s.refusals, {REFUSALS_KEPT})
     """
 )
