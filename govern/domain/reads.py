@@ -49,7 +49,7 @@ def readable_cutoffs(session: Session, purpose: Purpose, now: dt.datetime,
     start = individual_start(purpose, now)
     return {r.subject_id: cutoffs.latest(start, r.withdrawn_until)
             for r in session.execute(sql.READABLE_SUBJECTS, {
-                "requires_consent": purpose.requires_consent,
+                "tenant_id": purpose.tenant_id, "requires_consent": purpose.requires_consent,
                 "purpose_id": purpose.purpose_id, "now": now, "subject_id": subject_id})}
 
 

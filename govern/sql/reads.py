@@ -31,17 +31,21 @@ TRACK = text(
 
 # Subjects whose consent for the purpose is active now (or that need none), not blocked;
 # with their latest withdrawal of it (nothing recorded at or before it serves the purpose).
+# Every table names the tenant: Citus routes the statement to one shard only so (and
+# refuses its correlated subqueries otherwise).
 READABLE_SUBJECTS = text(
     """
     SELECT s.subject_id, s.external_ref, s.display_name,
            (SELECT max(w.at) FROM consent_events w
-            WHERE w.subject_id = s.subject_id AND w.purpose_id = :purpose_id
+            WHERE w.tenant_id = :tenant_id
+              AND w.subject_id = s.subject_id AND w.purpose_id = :purpose_id
               AND w.status = 'withdrawn' AND w.at <= :now) AS withdrawn_until
     FROM subjects s
-    WHERE NOT s.collection_blocked
+    WHERE s.tenant_id = :tenant_id AND NOT s.collection_blocked
       AND (NOT :requires_consent OR (
         SELECT c.status FROM consent_events c
-        WHERE c.subject_id = s.subject_id AND c.purpose_id = :purpose_id AND c.at <= :now
+        WHERE c.tenant_id = :tenant_id
+          AND c.subject_id = s.subject_id AND c.purpose_id = :purpose_id AND c.at <= :now
         ORDER BY c.at DESC, c.seq DESC LIMIT 1) = 'granted')
       AND (CAST(:subject_id AS uuid) IS NULL OR s.subject_id = CAST(:subject_id AS uuid))
     """
