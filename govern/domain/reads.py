@@ -142,7 +142,8 @@ def latest_positions(session: Session, principal: Principal, purpose_key: str,
     now = dt.datetime.now(dt.UTC)
     readable = readable_cutoffs(session, purpose, now)
     rows = session.execute(sql.LATEST, {
-        "subject_ids": list(readable), "starts": list(readable.values()),
+        "tenant_id": purpose.tenant_id, "subject_ids": list(readable),
+        "starts": list(readable.values()),
         "bit": 1 << purpose.bit, "precision": purpose.precision_m}).all() if readable else []
     # one entry per subject read, so each subject's reads are found by subject_id (audit
     # queries, the access bundle); a read that returned nobody is still recorded

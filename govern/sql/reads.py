@@ -56,12 +56,12 @@ LATEST = text(
     SELECT s.subject_id, s.external_ref, s.display_name, l.t AS at, l.lat, l.lon, l.precision_m
     FROM unnest(CAST(:subject_ids AS uuid[]), CAST(:starts AS timestamptz[]))
          AS u(subject_id, window_start)
-    JOIN subjects s ON s.subject_id = u.subject_id
+    JOIN subjects s ON s.tenant_id = :tenant_id AND s.subject_id = u.subject_id
     CROSS JOIN LATERAL (
       SELECT p.t, ST_Y(g.pt) AS lat, ST_X(g.pt) AS lon,
              greatest(p.precision_m, :precision) AS precision_m
       FROM pings p CROSS JOIN LATERAL (SELECT {_POINT} AS pt) g
-      WHERE p.subject_id = s.subject_id
+      WHERE p.tenant_id = :tenant_id AND p.subject_id = s.subject_id
         AND p.purpose_mask & CAST(:bit AS bigint) <> 0
         AND p.t > u.window_start
         AND {_OUTSIDE_ZONES}

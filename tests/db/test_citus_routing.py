@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import re
 
+import psycopg
 import pytest
 from sqlalchemy import event
 
@@ -44,13 +45,12 @@ def _task_counts(node) -> list[int]:
 
 def _flow(tenant, tracked):
     """Enrol, consent, ingest with zones, track, positions, heatmap, travel/visits/OD,
-    export, erasure, audit verify; each step answers without a server error."""
+    export, erasure, audit verify; returns each step's (method, path, status)."""
     steps = []
 
     def call(method, path, token=None, **kw):
         resp = getattr(tenant, method)(path, token=token, **kw)
         steps.append((method, path, resp.status_code))
-        assert resp.status_code < 500, (path, resp.get_json())
         return resp
 
     square = {"type": "Polygon", "coordinates": [[[13.40, 52.51], [13.41, 52.51],
@@ -80,9 +80,9 @@ def _flow(tenant, tracked):
     call("get", "/v1/reports/visits", token=analyst, query_string=span)
     call("get", "/v1/reports/od", token=analyst, query_string={**span, "zones": "h3:7"})
     access = call("post", "/v1/requests", json={"subject_id": sid, "kind": "access"}).get_json()
-    call("get", f"/v1/requests/{access['request_id']}/bundle")
+    call("get", f"/v1/requests/{access.get('request_id')}/bundle")
     erasure = call("post", "/v1/requests", json={"subject_id": sid, "kind": "erasure"}).get_json()
-    call("post", f"/v1/requests/{erasure['request_id']}/erase", json={})
+    call("post", f"/v1/requests/{erasure.get('request_id')}/erase", json={})
     call("get", "/v1/audit/verify", token=tenant.token_for("auditor"))
     return steps
 
@@ -112,8 +112,15 @@ def test_every_request_statement_routes_to_one_shard(app, tenant, make_tracked, 
     try:
         for statement, params in unique.items():
             superuser.execute("SAVEPOINT s")
-            rows = superuser.execute("EXPLAIN (FORMAT JSON) " + statement, params).fetchone()
-            superuser.execute("ROLLBACK TO SAVEPOINT s")
+            try:
+                rows = superuser.execute("EXPLAIN (FORMAT JSON) " + statement,
+                                         params).fetchone()
+            except psycopg.Error as exc:  # Citus cannot plan it at all
+                fanout.append((f"refused: {str(exc).splitlines()[0]}",
+                               " ".join(statement.split())[:300]))
+                continue
+            finally:
+                superuser.execute("ROLLBACK TO SAVEPOINT s")
             plan = rows[0] if not isinstance(rows[0], str) else json.loads(rows[0])
             counts = _task_counts(plan)
             if any(n != 1 for n in counts):
@@ -124,5 +131,8 @@ def test_every_request_statement_routes_to_one_shard(app, tenant, make_tracked, 
     finally:
         superuser.execute("ROLLBACK")
     print(f"\n{routed} of {len(unique)} distinct statements route to one shard")
-    assert not fanout, "statements reaching more than one shard:\n" + "\n".join(
-        f"  [{n} tasks] {s}" for n, s in fanout)
+    failed = [step for step in steps if step[2] >= 500]
+    report = "\n".join(f"  [{n} tasks] {s}" for n, s in fanout)
+    print(report)
+    assert not failed and not fanout, (
+        f"server errors: {failed}\nstatements reaching more than one shard:\n{report}")
