@@ -6,7 +6,7 @@ PYTHON ?= python3
 # curl and jq for the README's tour, faketime for `make test-instants`, wrk for `make bench`
 APT_PACKAGES := postgresql-15 postgresql-15-postgis-3 postgresql-15-hll chromium curl jq faketime wrk
 
-.PHONY: run test test-instants install system-deps lint fmt bench load clean-db console
+.PHONY: run test test-citus citus test-instants install system-deps lint fmt bench load clean-db console
 
 run: install
 	$(VENV)/bin/govern up
@@ -14,6 +14,15 @@ run: install
 test: install
 	$(VENV)/bin/ruff check govern tests bench wsgi.py
 	$(VENV)/bin/pytest
+
+# Citus 13.2.2 from ../shared/vendor/ into the installed PostgreSQL (skipped when the
+# installed citus.so was built from that tarball), then the whole suite against a local
+# coordinator and two workers under var/citus (tests/conftest.py: GOVERN_TEST_CITUS).
+citus:
+	tools/build_citus.sh
+
+test-citus: install citus
+	GOVERN_TEST_CITUS=1 $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # The whole suite once per instant where date arithmetic breaks, under libfaketime.
 test-instants: install
@@ -69,4 +78,5 @@ load: install
 
 clean-db:
 	-$(VENV)/bin/govern localdb stop
-	rm -rf var/pg
+	-$(VENV)/bin/govern localdb citus-stop
+	rm -rf var/pg var/citus

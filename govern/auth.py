@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from govern.db import scope_to_tenant
+from govern.db import scope_to_tenant, tenant_scope_sql
 from govern.sql import tokens as sql
 
 TOKEN_RE = re.compile(r"^gv_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$")
@@ -97,7 +97,7 @@ def touch(session: Session, tenant_id: uuid.UUID, token_id: uuid.UUID,
     """Record token use (and device contact) in its own short transaction, so it sticks
     even when the request itself only reads or fails."""
     with session.get_bind().connect() as conn:
-        conn.execute(sql.SCOPE_CONNECTION, {"t": str(tenant_id)})
+        conn.exec_driver_sql(tenant_scope_sql(tenant_id))
         conn.execute(sql.TOUCH_TOKEN, {"t": tenant_id, "id": token_id})
         if device_id is not None:
             conn.execute(sql.TOUCH_DEVICE, {"t": tenant_id, "id": device_id})

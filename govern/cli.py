@@ -114,6 +114,35 @@ def db_downgrade(revision):
     click.echo(f"database downgraded to {revision}")
 
 
+@db.command("distribute")
+@click.option("--shard-count", type=int, default=None,
+              help="shards per distributed table (default: citus.shard_count, 32)")
+def db_distribute(shard_count):
+    """On a Citus coordinator, distribute every tenant table by tenant_id (co-located with
+    tenants) and make the routing table a reference table; idempotent. On plain PostgreSQL
+    it changes nothing."""
+    from govern.sql.distribution import distribute
+
+    engine = _owner_engine(_config())
+    try:
+        with engine.begin() as conn:
+            result = distribute(conn, shard_count=shard_count)
+    finally:
+        engine.dispose()
+    if not result.citus:
+        click.echo("not a Citus coordinator (no citus extension): nothing to distribute")
+        return
+    click.echo(f"distributed by tenant_id ({len(result.distributed)}): "
+               f"{', '.join(result.distributed)}")
+    click.echo(f"reference: {', '.join(result.reference)}")
+    click.echo(f"local to the coordinator: {', '.join(result.local)}")
+    done = result.newly_distributed + result.newly_reference
+    click.echo(f"newly distributed now: {', '.join(done) if done else 'none (already done)'}")
+    if result.foreign_keys_changed:
+        click.echo("foreign keys without ON DELETE SET NULL: "
+                   + ", ".join(result.foreign_keys_changed))
+
+
 # ---- tenants --------------------------------------------------------------------------------
 
 @main.group()
@@ -413,6 +442,28 @@ def localdb_start():
 def localdb_stop():
     """Stop the local cluster."""
     local_cluster().stop()
+
+
+def citus_cluster():
+    from govern.localdb import CitusCluster
+
+    return CitusCluster(ROOT / "var" / "citus")
+
+
+@localdb.command("citus-start")
+def localdb_citus_start():
+    """Start (initialising if needed) a local Citus coordinator and two workers under
+    var/citus and print the coordinator's DATABASE_URL (needs Citus installed:
+    tools/build_citus.sh)."""
+    cluster = citus_cluster()
+    cluster.start()
+    click.echo(cluster.ensure_database())
+
+
+@localdb.command("citus-stop")
+def localdb_citus_stop():
+    """Stop the local Citus cluster."""
+    citus_cluster().stop()
 
 
 @main.command("up")

@@ -40,28 +40,34 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
 
 
+def tenant_scope_sql(tenant_id: uuid.UUID | str | None) -> str:
+    """The statement that scopes the current transaction to a tenant (or to none).
+
+    `SET LOCAL` rather than `set_config(..., true)`: the same transaction-local setting on
+    PostgreSQL, and on a Citus coordinator with `citus.propagate_set_commands = 'local'`
+    (set by `govern db distribute`) Citus sends it on to the workers, where the shards'
+    row-level security reads it; set_config never reaches them. SET takes no parameters,
+    so the value is a UUID parsed here (nothing else can reach the literal).
+    """
+    value = str(uuid.UUID(str(tenant_id))) if tenant_id else ""
+    return f"SET LOCAL {TENANT_SETTING} = '{value}'"
+
+
 @event.listens_for(Session, "after_begin")
 def _apply_tenant_scope(session: Session, transaction, connection) -> None:
     """Every transaction starts scoped to the session's tenant, or to none.
 
-    set_config(..., true) is transaction-local, so a pooled connection handed to
-    another request never carries the previous tenant.
+    SET LOCAL is transaction-local, so a pooled connection handed to another request never
+    carries the previous tenant.
     """
-    tenant_id = session.info.get("tenant_id")
-    connection.exec_driver_sql(
-        "SELECT set_config(%(name)s, %(value)s, true)",
-        {"name": TENANT_SETTING, "value": str(tenant_id) if tenant_id else ""},
-    )
+    connection.exec_driver_sql(tenant_scope_sql(session.info.get("tenant_id")))
 
 
 def scope_to_tenant(session: Session, tenant_id: uuid.UUID | str | None) -> None:
     """Point the session at a tenant; takes effect at once, and for every later transaction."""
     session.info["tenant_id"] = tenant_id
     if session.in_transaction():
-        session.execute(
-            text("SELECT set_config(:name, :value, true)"),
-            {"name": TENANT_SETTING, "value": str(tenant_id) if tenant_id else ""},
-        )
+        session.execute(text(tenant_scope_sql(tenant_id)))
 
 
 @contextmanager

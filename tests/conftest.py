@@ -1,7 +1,9 @@
 """Test fixtures: a real PostGIS cluster started for the session, and tenant factories.
 
 Set TEST_DATABASE_URL (a superuser URL) to use an existing server instead; a fresh
-database is created in it for the run.
+database is created in it for the run. Set GOVERN_TEST_CITUS=1 (`make test-citus`) to run
+against a Citus coordinator and two workers under var/citus: a fresh database on every
+node, migrated and then distributed (`govern db distribute`).
 """
 
 from __future__ import annotations
@@ -26,10 +28,40 @@ from govern.db import make_engine
 from govern.localdb import FAST_SETTINGS, LocalCluster
 
 CLUSTER: dict = {}
+ROOT = Path(__file__).resolve().parent.parent
+
+
+CITUS = bool(os.environ.get("GOVERN_TEST_CITUS"))
+# fewer shards than Citus's default 32 keep the suite's per-test TRUNCATE and DDL fan-out
+# short; routing (one shard per statement) does not depend on the count
+CITUS_TEST_SHARDS = 8
+
+
+def _citus_database_url():
+    from govern.localdb import CitusCluster
+    from govern.sql.distribution import distribute
+
+    cluster = CitusCluster(ROOT / "var" / "citus", settings=FAST_SETTINGS)
+    cluster.start()
+    dbname = f"govern_test_{uuid.uuid4().hex[:8]}"
+    url = cluster.ensure_database(dbname)
+    migrate.upgrade(url)
+    engine = make_engine(url, pool_size=1)
+    with engine.begin() as conn:
+        assert distribute(conn, shard_count=CITUS_TEST_SHARDS).citus
+    engine.dispose()
+    CLUSTER["citus"] = cluster
+    try:
+        yield url
+    finally:
+        cluster.drop_database(dbname)
 
 
 @pytest.fixture(scope="session")
 def database_url():
+    if CITUS:
+        yield from _citus_database_url()
+        return
     given = os.environ.get("TEST_DATABASE_URL")
     if given:
         dbname = f"govern_test_{uuid.uuid4().hex[:8]}"
@@ -91,7 +123,7 @@ def pg_cluster(database_url):
     """The suite's own cluster, for fault tests that stop and start it (skipped when the
     suite runs against TEST_DATABASE_URL, a server we must not restart)."""
     if "cluster" not in CLUSTER:
-        pytest.skip("needs the suite's own cluster")
+        pytest.skip("needs the suite's own single-node cluster")
     return CLUSTER["cluster"]
 
 
@@ -108,9 +140,6 @@ def owner(config):
     engine = make_engine(config.database_url, pool_size=1)
     yield engine
     engine.dispose()
-
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _free_port():

@@ -13,6 +13,7 @@ from sqlalchemy.orm import sessionmaker
 
 from govern import jsontext
 from govern.clock import NEVER
+from govern.db import tenant_scope_sql
 from govern.policy.cutoffs import window_start
 from govern.sql import retention as sql
 
@@ -61,7 +62,7 @@ def maintain_partitions(owner: Engine, sessions: sessionmaker, now: dt.datetime,
             if not dry_run:
                 raw.execute(psql.SQL(sql.DROP_PARTITION).format(part=name))
                 for tenant_id, n in counts:  # under RLS as the tenant, like _finish()
-                    raw.execute(sql.SCOPE_RAW_CONNECTION, (str(tenant_id),))
+                    raw.execute(tenant_scope_sql(tenant_id))
                     raw.execute(sql.PARTITION_DROP_EVIDENCE, {
                         "t": tenant_id, "r": uuid.uuid4(), "started": now,
                         "cutoff": part.upper_bound, "dropped": n,

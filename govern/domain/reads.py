@@ -50,7 +50,7 @@ def readable_cutoffs(session: Session, purpose: Purpose, now: dt.datetime,
     start = individual_start(purpose, now)
     return {r.subject_id: cutoffs.latest(start, r.withdrawn_until)
             for r in session.execute(sql.READABLE_SUBJECTS, {
-                "requires_consent": purpose.requires_consent,
+                "tenant_id": purpose.tenant_id, "requires_consent": purpose.requires_consent,
                 "purpose_id": purpose.purpose_id, "now": now, "subject_id": subject_id})}
 
 
@@ -141,7 +141,8 @@ def latest_positions(session: Session, principal: Principal, purpose_key: str,
     purpose = readable_purpose(session, principal, purpose_key)
     readable = readable_cutoffs(session, purpose, now)
     rows = session.execute(sql.LATEST, {
-        "subject_ids": list(readable), "starts": list(readable.values()),
+        "tenant_id": purpose.tenant_id, "subject_ids": list(readable),
+        "starts": list(readable.values()),
         "bit": 1 << purpose.bit, "precision": purpose.precision_m}).all() if readable else []
     # one entry per subject read, so each subject's reads are found by subject_id (audit
     # queries, the access bundle); a read that returned nobody is still recorded

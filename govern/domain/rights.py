@@ -17,7 +17,7 @@ from govern.db import tenant_session
 from govern.domain import audit
 from govern.domain.holds import is_held
 from govern.domain.policy import current_policy
-from govern.domain.subjects import get_subject
+from govern.domain.subjects import get_subject, retire_routes
 from govern.exceptions import Conflict, Invalid, NotFound
 from govern.sql import rights as sql
 
@@ -121,6 +121,8 @@ def erase_subject(sessions: sessionmaker, tenant_id: uuid.UUID, subject_id: uuid
         counts["trips"] = _delete_if_exists(s, "trips", subject_id)
         counts["stops"] = _delete_if_exists(s, "stops", subject_id)
         counts["tokens"] = s.execute(sql.DELETE_DEVICE_TOKENS, {"s": subject_id}).rowcount
+        retire_routes(s, s.scalars(sql.SUBJECT_DEVICE_IDS, {"t": tenant_id,
+                                                            "s": subject_id}).all())
         counts["devices"] = s.execute(sql.DELETE_DEVICES, {"s": subject_id}).rowcount
         counts["zones"] = s.execute(sql.DELETE_ZONES, {"s": subject_id}).rowcount
         counts["duty_events"] = s.execute(sql.DELETE_DUTY_EVENTS, {"s": subject_id}).rowcount

@@ -20,9 +20,9 @@ from govern.sql import sites as site_sql
 from govern.sql import trips as sql
 
 
-def _reattribute(session: Session, site_id: uuid.UUID, box) -> dict:
-    params = {"site_id": site_id, "xmin": box.xmin, "xmax": box.xmax, "ymin": box.ymin,
-              "ymax": box.ymax}
+def _reattribute(session: Session, tenant_id: uuid.UUID, site_id: uuid.UUID, box) -> dict:
+    params = {"tenant_id": tenant_id, "site_id": site_id, "xmin": box.xmin, "xmax": box.xmax,
+              "ymin": box.ymin, "ymax": box.ymax}
     counts = [session.execute(stmt, params).rowcount for stmt in sql.REATTRIBUTE]
     return {"stops": counts[0], "trip_ends": counts[1] + counts[2]}
 
@@ -63,7 +63,7 @@ def create_site(session: Session, tenant_id: uuid.UUID, actor: str, *, name: str
         {"t": tenant_id, "s": site_id, "name": name, "kind": kind,
          "geometry": jsontext.dumps(geometry), "radius_m": radius_m, "actor": actor,
          **params}))
-    moved = _reattribute(session, site_id, _box(session, site_id))
+    moved = _reattribute(session, tenant_id, site_id, _box(session, site_id))
     audit.record(session, tenant_id, actor, "site.create", target_type="site",
                  target_id=site_id, request_id=request_id,
                  details={"name": name, "type": geometry.get("type"), "radius_m": radius_m,
@@ -99,7 +99,7 @@ def update_site(session: Session, tenant_id: uuid.UUID, actor: str, site_id: uui
                                  "xmax": max(old_box.xmax, new_box.xmax),
                                  "ymin": min(old_box.ymin, new_box.ymin),
                                  "ymax": max(old_box.ymax, new_box.ymax)})
-        moved = _reattribute(session, site_id, union)
+        moved = _reattribute(session, tenant_id, site_id, union)
     audit.record(session, tenant_id, actor, "site.update", target_type="site",
                  target_id=site_id, request_id=request_id,
                  details={"changed": sorted(k for k in changes if k != "radius_m"
@@ -113,8 +113,10 @@ def delete_site(session: Session, tenant_id: uuid.UUID, actor: str, site_id: uui
                 request_id: str | None = None) -> None:
     site = get_site(session, site_id)
     box = _box(session, site_id)
-    session.execute(site_sql.DELETE_SITE, {"s": site_id})
-    moved = _reattribute(session, site_id, box)  # to an enclosing site, or to none
+    for stmt in sql.UNLINK_SITE:  # ON DELETE SET NULL, said explicitly (see sql.trips)
+        session.execute(stmt, {"tenant_id": tenant_id, "site_id": site_id})
+    session.execute(site_sql.DELETE_SITE, {"t": tenant_id, "s": site_id})
+    moved = _reattribute(session, tenant_id, site_id, box)  # to an enclosing site, or to none
     audit.record(session, tenant_id, actor, "site.delete", target_type="site",
                  target_id=site_id, request_id=request_id,
                  details={"name": site["name"], "reattributed": moved})

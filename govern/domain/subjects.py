@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import secrets
 import uuid
 
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -17,6 +18,8 @@ from govern.domain.tokens import issue_device_token
 from govern.exceptions import Conflict, Invalid, NotFound
 from govern.models import ApiToken, Device, Subject
 from govern.sql import subjects as sql
+
+log = logging.getLogger("govern.subjects")
 
 IDENTIFIER_RE = re.compile(r"^[A-Za-z0-9._:-]{4,100}$")
 SUBJECT_FIELDS = ("display_name", "timezone", "collection_windows", "collection_blocked",
@@ -159,7 +162,11 @@ def enrol_device(session: Session, tenant_id: uuid.UUID, actor: str, subject_id:
         raise Conflict("This device identifier is already enrolled.",
                        "identifier_taken") from exc
     if generated:
-        claim_legacy_route(session, device)
+        # claimed once this transaction commits, in a transaction of its own: the claim
+        # (SECURITY DEFINER, as the owner) reads the new device, and on Citus the owner may
+        # not read shard placements the app role wrote in the same transaction
+        session.info.setdefault(_PENDING_CLAIMS, []).append(
+            (device.tenant_id, device.device_id, device.identifier))
     token, _ = issue_device_token(session, tenant_id, device.device_id)
     audit.record(session, tenant_id, actor, "device.enrol", target_type="device",
                  target_id=device.device_id, subject_id=subject_id, request_id=request_id,
@@ -173,6 +180,42 @@ def claim_legacy_route(session: Session, device: Device) -> bool:
     they would let one tenant probe, or catch the pings of, another's devices."""
     return bool(session.scalar(sql.CLAIM_DEVICE_ROUTE,
                                {"i": device.identifier, "d": device.device_id}))
+
+
+def retire_routes(session: Session, device_ids: list[uuid.UUID]) -> int:
+    """Retire the global routes of devices being revoked or deleted (in the caller's
+    tenant): never freed, so no later device can catch their pings."""
+    return session.scalar(sql.RETIRE_DEVICE_ROUTES, {"d": list(device_ids)}) or 0
+
+
+_PENDING_CLAIMS = "govern.pending_route_claims"
+
+
+@event.listens_for(Session, "after_commit")
+def _claim_pending_routes(session: Session) -> None:
+    pending = session.info.pop(_PENDING_CLAIMS, None)
+    if not pending:
+        return
+    with Session(bind=session.get_bind()) as claims:
+        for tenant_id, device_id, identifier in pending:
+            claims.info["tenant_id"] = tenant_id
+            try:
+                claimed = bool(claims.scalar(sql.CLAIM_DEVICE_ROUTE,
+                                             {"i": identifier, "d": device_id}))
+                claims.commit()
+            except Exception:  # the device is enrolled; only its tenant-less URL is missing
+                claims.rollback()
+                log.exception("device route not claimed", extra={"fields": {
+                    "device_id": str(device_id)}})
+                continue
+            if not claimed:
+                log.warning("device route not claimed: identifier routed before",
+                            extra={"fields": {"device_id": str(device_id)}})
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_pending_routes(session: Session) -> None:
+    session.info.pop(_PENDING_CLAIMS, None)
 
 
 def osmand_device(session: Session, identifier: str,
@@ -203,6 +246,7 @@ def revoke_device(session: Session, actor: str, device_id: uuid.UUID,
                         .where(ApiToken.device_id == device_id, ApiToken.revoked_at.is_(None))
                         .values(revoked_at=now))
         session.flush()
+        retire_routes(session, [device_id])
         audit.record(session, device.tenant_id, actor, "device.revoke", target_type="device",
                      target_id=device_id, subject_id=device.subject_id, request_id=request_id,
                      details={"identifier": device.identifier})

@@ -18,11 +18,9 @@ HOURLY_KEPT = "7 days"
 
 
 def _add_maps(old: str, new: str) -> str:
-    """jsonb {key: count} + jsonb {key: count}, key by key; most requests add nothing."""
-    return (f"CASE WHEN {new} = '{{}}'::jsonb THEN {old} ELSE ("
-            f"SELECT coalesce(jsonb_object_agg(k, n), '{{}}'::jsonb) FROM ("
-            f"SELECT k, sum(v::bigint) AS n FROM (SELECT * FROM jsonb_each_text({old}) "
-            f"UNION ALL SELECT * FROM jsonb_each_text({new})) AS e(k, v) GROUP BY k) AS s) END")
+    """jsonb {key: count} + jsonb {key: count}, key by key; most requests add nothing.
+    A function (migration 0016), not a subquery: Citus refuses subqueries in an upsert."""
+    return f"govern_add_counts({old}, {new})"
 
 
 RECORD = text(
@@ -54,16 +52,16 @@ RECORD = text(
     INSERT INTO ingest_state AS s (tenant_id, device_id, last_request_at, last_accepted_at,
                                    refused_streak, refusals)
     VALUES (:tenant_id, :device_id, :now, CAST(:accepted_at AS timestamptz),
-            CASE :streak WHEN 'grow' THEN 1 ELSE 0 END, CAST(:refusals AS jsonb))
+            CASE WHEN CAST(:streak AS text) = 'grow' THEN 1 ELSE 0 END, CAST(:refusals AS jsonb))
     ON CONFLICT (tenant_id, device_id) DO UPDATE SET
       last_request_at = greatest(s.last_request_at, EXCLUDED.last_request_at),
       last_accepted_at = greatest(s.last_accepted_at, EXCLUDED.last_accepted_at),
-      refused_streak = CASE :streak WHEN 'reset' THEN 0 WHEN 'grow' THEN s.refused_streak + 1
-                       ELSE s.refused_streak END,
-      refusals = CASE WHEN jsonb_array_length(EXCLUDED.refusals) = 0 THEN s.refusals ELSE (
-        SELECT coalesce(jsonb_agg(e ORDER BY n), '[]'::jsonb)
-        FROM jsonb_array_elements(EXCLUDED.refusals || s.refusals) WITH ORDINALITY AS x(e, n)
-        WHERE n <= {REFUSALS_KEPT}) END
+      -- searched CASE, not CASE :streak WHEN: Citus deparses the simple form's parameter
+      -- wrongly on the shard ("operator does not exist: text = boolean")
+      refused_streak = CASE WHEN CAST(:streak AS text) = 'reset' THEN 0
+                            WHEN CAST(:streak AS text) = 'grow' THEN s.refused_streak + 1
+                            ELSE s.refused_streak END,
+      refusals = govern_keep_refusals(EXCLUDED.refusals, s.refusals, {REFUSALS_KEPT})
     """
 )
 

@@ -112,7 +112,7 @@ SELECT (SELECT count(*) FROM ins) AS stored, (SELECT array_agg(i ORDER BY i) FRO
 STORE_BATCH = text(_STORE_BATCH.format(zoned="""SELECT u.i FROM u
   CROSS JOIN LATERAL (SELECT govern_snap(u.lon, u.lat, u.p) AS g) s
   WHERE """ + zones.hidden("CAST(:subject_id AS uuid)", "ST_X(s.g)", "ST_Y(s.g)", "u.p",
-                          "u.t")))
+                          "u.t", tenant="CAST(:tenant_id AS uuid)")))
 
 # The same, for a tenant with no zone that could apply to the subject.
 STORE_BATCH_NO_ZONES = text(_STORE_BATCH.format(zoned="SELECT NULL::int AS i WHERE false"))

@@ -8,7 +8,7 @@ from govern.sql import consent, zones
 # A zone drawn after pings were stored hides them from reads at once (the cell the stored
 # point stands for is tested); the next retention run deletes them (govern.sql.retention).
 _OUTSIDE_ZONES = zones.visible("p.subject_id", "ST_X(p.geom)", "ST_Y(p.geom)", "p.precision_m",
-                               "p.t")
+                               "p.t", tenant="p.tenant_id")
 
 # The stored point, coarsened when the purpose allows less than what is stored.
 _POINT = """CASE WHEN p.precision_m >= :precision THEN p.geom
@@ -31,15 +31,17 @@ TRACK = text(
 
 # Subjects whose consent for the purpose is active now (or that need none), not blocked;
 # with their latest withdrawal of it (nothing recorded at or before it serves the purpose).
+# Every table names the tenant: Citus routes the statement to one shard only so (and
+# refuses its correlated subqueries otherwise).
 READABLE_SUBJECTS = text(
     f"""
     SELECT s.subject_id, s.external_ref, s.display_name,
-           {consent.withdrawn_until("s.tenant_id", "s.subject_id", ":purpose_id", ":now")}
+           {consent.withdrawn_until(":tenant_id", "s.subject_id", ":purpose_id", ":now")}
              AS withdrawn_until
     FROM subjects s
-    WHERE NOT s.collection_blocked
+    WHERE s.tenant_id = :tenant_id AND NOT s.collection_blocked
       AND (NOT :requires_consent
-           OR {consent.granted_at("s.tenant_id", "s.subject_id", ":purpose_id", ":now")})
+           OR {consent.granted_at(":tenant_id", "s.subject_id", ":purpose_id", ":now")})
       AND (CAST(:subject_id AS uuid) IS NULL OR s.subject_id = CAST(:subject_id AS uuid))
     """
 )
@@ -49,12 +51,12 @@ LATEST = text(
     SELECT s.subject_id, s.external_ref, s.display_name, l.t AS at, l.lat, l.lon, l.precision_m
     FROM unnest(CAST(:subject_ids AS uuid[]), CAST(:starts AS timestamptz[]))
          AS u(subject_id, window_start)
-    JOIN subjects s ON s.subject_id = u.subject_id
+    JOIN subjects s ON s.tenant_id = :tenant_id AND s.subject_id = u.subject_id
     CROSS JOIN LATERAL (
       SELECT p.t, ST_Y(g.pt) AS lat, ST_X(g.pt) AS lon,
              greatest(p.precision_m, :precision) AS precision_m
       FROM pings p CROSS JOIN LATERAL (SELECT {_POINT} AS pt) g
-      WHERE p.subject_id = s.subject_id
+      WHERE p.tenant_id = :tenant_id AND p.subject_id = s.subject_id
         AND p.purpose_mask & CAST(:bit AS bigint) <> 0
         AND p.t > u.window_start
         AND {_OUTSIDE_ZONES}
@@ -90,9 +92,9 @@ SUBJECT_TRIPS = text(
       AND x.purpose_mask & CAST(:bit AS bigint) <> 0
       AND x.started_at > :window_start AND x.started_at >= :t_from AND x.started_at < :t_to
       AND {zones.visible("x.subject_id", "x.origin_lon", "x.origin_lat", "x.precision_m",
-                         "x.started_at")}
+                         "x.started_at", tenant="x.tenant_id")}
       AND {zones.visible("x.subject_id", "x.dest_lon", "x.dest_lat", "x.precision_m",
-                         "x.ended_at")}
+                         "x.ended_at", tenant="x.tenant_id")}
     ORDER BY x.started_at
     """
 )

@@ -111,7 +111,7 @@ _IN_ZONE = """
         AND (CAST(:subject_id AS uuid) IS NULL OR p.subject_id = CAST(:subject_id AS uuid))
         AND p.subject_id <> ALL(CAST(:held AS uuid[]))
         AND """ + zones.hidden("p.subject_id", "ST_X(p.geom)", "ST_Y(p.geom)", "p.precision_m",
-                               "p.t", only_zone=":zone_id") + """
+                               "p.t", only_zone=":zone_id", tenant="p.tenant_id") + """
       LIMIT :batch
     )"""
 
@@ -134,16 +134,18 @@ _TRAVEL_IN_ZONE = """
       WHERE (CAST(:subject_id AS uuid) IS NULL OR st.subject_id = CAST(:subject_id AS uuid))
         AND st.subject_id <> ALL(CAST(:held AS uuid[]))
         AND """ + zones.hidden("st.subject_id", "st.lon", "st.lat", "st.precision_m",
-                               "st.started_at", only_zone=":zone_id") + """
+                               "st.started_at", only_zone=":zone_id", tenant="st.tenant_id") + """
     ),
     trips_in AS (
       SELECT tr.subject_id, tr.started_at FROM trips tr
       WHERE (CAST(:subject_id AS uuid) IS NULL OR tr.subject_id = CAST(:subject_id AS uuid))
         AND tr.subject_id <> ALL(CAST(:held AS uuid[]))
         AND (""" + zones.hidden("tr.subject_id", "tr.origin_lon", "tr.origin_lat",
-                                "tr.precision_m", "tr.started_at", only_zone=":zone_id") + """
+                                "tr.precision_m", "tr.started_at", only_zone=":zone_id",
+                                tenant="tr.tenant_id") + """
              OR """ + zones.hidden("tr.subject_id", "tr.dest_lon", "tr.dest_lat",
-                                   "tr.precision_m", "tr.ended_at", only_zone=":zone_id") + """)
+                                   "tr.precision_m", "tr.ended_at", only_zone=":zone_id",
+                                   tenant="tr.tenant_id") + """)
     )"""
 
 SWEEP_ZONE_TRAVEL = text(
@@ -284,7 +286,6 @@ PURPOSE_WINDOWS = text("SELECT retention_days, window_floor FROM purposes")
 # Partition drops run on the owner's raw psycopg connection (psycopg.sql composes the name);
 # the evidence rows are written under RLS as each tenant, like every other run entry.
 DROP_PARTITION = "DROP TABLE {part}"
-SCOPE_RAW_CONNECTION = "SELECT set_config('govern.tenant_id', %s, true)"
 
 # ---- a tenant's run: where the last one left off, and its evidence ----------------------------
 

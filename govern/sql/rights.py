@@ -52,6 +52,8 @@ DELETE_SUBJECT_ROWS = {table: text(f"DELETE FROM {table} WHERE subject_id = :s")
 DELETE_DEVICE_TOKENS = text(
     "DELETE FROM api_tokens WHERE device_id IN (SELECT device_id FROM devices "
     "WHERE subject_id = :s)")
+# the subject's devices, whose tenant-less OsmAnd routes are retired before they go
+SUBJECT_DEVICE_IDS = text("SELECT device_id FROM devices WHERE tenant_id = :t AND subject_id = :s")
 DELETE_DEVICES = text("DELETE FROM devices WHERE subject_id = :s")
 DELETE_ZONES = text("DELETE FROM zones WHERE subject_id = :s")
 DELETE_DUTY_EVENTS = text("DELETE FROM duty_events WHERE subject_id = :s")

@@ -6,7 +6,7 @@ _COLUMNS = ("site_id, name, kind, geometry, radius_m, created_at, created_by, up
 
 GET_SITE = text(f"SELECT {_COLUMNS} FROM sites WHERE site_id = :s")
 LIST_SITES = text(f"SELECT {_COLUMNS} FROM sites ORDER BY name")
-DELETE_SITE = text("DELETE FROM sites WHERE site_id = :s")
+DELETE_SITE = text("DELETE FROM sites WHERE tenant_id = :t AND site_id = :s")
 
 
 def insert_site(area_expression: str):

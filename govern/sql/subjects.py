@@ -11,3 +11,4 @@ RECORD_DUTY = text("INSERT INTO duty_events (tenant_id, subject_id, at, on_duty)
 # routing table is across tenants and the app role cannot read it).
 CLAIM_DEVICE_ROUTE = text("SELECT govern_claim_device_route(:i, :d)")
 DEVICE_ROUTE = text("SELECT tenant_id, device_id FROM govern_device_route(:i)")
+RETIRE_DEVICE_ROUTES = text("SELECT govern_retire_device_routes(CAST(:d AS uuid[]))")

@@ -21,7 +21,6 @@ TOKEN_LOOKUP = text(
 
 # Token use and device contact are recorded on a connection of their own (its own short
 # transaction), so they stick even when the request itself only reads or fails.
-SCOPE_CONNECTION = text("SELECT set_config('govern.tenant_id', :t, true)")
 TOUCH_TOKEN = text("UPDATE api_tokens SET last_used_at = now() "
                    "WHERE tenant_id = :t AND token_id = :id")
 TOUCH_DEVICE = text("UPDATE devices SET last_seen_at = now() "

@@ -87,8 +87,8 @@ SUBJECT_PINGS = text(
     WINDOW w AS (ORDER BY p.t, p.device_id, p.client_key)
     ORDER BY p.t, p.device_id, p.client_key
     """.format(visible=zones.visible("p.subject_id", "ST_X(p.geom)", "ST_Y(p.geom)",
-                                      "p.precision_m", "p.t"),
-               near=zones.near("p.subject_id", "p.geom", ":near_m"))
+                                      "p.precision_m", "p.t", tenant="p.tenant_id"),
+               near=zones.near("p.subject_id", "p.geom", ":near_m", tenant="p.tenant_id"))
 )
 
 DELETE_FROM = text(
@@ -177,11 +177,28 @@ _BOX = "{lon} BETWEEN :xmin AND :xmax AND {lat} BETWEEN :ymin AND :ymax"
 
 
 def _reattribute(table: str, lon: str, lat: str, site: str) -> str:
-    return (f"UPDATE {table} SET {site} = govern_site_at({lon}, {lat}) "
-            f"WHERE ({site} = :site_id OR ({_BOX.format(lon=lon, lat=lat)})) "
-            f"AND {site} IS DISTINCT FROM govern_site_at({lon}, {lat})")
+    # the site lookup as a subquery naming the tenant, not govern_site_at(): Citus refuses
+    # STABLE functions with column references in an UPDATE, and routes the statement to the
+    # tenant's shard only when every table in it names the tenant
+    site_at = ("(SELECT x.site_id FROM sites x WHERE x.tenant_id = :tenant_id "
+               f"AND ST_Intersects(x.area, ST_SetSRID(ST_MakePoint({lon}, {lat}), 4326)) "
+               "ORDER BY ST_Area(x.area), x.site_id LIMIT 1)")
+    return (f"UPDATE {table} SET {site} = {site_at} "
+            f"WHERE {table}.tenant_id = :tenant_id "
+            f"AND ({site} = :site_id OR ({_BOX.format(lon=lon, lat=lat)})) "
+            f"AND {site} IS DISTINCT FROM {site_at}")
 
 
+# What ON DELETE SET NULL (site) does on PostgreSQL, said explicitly before a site is
+# deleted: `govern db distribute` drops that action from the foreign keys (Citus refuses it
+# on keys that include tenant_id).
+UNLINK_SITE = [
+    text("UPDATE stops SET site_id = NULL WHERE tenant_id = :tenant_id AND site_id = :site_id"),
+    text("UPDATE trips SET origin_site_id = NULL "
+         "WHERE tenant_id = :tenant_id AND origin_site_id = :site_id"),
+    text("UPDATE trips SET dest_site_id = NULL "
+         "WHERE tenant_id = :tenant_id AND dest_site_id = :site_id"),
+]
 REATTRIBUTE = [
     text(_reattribute("stops", "lon", "lat", "site_id")),
     text(_reattribute("trips", "origin_lon", "origin_lat", "origin_site_id")),
