@@ -52,12 +52,13 @@ def trips(config: Config, now: dt.datetime) -> dict:
     return {k: report[k] for k in ("tenants", "subjects", "pings", "stops", "trips")}
 
 
-def rollup_periods(config: Config, now: dt.datetime) -> dict:
-    """The heatmap of every closed ISO week and month, precomputed per resolution."""
-    from govern.domain.rollup_periods import build_all
+def release_basis(config: Config, now: dt.datetime) -> dict:
+    """Freeze the release basis of every settled day in advance (exact mode), so that an
+    analyst's first question over a closed period reads it instead of building it."""
+    from govern.domain.release import freeze_all
 
     owner, sessions = _engines(config)
-    return build_all(owner, sessions, now)
+    return freeze_all(owner, sessions, now)
 
 
 def heartbeat(config: Config, now: dt.datetime) -> dict:
@@ -70,5 +71,5 @@ JOBS: list[Job] = [
     Job("partitions", 3600, partitions),
     Job("retention", 900, retention),
     Job("trips", 300, trips),
-    Job("rollup_periods", 600, rollup_periods),
+    Job("release_basis", 600, release_basis),
 ]

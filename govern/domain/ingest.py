@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from govern.domain import diagnostics, rollup_periods
+from govern.domain import diagnostics
 from govern.domain.collection import effective_windows
 from govern.domain.policy import DEFAULT_POLICY
 from govern.ingest.validate import Ping, Skipped, validate_ping
@@ -284,12 +284,6 @@ def store(session: Session, tenant_id: uuid.UUID, device_id: uuid.UUID, ctx: Con
                      "battery": ping.battery, "activity": ping.activity,
                      "cell": cells[n] if cells else None,
                      "srv": ping.time_source == "server" or None})
-    if cells:
-        rolled = [a.ping.t for a, cell in zip(admitted, cells, strict=True) if cell is not None]
-        first = min(rolled, default=None)
-        if first is not None and rollup_periods.touches_closed_period(first, now):
-            # a late ping: unmark the built weeks and months it lands in, before its rollups
-            rollup_periods.invalidate(session, tenant_id, first, max(rolled))
     statement = sql.STORE_BATCH if ctx.zones_apply else sql.STORE_BATCH_NO_ZONES
     stored, zoned, _cells = session.execute(statement, {
         "tenant_id": tenant_id, "device_id": device_id, "subject_id": ctx.subject.subject_id,

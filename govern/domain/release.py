@@ -298,9 +298,9 @@ FREEZE_DAYS_BACK = 62  # the scheduler freezes settled days this far back at mos
 
 
 def freeze_settled(sessions, tenant_id: uuid.UUID, now: dt.datetime) -> int:
-    """The scheduler's part (with the rollup periods job): freeze every settled day of the
-    last FREEZE_DAYS_BACK that is not frozen yet, for both families, one transaction per
-    family, so a first release reads the basis instead of building it. Exact mode only."""
+    """The scheduler's part: freeze every settled day of the last FREEZE_DAYS_BACK that is
+    not frozen yet, for both families, one transaction per family, so a first release reads
+    the basis instead of building it. Exact mode only."""
     from govern.db import tenant_session
     from govern.domain.policy import current_policy
 
@@ -318,6 +318,17 @@ def freeze_settled(sessions, tenant_id: uuid.UUID, now: dt.datetime) -> int:
             s.execute(sql.LOCK, {"tenant_id": tenant_id, "family": family})
             frozen += freeze(s, tenant_id, family, first, last, now)
     return frozen
+
+
+def freeze_all(owner, sessions, now: dt.datetime) -> dict:
+    """The scheduler's `release_basis` job: every tenant's settled days (freeze_settled)."""
+    from govern.domain.tenants import tenant_ids
+
+    total = {"tenants": 0, "frozen_days": 0}
+    for tid in tenant_ids(owner):
+        total["tenants"] += 1
+        total["frozen_days"] += freeze_settled(sessions, tid, now)
+    return total
 
 
 def _freeze_travel_day(session: Session, tenant_id: uuid.UUID, day: dt.datetime,

@@ -10,16 +10,13 @@ import h3.api.basic_int as h3
 from sqlalchemy.orm import Session
 
 from govern.auth import Principal
-from govern.domain import audit, release, rollup_periods
+from govern.domain import audit, release
 from govern.domain.policy import current_policy
-from govern.policy import release as rules
-from govern.policy.cutoffs import aggregate_window_start
 from govern.privacy import dp
 from govern.sql import dp as dp_sql
 from govern.sql import reports as sql
 
 RESOLUTIONS = (5, 6, 7, 8, 9)
-aligned_period = rules.aligned_period  # the period rule lives in govern.policy.release
 
 
 def heatmap(session: Session, principal: Principal, t_from: dt.datetime, t_to: dt.datetime,
@@ -81,23 +78,6 @@ def contributions(session: Session, t_from: dt.datetime, t_to: dt.datetime, reso
         key = (r.subject_id, r.day, cell)
         per[key] = per.get(key, 0) + r.pings
     return [dp.Contribution(s, d, str(c), {"pings": n}) for (s, d, c), n in per.items()]
-
-
-def heatmap_rows(session: Session, policy: dict, t_from: dt.datetime, t_to: dt.datetime,
-                 resolution: int, now: dt.datetime | None = None) -> list:
-    """Per cell: pings, subjects, min_day_subjects. A built week or month is read as it was
-    precomputed; anything else from the hourly rollups. Never anything past the tenant's
-    aggregate retention, whether the retention job has deleted it yet or not."""
-    cutoff = aggregate_window_start(policy["aggregate_retention_days"],
-                                    now or dt.datetime.now(dt.UTC))
-    period = aligned_period(t_from, t_to)
-    if period in ("week", "month") and t_from >= cutoff:
-        rows = rollup_periods.period_cells(session, period, t_from.astimezone(dt.UTC),
-                                           resolution)
-        if rows is not None:
-            return rows
-    return session.execute(sql.heatmap(resolution),
-                           {"t_from": max(t_from, cutoff), "t_to": t_to}).all()
 
 
 def cell_polygon(cell: int) -> list[list[float]]:

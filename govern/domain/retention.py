@@ -41,7 +41,6 @@ from govern.domain.zone_sweeps import sweep_new_zones, sweep_subject_zones
 from govern.models import Purpose
 from govern.policy.cutoffs import aggregate_window_start, window_start
 from govern.sql import consent as consent_sql
-from govern.sql import reports as reports_sql
 from govern.sql import retention as sql
 
 # what callers and tests have always imported from here
@@ -208,8 +207,7 @@ def _age_rollups(sessions, tenant_id, now, days, run: TenantRun, batch, budget) 
         n = delete_in_batches(sessions, tenant_id, sql.AGE_ROLLUPS,
                               {"tenant_id": tenant_id, "cutoff": cutoff, "batch": batch},
                               batch, budget)
-        with tenant_session(sessions, tenant_id) as s:  # weeks and months reaching past it
-            s.execute(reports_sql.EXPIRE_PERIODS, {"cutoff": cutoff})
+        with tenant_session(sessions, tenant_id) as s:
             release.expire(s, now, days)  # released answers and their basis, whole days
     if n:
         run.entries.append(Entry("rollups", None, cutoff, 0, n))

@@ -1,19 +1,8 @@
-"""Calendar periods in UTC: the ISO week (Monday to Monday) and the month an instant lies in."""
+"""Calendar periods in UTC."""
 
 from __future__ import annotations
 
 import datetime as dt
-
-
-def week_start(t: dt.datetime) -> dt.datetime:
-    """Monday 00:00 UTC of the ISO week holding t."""
-    d = t.astimezone(dt.UTC).date()
-    return dt.datetime.combine(d - dt.timedelta(days=d.weekday()), dt.time(0), dt.UTC)
-
-
-def month_start(t: dt.datetime) -> dt.datetime:
-    d = t.astimezone(dt.UTC).date()
-    return dt.datetime(d.year, d.month, 1, tzinfo=dt.UTC)
 
 
 def next_month(start: dt.datetime) -> dt.datetime:

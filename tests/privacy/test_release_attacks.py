@@ -24,6 +24,7 @@ from govern.auth import Principal
 from govern.db import tenant_session
 from govern.domain import consents, release, reports, travel_reports
 from govern.errors import status_of
+from govern.jobs import JOBS
 from govern.exceptions import GovernError
 
 UTC = dt.UTC
@@ -606,3 +607,21 @@ def test_the_scheduler_freezes_settled_days_only(tenant, sessions, superuser):
     assert release.freeze_settled(sessions, tenant.tenant_id, now) == 0  # once
     world.ping("late", MONDAY + 11 * HOUR, nine(C1))  # after the scheduler froze Monday
     assert world.heatmap(MONDAY, MONDAY + DAY, 9, now + DAY)[nine(C1)] == (18, 6)
+
+
+def test_the_release_basis_job_freezes_every_exact_tenant_and_no_private_one(
+        make_tenant, sessions, owner, superuser):
+    exact = World(make_tenant("exact"), sessions)
+    private = World(make_tenant("private"), sessions, dp_epsilon_per_query=0.5,
+                    dp_epsilon_per_day=2.0)
+    for world in (exact, private):
+        crowd(world, 6, nine(C1), [MONDAY], world.tenant.tenant_id.hex[:6])
+    now = MONDAY + 2 * DAY + 23 * HOUR
+    assert "release_basis" in {job.name for job in JOBS}
+    report = release.freeze_all(owner, sessions, now)
+    assert report["frozen_days"] == 2 * release.FREEZE_DAYS_BACK  # the exact tenant's only
+    frozen = dict(superuser.execute(
+        "SELECT tenant_id, count(*) FROM release_days WHERE tenant_id = ANY(%s) "
+        "GROUP BY tenant_id", ([exact.tenant.tenant_id, private.tenant.tenant_id],)).fetchall())
+    assert frozen == {exact.tenant.tenant_id: 2 * release.FREEZE_DAYS_BACK}
+    assert release.freeze_all(owner, sessions, now)["frozen_days"] == 0
