@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from govern.clock import SystemClock
 from govern.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -277,7 +278,8 @@ def subject_export(subject_id, tenant_id, out_path):
 
     sessions = _owner_sessions(_config())
     with open(out_path, "wb") as fh, tqdm(desc="export", unit=" pings", disable=None) as bar:
-        for chunk in export_bundle(sessions, tenant_id, subject_id, on_rows=bar.update):
+        for chunk in export_bundle(sessions, tenant_id, subject_id, SystemClock().now(),
+                                   on_rows=bar.update):
             fh.write(chunk)
     click.echo(json.dumps({"subject_id": str(subject_id), "written": out_path}))
 
@@ -301,7 +303,7 @@ def subject_erase(subject_id, tenant_id, request_id, yes):
     try:
         with tqdm(desc="erase", unit=" pings", disable=None) as bar:
             result = erase_subject(sessions, tenant_id, subject_id, "cli", request_id=request_id,
-                                   on_batch=bar.update)
+                                   on_batch=bar.update, now=SystemClock().now())
     except GovernError as exc:
         raise click.ClickException(exc.message) from exc
     click.echo(json.dumps(result, default=str, indent=2))

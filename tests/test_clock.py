@@ -85,3 +85,32 @@ def test_an_instants_run_moves_both_clocks_to_its_instant(superuser):
     db_now = superuser.execute("SELECT now()").fetchone()[0]
     for now in (SystemClock().now(), db_now):
         assert at <= now < at + dt.timedelta(hours=3), (name, now)
+
+
+def test_requests_and_holds_are_judged_against_the_apps_clock(clocked, make_tenant,
+                                                              make_tracked):
+    """Whether a request is overdue, whether a received_at lies in the future and whether a
+    hold is in force follow the app's clock, not the machine's."""
+    app, clock = clocked
+    handle = make_tenant("clocked-rights")
+    tracked = make_tracked(handle)
+    owner = TenantHandle(handle.tenant_id, handle.owner_token, handle.owner_member_id,
+                         app.test_client())
+    start = clock.now()
+    ahead = (start + dt.timedelta(days=2)).isoformat()
+    refused = owner.post("/v1/requests", {"subject_id": str(tracked.subject_id),
+                                          "kind": "access", "received_at": ahead})
+    assert refused.status_code == 422, refused.get_json()
+    req = owner.post("/v1/requests", {"subject_id": str(tracked.subject_id),
+                                      "kind": "access"}).get_json()
+    hold = owner.post("/v1/legal-holds", {"reason": "case 7",
+                                          "subject_id": str(tracked.subject_id),
+                                          "ends_at": ahead}).get_json()
+    assert not req["overdue"] and hold["active"], (req, hold)
+    clock.set(start + dt.timedelta(days=31))
+    assert owner.get(f"/v1/requests/{req['request_id']}").get_json()["overdue"]
+    assert not owner.get(f"/v1/legal-holds/{hold['hold_id']}").get_json()["active"]
+    clock.set(start + dt.timedelta(days=3))  # received_at is two days behind now
+    accepted = owner.post("/v1/requests", {"subject_id": str(tracked.subject_id),
+                                           "kind": "access", "received_at": ahead})
+    assert accepted.status_code == 201, accepted.get_json()

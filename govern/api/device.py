@@ -89,6 +89,7 @@ def subject_request(body):
     ctx = actor_kwargs()
     req = rights.create_request(db(), p.tenant_id, ctx["actor"], subject_id=p.subject_id,
                                 kind=body["kind"], source="device", note=body["note"],
+                                now=request_now(),
                                 due_days=current_app.config["GOVERN"].request_due_days,
                                 request_id=ctx["request_id"])
     commit()

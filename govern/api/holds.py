@@ -6,7 +6,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from govern.api.auth import require_member
-from govern.api.common import actor_kwargs, commit, db
+from govern.api.common import actor_kwargs, commit, db, request_now
 from govern.api.schemas import Instant
 from govern.domain import holds
 
@@ -46,7 +46,7 @@ class HoldListSchema(Schema):
 @blp.arguments(HoldQuery, location="query")
 @blp.response(200, HoldListSchema)
 def list_holds(query):
-    return {"legal_holds": holds.list_holds(db(), query["subject_id"])}
+    return {"legal_holds": holds.list_holds(db(), query["subject_id"], request_now())}
 
 
 @blp.route("", methods=["POST"])
@@ -58,7 +58,8 @@ def create_hold(body):
     ctx = actor_kwargs()
     hold = holds.create_hold(db(), ctx["tenant_id"], ctx["actor"], reason=body["reason"],
                              subject_id=body["subject_id"], starts_at=body["starts_at"],
-                             ends_at=body["ends_at"], request_id=ctx["request_id"])
+                             ends_at=body["ends_at"], now=request_now(),
+                             request_id=ctx["request_id"])
     commit()
     return hold
 
@@ -67,7 +68,7 @@ def create_hold(body):
 @require_member(*READERS)
 @blp.response(200, HoldSchema)
 def get_hold(hold_id):
-    return holds.get_hold(db(), hold_id)
+    return holds.get_hold(db(), hold_id, request_now())
 
 
 @blp.route("/<uuid:hold_id>/end", methods=["POST"])
@@ -78,6 +79,6 @@ def end_hold(body, hold_id):
     """End a hold (now, or at ends_at); what it paused is applied at the next retention run."""
     ctx = actor_kwargs()
     hold = holds.end_hold(db(), ctx["tenant_id"], ctx["actor"], hold_id, body["ends_at"],
-                          ctx["request_id"])
+                          request_now(), ctx["request_id"])
     commit()
     return hold

@@ -7,7 +7,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from govern.api.auth import require_member
-from govern.api.common import actor_kwargs, commit, db
+from govern.api.common import actor_kwargs, commit, db, request_now
 from govern.api.schemas import Instant, refuse_future
 from govern.domain import rights
 
@@ -58,7 +58,7 @@ class ErasureSchema(Schema):
 @blp.response(200, RequestListSchema)
 def list_requests(query):
     """Requests by due date; ?overdue=true lists the open ones past it."""
-    return {"requests": rights.list_requests(db(), overdue=query["overdue"],
+    return {"requests": rights.list_requests(db(), request_now(), overdue=query["overdue"],
                                              status=query["status"],
                                              subject_id=query["subject_id"])}
 
@@ -72,7 +72,7 @@ def create_request(body):
     ctx = actor_kwargs()
     req = rights.create_request(
         db(), ctx["tenant_id"], ctx["actor"], subject_id=body["subject_id"], kind=body["kind"],
-        source="admin", note=body["note"], received_at=body["received_at"],
+        source="admin", note=body["note"], received_at=body["received_at"], now=request_now(),
         due_days=current_app.config["GOVERN"].request_due_days, request_id=ctx["request_id"])
     commit()
     return req
@@ -82,7 +82,7 @@ def create_request(body):
 @require_member(*READERS)
 @blp.response(200, RequestSchema)
 def get_request(request_id):
-    return rights.get_request(db(), request_id)
+    return rights.get_request(db(), request_id, request_now())
 
 
 @blp.route("/<uuid:request_id>/bundle")
@@ -91,13 +91,14 @@ def get_request(request_id):
 def access_bundle(request_id):
     """Fulfil an access request: a zip of everything held about the subject, streamed."""
     ctx = actor_kwargs()
-    req = rights.open_request(db(), request_id, "access")
+    now = request_now()
+    req = rights.open_request(db(), request_id, "access", now)
     counts = rights.export_counts(db(), req["subject_id"])
     rights.complete_request(db(), ctx["tenant_id"], ctx["actor"], request_id,
-                            {"exported": counts})
+                            {"exported": counts}, now)
     commit()
     sessions = current_app.extensions["govern"].sessions
-    stream = rights.export_bundle(sessions, ctx["tenant_id"], req["subject_id"])
+    stream = rights.export_bundle(sessions, ctx["tenant_id"], req["subject_id"], now)
     resp = Response(stream_with_context(stream), mimetype="application/zip")
     resp.headers["Content-Disposition"] = (
         f"attachment; filename=subject-{req['subject_id']}.zip")
@@ -110,8 +111,9 @@ def access_bundle(request_id):
 def erase(request_id):
     """Fulfil an erasure request. Refused with 409 while a legal hold applies."""
     ctx = actor_kwargs()
-    req = rights.open_request(db(), request_id, "erasure")
+    now = request_now()
+    req = rights.open_request(db(), request_id, "erasure", now)
     db().rollback()  # erasure runs in its own bounded transactions
     sessions = current_app.extensions["govern"].sessions
     return rights.erase_subject(sessions, ctx["tenant_id"], req["subject_id"], ctx["actor"],
-                                request_id=request_id)
+                                request_id=request_id, now=now)

@@ -6,6 +6,7 @@ import datetime as dt
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from govern.api.common import request_now
 from govern.models import ROLES
 
 SLUG = validate.Regexp(r"^[a-z][a-z0-9_]{1,63}$",
@@ -42,8 +43,9 @@ class Instant(fields.AwareDateTime):
 
 
 def refuse_future(value: dt.datetime, skew: dt.timedelta = dt.timedelta(minutes=5)) -> None:
-    """For instants that record something that has happened (a request received)."""
-    if value > dt.datetime.now(dt.UTC) + skew:
+    """For instants that record something that has happened (a request received): judged
+    by the app's clock, as every other decision of the request."""
+    if value > request_now() + skew:
         raise ValidationError("may not be in the future")
 
 

@@ -20,16 +20,15 @@ def _view(row, now: dt.datetime) -> dict:
     return d
 
 
-def is_held(session: Session, subject_id: uuid.UUID, now: dt.datetime | None = None) -> bool:
+def is_held(session: Session, subject_id: uuid.UUID, now: dt.datetime) -> bool:
     """True while a hold on the subject or on the whole tenant is in force."""
-    now = now or dt.datetime.now(dt.UTC)
     return bool(session.execute(sql.IS_HELD, {"s": subject_id, "now": now}).scalar())
 
 
 def create_hold(session: Session, tenant_id: uuid.UUID, actor: str, *, reason: str,
                 subject_id: uuid.UUID | None, starts_at: dt.datetime | None,
-                ends_at: dt.datetime | None, request_id: str | None = None) -> dict:
-    now = dt.datetime.now(dt.UTC)
+                ends_at: dt.datetime | None, now: dt.datetime,
+                request_id: str | None = None) -> dict:
     starts_at = starts_at or now
     if ends_at is not None and ends_at <= starts_at:
         raise Invalid("ends_at must be after starts_at.", {"ends_at": ["must be after starts_at"]})
@@ -45,24 +44,23 @@ def create_hold(session: Session, tenant_id: uuid.UUID, actor: str, *, reason: s
     return _view(row, now)
 
 
-def list_holds(session: Session, subject_id: uuid.UUID | None = None) -> list[dict]:
-    now = dt.datetime.now(dt.UTC)
+def list_holds(session: Session, subject_id: uuid.UUID | None, now: dt.datetime) -> list[dict]:
     rows = session.execute(sql.LIST_HOLDS, {"s": subject_id}).all()
     return [_view(r, now) for r in rows]
 
 
-def get_hold(session: Session, hold_id: uuid.UUID) -> dict:
+def get_hold(session: Session, hold_id: uuid.UUID, now: dt.datetime) -> dict:
     row = session.execute(sql.GET_HOLD, {"h": hold_id}).first()
     if row is None:
         raise NotFound("legal hold")
-    return _view(row, dt.datetime.now(dt.UTC))
+    return _view(row, now)
 
 
 def end_hold(session: Session, tenant_id: uuid.UUID, actor: str, hold_id: uuid.UUID,
-             ends_at: dt.datetime | None = None, request_id: str | None = None) -> dict:
+             ends_at: dt.datetime | None, now: dt.datetime,
+             request_id: str | None = None) -> dict:
     """End a hold now (or at `ends_at`); what it paused is applied at the next run."""
-    hold = get_hold(session, hold_id)
-    now = dt.datetime.now(dt.UTC)
+    hold = get_hold(session, hold_id, now)
     ends_at = ends_at or now
     if hold["ends_at"] is not None and hold["ends_at"] <= now:
         raise Conflict("This hold has already ended.", "hold_ended")
@@ -72,4 +70,4 @@ def end_hold(session: Session, tenant_id: uuid.UUID, actor: str, hold_id: uuid.U
     audit.record(session, tenant_id, actor, "legal_hold.end", target_type="legal_hold",
                  target_id=hold_id, subject_id=hold["subject_id"], request_id=request_id,
                  details={"ends_at": ends_at})
-    return get_hold(session, hold_id)
+    return get_hold(session, hold_id, now)

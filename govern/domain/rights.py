@@ -35,10 +35,10 @@ def _request_view(row, now: dt.datetime) -> dict:
 
 def create_request(session: Session, tenant_id: uuid.UUID, actor: str, *, subject_id,
                    kind: str, source: str, note: str | None = None,
-                   due_days: int = DEFAULT_DUE_DAYS, received_at: dt.datetime | None = None,
-                   request_id: str | None = None) -> dict:
+                   now: dt.datetime, due_days: int = DEFAULT_DUE_DAYS,
+                   received_at: dt.datetime | None = None, request_id: str | None = None) -> dict:
     get_subject(session, subject_id)
-    received_at = received_at or dt.datetime.now(dt.UTC)
+    received_at = received_at or now
     rid = uuid.uuid4()
     row = session.execute(sql.CREATE_REQUEST, {
         "t": tenant_id, "r": rid, "s": subject_id, "k": kind, "src": source,
@@ -47,37 +47,37 @@ def create_request(session: Session, tenant_id: uuid.UUID, actor: str, *, subjec
     audit.record(session, tenant_id, actor, f"request.{kind}", target_type="subject_request",
                  target_id=rid, subject_id=subject_id, request_id=request_id,
                  details={"source": source, "due_at": row.due_at})
-    return _request_view(row, dt.datetime.now(dt.UTC))
+    return _request_view(row, now)
 
 
-def get_request(session: Session, request_id: uuid.UUID) -> dict:
+def get_request(session: Session, request_id: uuid.UUID, now: dt.datetime) -> dict:
     row = session.execute(sql.GET_REQUEST, {"r": request_id}).first()
     if row is None:
         raise NotFound("request")
-    return _request_view(row, dt.datetime.now(dt.UTC))
+    return _request_view(row, now)
 
 
-def list_requests(session: Session, *, overdue: bool | None = None, status: str | None = None,
-                  subject_id=None) -> list[dict]:
-    now = dt.datetime.now(dt.UTC)
+def list_requests(session: Session, now: dt.datetime, *, overdue: bool | None = None,
+                  status: str | None = None, subject_id=None) -> list[dict]:
     rows = session.execute(sql.LIST_REQUESTS, {
         "status": status, "s": subject_id, "overdue": bool(overdue), "now": now}).all()
     return [_request_view(r, now) for r in rows]
 
 
 def complete_request(session: Session, tenant_id, actor: str, request_id: uuid.UUID,
-                     evidence: dict, status: str = "completed") -> dict:
+                     evidence: dict, now: dt.datetime, status: str = "completed") -> dict:
     session.execute(sql.COMPLETE_REQUEST, {
         "st": status, "e": jsontext.dumps(evidence), "r": request_id})
-    req = get_request(session, request_id)
+    req = get_request(session, request_id, now)
     audit.record(session, tenant_id, actor, f"request.{status}",
                  target_type="subject_request", target_id=request_id,
                  subject_id=req["subject_id"], details={"kind": req["kind"], **evidence})
     return req
 
 
-def open_request(session: Session, request_id: uuid.UUID, kind: str) -> dict:
-    req = get_request(session, request_id)
+def open_request(session: Session, request_id: uuid.UUID, kind: str,
+                 now: dt.datetime) -> dict:
+    req = get_request(session, request_id, now)
     if req["kind"] != kind:
         raise Conflict(f"This is an {req['kind']} request, not {kind}.", "wrong_kind")
     if req["status"] != "open":
@@ -90,11 +90,10 @@ def open_request(session: Session, request_id: uuid.UUID, kind: str) -> dict:
 def erase_subject(sessions: sessionmaker, tenant_id: uuid.UUID, subject_id: uuid.UUID,
                   actor: str, *, request_id: uuid.UUID | None = None,
                   on_batch: Callable[[int], None] | None = None,
-                  now: dt.datetime | None = None) -> dict:
+                  now: dt.datetime) -> dict:
     """Delete the subject's pings (in batches), trips, devices, tokens, zones, duty history,
     and the consent ledger unless the tenant keeps proof of consent; scrub the subject and
     leave a tombstone. Refused while a legal hold applies. Rollups (aggregates) stay."""
-    now = now or dt.datetime.now(dt.UTC)
     with tenant_session(sessions, tenant_id) as s:
         subject = get_subject(s, subject_id)
         if subject.erased_at is not None:
@@ -138,7 +137,7 @@ def erase_subject(sessions: sessionmaker, tenant_id: uuid.UUID, subject_id: uuid
                               "request_id": str(request_id) if request_id else None})
         if request_id is not None:
             complete_request(s, tenant_id, actor, request_id,
-                             {"erased_at": now, "counts": counts})
+                             {"erased_at": now, "counts": counts}, now)
     return {"subject_id": str(subject_id), "erased_at": now, "counts": counts,
             "consent_ledger_kept": keep_ledger}
 
@@ -194,11 +193,11 @@ requests.json     your access and erasure requests
 
 
 def export_bundle(sessions: sessionmaker, tenant_id: uuid.UUID, subject_id: uuid.UUID,
+                  now: dt.datetime,
                   on_rows: Callable[[int], None] | None = None) -> Iterator[bytes]:
     """Stream a zip of everything held about the subject; pings are read with a server-side
     cursor and written as they come, so a million-ping subject never sits in memory."""
     sink = _Sink()
-    now = dt.datetime.now(dt.UTC)
     with tenant_session(sessions, tenant_id) as s, \
             zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         subject = get_subject(s, subject_id)
@@ -255,7 +254,7 @@ def export_bundle(sessions: sessionmaker, tenant_id: uuid.UUID, subject_id: uuid
         disclosures = [dict(r._mapping)
                        for r in s.execute(sql.EXPORT_DISCLOSURES, {"s": subject_id})]
         zf.writestr("disclosures.json", _json(disclosures))
-        zf.writestr("requests.json", _json(list_requests(s, subject_id=subject_id)))
+        zf.writestr("requests.json", _json(list_requests(s, now, subject_id=subject_id)))
         if has_trips:
             for table in ("trips", "stops"):
                 rows = [dict(r._mapping)

@@ -131,7 +131,8 @@ def test_osmand_without_timestamp_is_stored_at_receipt_and_marked_in_the_export(
 
     sessions = tenant.client.application.extensions["govern"].sessions
     zf = zipfile.ZipFile(io.BytesIO(b"".join(export_bundle(sessions, tenant.tenant_id,
-                                                           tracked.subject_id))))
+                                                           tracked.subject_id,
+                                                           dt.datetime.now(dt.UTC)))))
     features = json.loads(zf.read("pings.geojson"))["features"]
     assert [f["properties"]["time_source"] for f in features] == ["server"]
 

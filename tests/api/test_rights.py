@@ -144,7 +144,8 @@ def test_export_streams_in_chunks(sessions, tenant, make_tracked, superuser):
         "precision_m, geom) SELECT %s, %s, %s, now() - k * interval '1 second', k::text, 1, 10,"
         " ST_SetSRID(ST_MakePoint(13.4, 52.5), 4326) FROM generate_series(1, 12000) k",
         (tenant.tenant_id, tracked.device_id, tracked.subject_id))
-    chunks = list(export_bundle(sessions, tenant.tenant_id, tracked.subject_id))
+    chunks = list(export_bundle(sessions, tenant.tenant_id, tracked.subject_id,
+                                dt.datetime.now(dt.UTC)))
     assert len([c for c in chunks if c]) >= 3
     zf = zipfile.ZipFile(io.BytesIO(b"".join(chunks)))
     assert len(json.loads(zf.read("pings.geojson"))["features"]) == 12000

@@ -1,5 +1,6 @@
 """The audit chain detects an edit, a deletion and a reorder; refused writes are audited."""
 
+import datetime as dt
 import uuid
 
 import pytest
@@ -137,7 +138,8 @@ def test_the_log_reads_with_names_resolved_now_and_filters_by_them(tenant, sessi
     assert tenant.get("/v1/audit?member=%25", token=auditor).get_json()["entries"] == []
 
     # erased: its entries stay (the chain is append-only) but no longer name the subject
-    erase_subject(sessions, tenant.tenant_id, uuid.UUID(subject["subject_id"]), "cli")
+    erase_subject(sessions, tenant.tenant_id, uuid.UUID(subject["subject_id"]), "cli",
+                  now=dt.datetime.now(dt.UTC))
     again = tenant.get(f"/v1/audit?subject_id={subject['subject_id']}&action=consent",
                        token=auditor).get_json()["entries"]
     assert again and {e["subject_ref"] for e in again} == {f"erased-{subject['subject_id']}"}

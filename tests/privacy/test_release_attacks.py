@@ -24,8 +24,8 @@ from govern.auth import Principal
 from govern.db import tenant_session
 from govern.domain import consents, release, reports, travel_reports
 from govern.errors import status_of
-from govern.jobs import JOBS
 from govern.exceptions import GovernError
+from govern.jobs import JOBS
 
 UTC = dt.UTC
 DAY = dt.timedelta(days=1)
