@@ -223,8 +223,10 @@ def _complementary(session: Session, tenant_id: uuid.UUID, spec: ExactSpec,
     span = session.execute(sql.SPAN, {"family": spec.family, "t_from": t_from,
                                       "t_to": t_to}).one()
     while pending:
+        session.execute(sql.HASHED_REGIONS)
         regions = [rules.Region(frozenset(r.groups), r.subjects) for r in session.execute(
             sql.REGIONS[spec.family], {"lo": span.lo, "hi": span.hi})]
+        session.execute(sql.PLANNED_AS_USUAL)
         withhold = rules.complementary(regions, pending, k)
         if not withhold:
             if any(0 < r.subjects < k for r in regions):

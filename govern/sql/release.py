@@ -121,6 +121,13 @@ _TRAVEL_MEMBERSHIP = f"""
     WHERE a.bucket >= :lo AND a.bucket < :hi
 """
 
+# The regions are a set-wise join of every atom in the span with the groups it lies in. Just
+# inserted, the pending groups have no statistics, so the planner takes them for one row and
+# loops over them, scanning the span's atoms once per group (measured: 23 s for 3,572 groups
+# over a week of 2.3 million pings, against well under a second hashed).
+HASHED_REGIONS = text("SET LOCAL enable_nestloop = off")
+PLANNED_AS_USUAL = text("SET LOCAL enable_nestloop TO DEFAULT")
+
 REGIONS = {
     "heatmap": text(_REGIONS.format(membership=_CELL_MEMBERSHIP, atom="cell",
                                     table="release_cell_atoms")),

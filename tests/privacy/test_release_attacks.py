@@ -625,3 +625,13 @@ def test_the_release_basis_job_freezes_every_exact_tenant_and_no_private_one(
         "GROUP BY tenant_id", ([exact.tenant.tenant_id, private.tenant.tenant_id],)).fetchall())
     assert frozen == {exact.tenant.tenant_id: 2 * release.FREEZE_DAYS_BACK}
     assert release.freeze_all(owner, sessions, now)["frozen_days"] == 0
+
+
+def test_a_first_release_leaves_the_planner_as_it_found_it(tenant, sessions):
+    """The complementary check hashes its joins (enable_nestloop off) for its own statement
+    only: the rest of the request's transaction plans as usual."""
+    world = World(tenant, sessions)
+    crowd(world, 6, nine(C1), [MONDAY], "crowd")
+    with world.session() as s:
+        rows = reports.heatmap(s, world.principal, MONDAY, MONDAY + DAY, 9, now=LATER).rows
+        assert rows and s.execute(text("SHOW enable_nestloop")).scalar() == "on"
