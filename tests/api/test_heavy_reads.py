@@ -116,8 +116,9 @@ def test_a_third_concurrent_read_is_refused_while_another_tenants_read_runs(
         for t in threads:
             t.start()
         _wait_for(lambda: superuser.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-            "AND wait_event = 'advisory' AND query LIKE 'INSERT INTO audit_log%'"
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND wait_event = 'advisory' "
+            "AND query LIKE 'INSERT INTO audit_log%'"
         ).fetchone()[0] == 2)
         third = _track(noisy, app.test_client())
         assert third.status_code == 429, third.get_json()
