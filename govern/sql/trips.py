@@ -158,13 +158,14 @@ SET_DESTINATION = text(
     """
 )
 
+# EXCLUDED.last_run_at is the transaction's now() (Citus refuses now() itself in DO UPDATE)
 SAVE_WATERMARK = text(
     """
     INSERT INTO trip_builds AS b (tenant_id, received_until, last_run_at, subjects, pings)
     VALUES (:tenant_id, :horizon, now(), :subjects, :pings)
     ON CONFLICT (tenant_id) DO UPDATE SET
       received_until = greatest(b.received_until, EXCLUDED.received_until),
-      last_run_at = now(), subjects = b.subjects + EXCLUDED.subjects,
+      last_run_at = EXCLUDED.last_run_at, subjects = b.subjects + EXCLUDED.subjects,
       pings = b.pings + EXCLUDED.pings
     """
 )
