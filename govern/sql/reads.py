@@ -3,7 +3,7 @@ coarsens to the purpose's precision, whatever the scheduler has or has not done 
 
 from sqlalchemy import text
 
-from govern.sql import consent, zones
+from govern.sql import consent, trips, zones
 
 # A zone drawn after pings were stored hides them from reads at once (the cell the stored
 # point stands for is tested); the next retention run deletes them (govern.sql.retention).
@@ -83,11 +83,11 @@ SUBJECT_TRIPS = text(
            (x.started_at AT TIME ZONE :tz)::date AS day,
            ST_X(o.g) AS origin_lon, ST_Y(o.g) AS origin_lat,
            (SELECT name FROM sites WHERE tenant_id = :tenant_id
-                                    AND site_id = govern_site_at(ST_X(o.g), ST_Y(o.g)))
+                                    AND site_id = ({trips.site_at("ST_X(o.g)", "ST_Y(o.g)")}))
              AS origin_site,
            ST_X(d.g) AS dest_lon, ST_Y(d.g) AS dest_lat,
            (SELECT name FROM sites WHERE tenant_id = :tenant_id
-                                    AND site_id = govern_site_at(ST_X(d.g), ST_Y(d.g)))
+                                    AND site_id = ({trips.site_at("ST_X(d.g)", "ST_Y(d.g)")}))
              AS dest_site,
            greatest(x.precision_m, :precision) AS precision_m
     FROM trips x
