@@ -274,7 +274,9 @@ def usable_params(session: Session, now: dt.datetime,
 
     purposes = session.scalars(select(Purpose).where(Purpose.aggregate_use,
                                                      Purpose.archived_at.is_(None))).all()
-    params = {"now": now, "free_bits": 0, "c_bits": [], "c_ids": [],
+    # the session's tenant, named by the statements (Citus routes them to its shard)
+    params = {"tenant_id": session.info.get("tenant_id"), "now": now, "free_bits": 0,
+              "c_bits": [], "c_ids": [],
               "a_bits": [p.bit for p in purposes], "a_ids": [p.purpose_id for p in purposes]}
     for p in purposes:
         if p.requires_consent:
@@ -325,9 +327,13 @@ def _freeze_travel_day(session: Session, tenant_id: uuid.UUID, day: dt.datetime,
     from govern.sql import travel_reports as trips_sql
 
     cases, params = usable_params(session, now, day if aligned else None)
-    return session.execute(trips_sql.freeze_travel_basis(cases), {
-        **params, "tenant_id": tenant_id, "t_from": day,
-        "t_to": day + rules.DAY}).rowcount
+    rows = session.execute(trips_sql.freeze_travel_basis(cases), {
+        **params, "tenant_id": tenant_id, "t_from": day, "t_to": day + rules.DAY}).all()
+    if rows:
+        session.execute(trips_sql.SAVE_TRAVEL_ATOMS, {
+            "tenant_id": tenant_id, "t_from": day,
+            **{c: [getattr(r, c) for r in rows] for c in trips_sql.TRAVEL_ATOM_COLUMNS}})
+    return len(rows)
 
 
 def expire(session: Session, now: dt.datetime, retention_days: int) -> None:

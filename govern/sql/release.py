@@ -23,18 +23,18 @@ MARK_FROZEN = text(
 )
 
 # The heatmap basis of one UTC day: the hourly rollups summed per resolution-9 cell. Late
-# pings that reach the rollups afterwards are in no release. The rollups name the tenant so
-# Citus runs the INSERT ... SELECT on the tenant's shard (not as a COPY through the
-# coordinator, which row-level security refuses).
+# pings that reach the rollups afterwards are in no release. The rollups name the tenant and
+# the rows take it from them, so Citus runs the INSERT ... SELECT on the tenant's shard (not
+# as a COPY through the coordinator, which row-level security refuses).
 FREEZE_CELLS = text(
     """
     INSERT INTO release_cell_atoms (tenant_id, bucket, cell, r8, r7, r6, r5, pings, subjects)
-    SELECT :tenant_id, :day, cell, min(r8), min(r7), min(r6), min(r5), sum(pings),
+    SELECT tenant_id, :day, cell, min(r8), min(r7), min(r6), min(r5), sum(pings),
            hll_union_agg(subjects)
     FROM rollups
     WHERE tenant_id = :tenant_id
       AND bucket >= :day AND bucket < :day + interval '1 day' AND bucket >= :cutoff
-    GROUP BY cell
+    GROUP BY tenant_id, cell
     """
 )
 

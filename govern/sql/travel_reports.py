@@ -14,7 +14,9 @@ def _usable(window_cases: int) -> str:
     needed) and a filter expression on alias x: some aggregate purpose in the record's mask
     that the subject serves now and whose window the record's start has not left. `ok` is
     materialized: inlined, its consent look-ups ran once per record (measured on the DP
-    heatmap's pings: 225,000 look-ups, 7.6 s of a 10 s query)."""
+    heatmap's pings: 225,000 look-ups, 7.6 s of a 10 s query). Every table names the tenant
+    (`:tenant_id`): Citus runs the statement on the tenant's shard only so, and refuses its
+    correlated subqueries beside unnest() otherwise."""
     cases = " ".join(f"WHEN x.started_at > :wc{i} THEN CAST(:wm{i} AS bigint)"
                      for i in range(window_cases))
     window = f"(CASE {cases} ELSE 0 END)" if window_cases else "0"
@@ -29,9 +31,9 @@ def _usable(window_cases: int) -> str:
         ARRAY(SELECT {withdrawn}
               FROM unnest(CAST(:a_ids AS uuid[])) WITH ORDINALITY AS r(pid, i)
               ORDER BY r.i) AS cuts
-      FROM subjects s
-    )""".format(granted=consent.granted_at("s.tenant_id", "s.subject_id", "r.pid", ":now"),
-               withdrawn=consent.withdrawn_until("s.tenant_id", "s.subject_id", "r.pid", ":now"))
+      FROM subjects s WHERE s.tenant_id = :tenant_id
+    )""".format(granted=consent.granted_at(":tenant_id", "s.subject_id", "r.pid", ":now"),
+               withdrawn=consent.withdrawn_until(":tenant_id", "s.subject_id", "r.pid", ":now"))
     withdrawn = ("coalesce((SELECT bit_or(1::bigint << r.bit) FROM unnest("
                  "CAST(:a_bits AS int[]), ok.cuts) AS r(bit, cut) "
                  "WHERE x.started_at <= r.cut), 0)")
@@ -42,7 +44,8 @@ def _records(table: str, window_cases: int, extra: str = "") -> tuple[str, str]:
     ok, usable = _usable(window_cases)
     return ok, f"""
       SELECT x.* FROM {table} x JOIN ok ON ok.subject_id = x.subject_id
-      WHERE x.started_at >= :t_from AND x.started_at < :t_to AND {usable} {extra}"""
+      WHERE x.tenant_id = :tenant_id AND x.started_at >= :t_from AND x.started_at < :t_to
+        AND {usable} {extra}"""
 
 
 _NO_SITE = "'00000000-0000-0000-0000-000000000000'::uuid"
@@ -57,7 +60,9 @@ def freeze_travel_basis(window_cases: int = 1):
     """One UTC day of usable stops (per site, as sites stand now) and trips (per origin and
     destination cell and site), counts, sums, dwell times and a distinct-subject sketch:
     what every exact travel, visits and origin-destination release of the day is computed
-    from, whatever later happens to the records (late pings, redrawn sites, ageing)."""
+    from, whatever later happens to the records (late pings, redrawn sites, ageing). Read
+    here, stored by SAVE_TRAVEL_ATOMS: as one INSERT ... SELECT Citus would collect the rows
+    on the coordinator and COPY them to the shard, which row-level security refuses."""
     ok, stops = _records("stops", window_cases)
     _, trips = _records("trips", window_cases)
     return text(
@@ -78,12 +83,34 @@ def freeze_travel_basis(window_cases: int = 1):
                  hll_add_agg(hll_hash_text(CAST(subject_id AS text)))
           FROM tr GROUP BY origin_cell, dest_cell, origin_site_id, dest_site_id
         )
-        INSERT INTO release_travel_atoms (tenant_id, bucket, atom, kind, site_id, origin_cell,
-                                          dest_cell, origin_site, dest_site, records,
-                                          distance_m, moving_s, dwells, subjects)
-        SELECT :tenant_id, :t_from, row_number() OVER (), a.* FROM a
+        SELECT row_number() OVER () AS atom, a.kind, a.site_id, a.origin_cell, a.dest_cell,
+               a.origin_site, a.dest_site, a.records, a.distance_m, a.moving_s,
+               CAST(a.dwells AS text) AS dwells, CAST(a.subjects AS text) AS subjects
+        FROM a
         """
     )
+
+
+TRAVEL_ATOM_COLUMNS = ("atom", "kind", "site_id", "origin_cell", "dest_cell", "origin_site",
+                       "dest_site", "records", "distance_m", "moving_s", "dwells", "subjects")
+# The rows of freeze_travel_basis, one array per column (dwells and sketches as text).
+SAVE_TRAVEL_ATOMS = text(
+    """
+    INSERT INTO release_travel_atoms (tenant_id, bucket, atom, kind, site_id, origin_cell,
+                                      dest_cell, origin_site, dest_site, records,
+                                      distance_m, moving_s, dwells, subjects)
+    SELECT :tenant_id, :t_from, u.atom, u.kind, u.site_id, u.origin_cell, u.dest_cell,
+           u.origin_site, u.dest_site, u.records, u.distance_m, u.moving_s,
+           CAST(u.dwells AS int[]), CAST(u.subjects AS hll)
+    FROM unnest(CAST(:atom AS int[]), CAST(:kind AS text[]), CAST(:site_id AS uuid[]),
+                CAST(:origin_cell AS bigint[]), CAST(:dest_cell AS bigint[]),
+                CAST(:origin_site AS uuid[]), CAST(:dest_site AS uuid[]),
+                CAST(:records AS int[]), CAST(:distance_m AS float8[]),
+                CAST(:moving_s AS bigint[]), CAST(:dwells AS text[]), CAST(:subjects AS text[]))
+         AS u(atom, kind, site_id, origin_cell, dest_cell, origin_site, dest_site, records,
+              distance_m, moving_s, dwells, subjects)
+    """
+)
 
 
 _BASIS = """
