@@ -218,7 +218,8 @@ def measure(t: Tenant, month: tuple[dt.date, dt.date], reps: int) -> dict:
     for res in RESOLUTIONS:
         dlat, dlon = grid_step(res)
         cases.append(("rollups", res, govern_heatmap(t_from, t_to, res)))
-        cases.append(("hourly", res, statement(sql.heatmap(res), {"t_from": t_from,
+        cases.append(("hourly", res, statement(sql.heatmap(res), {"tenant_id": t.tenant_id,
+                                                                  "t_from": t_from,
                                                                   "t_to": t_to})))
         cases.append(("raw", res, statement(raw, {
             "t_from": t_from, "t_to": t_to, "dlat": dlat, "dlon": dlon,

@@ -168,7 +168,7 @@ def exact(session: Session, tenant_id: uuid.UUID, policy: dict, spec: ExactSpec,
     k floor, complementary suppression), stored before it is returned."""
     k, days = policy["k_min_subjects"], policy["aggregate_retention_days"]
     base = {"k": k, "mode": "aligned", "period": period, "retention_days": days}
-    params = {"report": spec.report, "key": spec.key}
+    params = {"tenant_id": tenant_id, "report": spec.report, "key": spec.key}
     stored = session.execute(sql.ANSWER, params).first() if safeguards.freeze else None
     reason = rules.retention_state(t_from, now, days, released_before=stored is not None)
     if reason and safeguards.aligned_edges:
@@ -202,7 +202,7 @@ def exact(session: Session, tenant_id: uuid.UUID, policy: dict, spec: ExactSpec,
     rows = _dump([c.row for c in kept])
     body = {"rows": rows, "k": k, "withheld": withheld}
     if safeguards.freeze:
-        session.execute(sql.SAVE_ANSWER, {**params, "tenant_id": tenant_id,
+        session.execute(sql.SAVE_ANSWER, {**params,
                                           "t_from": t_from, "t_to": t_to, "now": now,
                                           "body": json.dumps(body)})
     return Release(rows, **base, withheld=withheld, released_at=now)
@@ -220,20 +220,20 @@ def _complementary(session: Session, tenant_id: uuid.UUID, spec: ExactSpec,
                                                 "report": spec.group_report, **cols}).scalars())
     by_id = dict(zip(ids, passed, strict=True))
     pending = set(ids)
-    span = session.execute(sql.SPAN, {"family": spec.family, "t_from": t_from,
-                                      "t_to": t_to}).one()
+    span = session.execute(sql.SPAN, {"tenant_id": tenant_id, "family": spec.family,
+                                      "t_from": t_from, "t_to": t_to}).one()
     while pending:
         regions = [rules.Region(frozenset(r.groups), r.subjects) for r in session.execute(
-            sql.REGIONS[spec.family], {"lo": span.lo, "hi": span.hi})]
+            sql.REGIONS[spec.family], {"tenant_id": tenant_id, "lo": span.lo, "hi": span.hi})]
         withhold = rules.complementary(regions, pending, k)
         if not withhold:
             if any(0 < r.subjects < k for r in regions):
                 withhold = set(pending)  # cannot be repaired by these candidates: fail safe
             else:
                 break
-        session.execute(sql.DROP_GROUPS, {"ids": sorted(withhold)})
+        session.execute(sql.DROP_GROUPS, {"tenant_id": tenant_id, "ids": sorted(withhold)})
         pending -= withhold
-    session.execute(sql.CONFIRM_GROUPS)
+    session.execute(sql.CONFIRM_GROUPS, {"tenant_id": tenant_id})
     return [by_id[i] for i in ids if i in pending]
 
 
@@ -242,7 +242,8 @@ def freeze(session: Session, tenant_id: uuid.UUID, family: str, t_from: dt.datet
     """Freeze the basis of every day of [t_from, t_to) not frozen yet (the caller holds the
     family's lock and has checked the range is settled); returns the days frozen.
     `moving_edge_days` (weakened only): cut at now minus that many days, not whole days."""
-    done = {r.day for r in session.execute(sql.FROZEN_DAYS, {"family": family,
+    done = {r.day for r in session.execute(sql.FROZEN_DAYS, {"tenant_id": tenant_id,
+                                                            "family": family,
                                                             "t_from": t_from, "t_to": t_to})}
     frozen = 0
     for day in rules.days_of(t_from, t_to):
@@ -330,9 +331,8 @@ def _freeze_travel_day(session: Session, tenant_id: uuid.UUID, day: dt.datetime,
     rows = session.execute(trips_sql.freeze_travel_basis(cases), {
         **params, "tenant_id": tenant_id, "t_from": day, "t_to": day + rules.DAY}).all()
     if rows:
-        session.execute(trips_sql.SAVE_TRAVEL_ATOMS, {
-            "tenant_id": tenant_id, "t_from": day,
-            **{c: [getattr(r, c) for r in rows] for c in trips_sql.TRAVEL_ATOM_COLUMNS}})
+        session.execute(trips_sql.SAVE_TRAVEL_ATOM, [
+            {**r._mapping, "tenant_id": tenant_id, "t_from": day} for r in rows])
     return len(rows)
 
 

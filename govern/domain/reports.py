@@ -55,7 +55,8 @@ def heatmap(session: Session, principal: Principal, t_from: dt.datetime, t_to: d
 def _candidates(session: Session, t_from: dt.datetime, t_to: dt.datetime,
                 resolution: int) -> list[release.Candidate]:
     rows = session.execute(sql.heatmap_from_basis(resolution),
-                           {"t_from": t_from, "t_to": t_to}).all()
+                           {"tenant_id": session.info.get("tenant_id"), "t_from": t_from,
+                            "t_to": t_to}).all()
     return [release.Candidate({"cell": r.cell, "pings": r.pings, "subjects": r.subjects},
                               r.subjects, r.min_day_subjects,
                               {"t_from": t_from, "t_to": t_to, "res": resolution,
@@ -97,7 +98,8 @@ def heatmap_rows(session: Session, policy: dict, t_from: dt.datetime, t_to: dt.d
         if rows is not None:
             return rows
     return session.execute(sql.heatmap(resolution),
-                           {"t_from": max(t_from, cutoff), "t_to": t_to}).all()
+                           {"tenant_id": session.info.get("tenant_id"),
+                            "t_from": max(t_from, cutoff), "t_to": t_to}).all()
 
 
 def cell_polygon(cell: int) -> list[list[float]]:

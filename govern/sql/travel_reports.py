@@ -61,7 +61,7 @@ def freeze_travel_basis(window_cases: int = 1):
     destination cell and site), counts, sums, dwell times and a distinct-subject sketch:
     what every exact travel, visits and origin-destination release of the day is computed
     from, whatever later happens to the records (late pings, redrawn sites, ageing). Read
-    here, stored by SAVE_TRAVEL_ATOMS: as one INSERT ... SELECT Citus would collect the rows
+    here, stored by SAVE_TRAVEL_ATOM: as one INSERT ... SELECT Citus would collect the rows
     on the coordinator and COPY them to the shard, which row-level security refuses."""
     ok, stops = _records("stops", window_cases)
     _, trips = _records("trips", window_cases)
@@ -91,24 +91,16 @@ def freeze_travel_basis(window_cases: int = 1):
     )
 
 
-TRAVEL_ATOM_COLUMNS = ("atom", "kind", "site_id", "origin_cell", "dest_cell", "origin_site",
-                       "dest_site", "records", "distance_m", "moving_s", "dwells", "subjects")
-# The rows of freeze_travel_basis, one array per column (dwells and sketches as text).
-SAVE_TRAVEL_ATOMS = text(
+# One row of freeze_travel_basis (dwells and the sketch as text), one INSERT of VALUES a
+# row: Citus routes each to the tenant's shard.
+SAVE_TRAVEL_ATOM = text(
     """
     INSERT INTO release_travel_atoms (tenant_id, bucket, atom, kind, site_id, origin_cell,
                                       dest_cell, origin_site, dest_site, records,
                                       distance_m, moving_s, dwells, subjects)
-    SELECT :tenant_id, :t_from, u.atom, u.kind, u.site_id, u.origin_cell, u.dest_cell,
-           u.origin_site, u.dest_site, u.records, u.distance_m, u.moving_s,
-           CAST(u.dwells AS int[]), CAST(u.subjects AS hll)
-    FROM unnest(CAST(:atom AS int[]), CAST(:kind AS text[]), CAST(:site_id AS uuid[]),
-                CAST(:origin_cell AS bigint[]), CAST(:dest_cell AS bigint[]),
-                CAST(:origin_site AS uuid[]), CAST(:dest_site AS uuid[]),
-                CAST(:records AS int[]), CAST(:distance_m AS float8[]),
-                CAST(:moving_s AS bigint[]), CAST(:dwells AS text[]), CAST(:subjects AS text[]))
-         AS u(atom, kind, site_id, origin_cell, dest_cell, origin_site, dest_site, records,
-              distance_m, moving_s, dwells, subjects)
+    VALUES (:tenant_id, :t_from, :atom, :kind, :site_id, :origin_cell, :dest_cell,
+            :origin_site, :dest_site, :records, :distance_m, :moving_s,
+            CAST(:dwells AS int[]), CAST(:subjects AS hll))
     """
 )
 
@@ -116,7 +108,8 @@ SAVE_TRAVEL_ATOMS = text(
 _BASIS = """
     a AS (
       SELECT x.*, date_trunc(:bucket, x.bucket, 'UTC') AS b
-      FROM release_travel_atoms x WHERE x.bucket >= :t_from AND x.bucket < :t_to {where}
+      FROM release_travel_atoms x
+      WHERE x.tenant_id = :tenant_id AND x.bucket >= :t_from AND x.bucket < :t_to {where}
     ),
     per_day AS (
       SELECT {keys}, bucket, hll_cardinality(hll_union_agg(subjects)) AS s
@@ -160,7 +153,7 @@ def visits_from_basis():
         SELECT g.site_id, s.name AS site, g.b AS bucket, g.visits, g.subjects,
                dw.median_dwell_s, dw.p90_dwell_s, md.min_day_subjects
         FROM g JOIN dw USING (site_id, b) JOIN md USING (site_id, b)
-        LEFT JOIN sites s ON s.site_id = g.site_id
+        LEFT JOIN sites s ON s.tenant_id = :tenant_id AND s.site_id = g.site_id
         ORDER BY s.name, g.site_id, g.b
         """)
 
@@ -185,7 +178,7 @@ def od_from_basis(resolution: int | None):
         WITH a AS (
           SELECT {origin} AS o, {dest} AS d, x.bucket, x.records, x.subjects
           FROM release_travel_atoms x
-          WHERE x.bucket >= :t_from AND x.bucket < :t_to {where}
+          WHERE x.tenant_id = :tenant_id AND x.bucket >= :t_from AND x.bucket < :t_to {where}
         ),
         per_day AS (
           SELECT o, d, bucket, hll_cardinality(hll_union_agg(subjects)) AS s

@@ -81,7 +81,8 @@ def populated(crowd):
 def hourly(sessions, tenant_id, period, start, res):
     start, end = rp.period_bounds(period, start)
     with tenant_session(sessions, tenant_id) as s:
-        return [tuple(r) for r in s.execute(sql.heatmap(res), {"t_from": start, "t_to": end})]
+        return [tuple(r) for r in s.execute(sql.heatmap(res), {"tenant_id": tenant_id,
+                                                               "t_from": start, "t_to": end})]
 
 
 def built(sessions, tenant_id, period, start, res):
