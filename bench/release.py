@@ -107,7 +107,8 @@ def true_cells(t, questions) -> dict:
     truth = {}
     with tenant_session(t.sessions, t.tenant_id) as s:
         for _kind, a, b, res in questions:
-            rows = s.execute(sql.heatmap(res), {"t_from": a, "t_to": b}).all()
+            rows = s.execute(sql.heatmap(res), {"tenant_id": t.tenant_id, "t_from": a,
+                                                "t_to": b}).all()
             truth[(a, b, res)] = (len(rows), sum(r.pings for r in rows))
     return truth
 
@@ -143,7 +144,8 @@ def dp_error(t, principal, month, now, runs: int) -> dict:
     a = dt.datetime.combine(month[0], dt.time(0), dt.UTC)
     b = dt.datetime.combine(month[1], dt.time(0), dt.UTC)
     with tenant_session(t.sessions, t.tenant_id) as s:
-        true = {r.cell: r for r in s.execute(sql.heatmap(7), {"t_from": a, "t_to": b})}
+        true = {r.cell: r for r in s.execute(sql.heatmap(7), {"tenant_id": t.tenant_id,
+                                                              "t_from": a, "t_to": b})}
     subj, pings, released, seconds, info = [], [], [], [], {}
     for _ in range(runs):
         took, result = timed_heatmap(t, principal, a, b, 7, now)

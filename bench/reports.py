@@ -241,7 +241,8 @@ def measure(t: Tenant, month: tuple[dt.date, dt.date], now: dt.datetime, reps: i
     for res in RESOLUTIONS:
         dlat, dlon = grid_step(res)
         cases.append(("first", res, api_heatmap(t, t_from, t_to, res, now)))
-        cases.append(("hourly", res, statement(sql.heatmap(res), {"t_from": t_from,
+        cases.append(("hourly", res, statement(sql.heatmap(res), {"tenant_id": t.tenant_id,
+                                                                  "t_from": t_from,
                                                                   "t_to": t_to})))
         cases.append(("raw", res, statement(raw, {
             "t_from": t_from, "t_to": t_to, "dlat": dlat, "dlon": dlon,

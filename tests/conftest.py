@@ -192,7 +192,17 @@ def _clean_database(request):
             probe = " UNION ALL ".join(
                 f"SELECT '{t}' WHERE EXISTS (SELECT 1 FROM {t})" for t in tables)
             dirty = [r[0] for r in conn.execute(probe)]  # TRUNCATE costs even on empty tables
-            if dirty:
+            if dirty and CITUS:
+                # a TRUNCATE on the cluster takes seconds (every shard of every table the
+                # cascade reaches, on every node); DELETE of the few dirty tables takes
+                # milliseconds. Replica role (set on the workers too: SET LOCAL propagates)
+                # skips the triggers, append-only refusals and foreign-key checks alike, as
+                # TRUNCATE does
+                with conn.transaction():
+                    conn.execute("SET LOCAL session_replication_role = replica")
+                    for table in dirty:
+                        conn.execute(f"DELETE FROM {table}")
+            elif dirty:
                 conn.execute("TRUNCATE " + ", ".join(dirty) + " CASCADE")
 
 

@@ -50,11 +50,12 @@ def verify_chain(session: Session) -> dict:
     An edited entry fails its own hash; a deleted one leaves a gap in seq and a broken
     link; reordered entries break the links. Publish `head` elsewhere to detect a cut tail.
     """
-    row = session.execute(sql.VERIFY).one()
+    tenant = {"tenant_id": session.info.get("tenant_id")}
+    row = session.execute(sql.VERIFY, tenant).one()
     result = {"ok": row.first_bad is None, "entries": row.entries,
               "head": row.head.hex() if row.head else None}
     if row.first_bad is not None:
-        bad = session.execute(sql.BAD_DETAIL, {"seq": row.first_bad}).one()
+        bad = session.execute(sql.BAD_DETAIL, {**tenant, "seq": row.first_bad}).one()
         reasons = [name for name, ok in (("content_changed", bad.hash_ok),
                                          ("chain_link_broken", bad.link_ok),
                                          ("sequence_gap", bad.seq_ok)) if not ok]
@@ -69,6 +70,7 @@ def list_entries(session: Session, *, t_from=None, t_to=None, actor=None, action
     """Entries with the names of their actors, subjects and targets as they are now.
     `after_seq` is the last seq of the previous page, in the order asked for."""
     return session.execute(sql.ENTRIES_DESC if newest_first else sql.ENTRIES_ASC, {
-        "f": t_from, "t": t_to, "actor": actor, "action": action, "subject": subject_id,
+        "tenant_id": session.info.get("tenant_id"), "f": t_from, "t": t_to, "actor": actor,
+        "action": action, "subject": subject_id,
         "member": member or None, "subject_ref": subject_ref or None, "after": after_seq,
         "limit": limit}).all()

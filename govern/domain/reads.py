@@ -119,7 +119,8 @@ def read_track(session: Session, principal: Principal, subject_id: uuid.UUID, pu
     rows = []
     if readable:
         rows = session.execute(sql.TRACK, {
-            "subject_id": subject_id, "bit": 1 << purpose.bit, "precision": purpose.precision_m,
+            "tenant_id": purpose.tenant_id, "subject_id": subject_id, "bit": 1 << purpose.bit,
+            "precision": purpose.precision_m,
             "window_start": cutoff, "t_from": t_from, "t_to": t_to,
             "c_t": c_t, "c_device": c_device, "c_key": c_key, "limit": limit + 1}).all()
     next_cursor = None
@@ -176,7 +177,8 @@ def subject_travel(session: Session, principal: Principal, subject_id: uuid.UUID
     rows = []
     if readable:
         rows = session.execute(sql.SUBJECT_TRIPS, {
-            "subject_id": subject_id, "bit": 1 << purpose.bit, "tz": tz,
+            "tenant_id": purpose.tenant_id, "subject_id": subject_id, "bit": 1 << purpose.bit,
+            "tz": tz,
             "precision": purpose.precision_m, "window_start": cutoff,
             "t_from": t_from, "t_to": t_to}).all()
     days: dict[dt.date, dict] = {}

@@ -168,7 +168,7 @@ def exact(session: Session, tenant_id: uuid.UUID, policy: dict, spec: ExactSpec,
     k floor, complementary suppression), stored before it is returned."""
     k, days = policy["k_min_subjects"], policy["aggregate_retention_days"]
     base = {"k": k, "mode": "aligned", "period": period, "retention_days": days}
-    params = {"report": spec.report, "key": spec.key}
+    params = {"tenant_id": tenant_id, "report": spec.report, "key": spec.key}
     stored = session.execute(sql.ANSWER, params).first() if safeguards.freeze else None
     reason = rules.retention_state(t_from, now, days, released_before=stored is not None)
     if reason and safeguards.aligned_edges:
@@ -202,7 +202,7 @@ def exact(session: Session, tenant_id: uuid.UUID, policy: dict, spec: ExactSpec,
     rows = _dump([c.row for c in kept])
     body = {"rows": rows, "k": k, "withheld": withheld}
     if safeguards.freeze:
-        session.execute(sql.SAVE_ANSWER, {**params, "tenant_id": tenant_id,
+        session.execute(sql.SAVE_ANSWER, {**params,
                                           "t_from": t_from, "t_to": t_to, "now": now,
                                           "body": json.dumps(body)})
     return Release(rows, **base, withheld=withheld, released_at=now)
@@ -220,12 +220,13 @@ def _complementary(session: Session, tenant_id: uuid.UUID, spec: ExactSpec,
                                                 "report": spec.group_report, **cols}).scalars())
     by_id = dict(zip(ids, passed, strict=True))
     pending = set(ids)
-    span = session.execute(sql.SPAN, {"family": spec.family, "t_from": t_from,
-                                      "t_to": t_to}).one()
+    span = session.execute(sql.SPAN, {"tenant_id": tenant_id, "family": spec.family,
+                                      "t_from": t_from, "t_to": t_to}).one()
     while pending:
         session.execute(sql.HASHED_REGIONS)
         regions = [rules.Region(frozenset(r.groups), r.subjects) for r in session.execute(
-            sql.REGIONS[spec.family], {"lo": span.lo, "hi": span.hi})]
+            sql.REGIONS[spec.family], {"tenant_id": tenant_id, "lo": span.lo,
+                                       "hi": span.hi})]
         session.execute(sql.PLANNED_AS_USUAL)
         withhold = rules.complementary(regions, pending, k)
         if not withhold:
@@ -233,9 +234,9 @@ def _complementary(session: Session, tenant_id: uuid.UUID, spec: ExactSpec,
                 withhold = set(pending)  # cannot be repaired by these candidates: fail safe
             else:
                 break
-        session.execute(sql.DROP_GROUPS, {"ids": sorted(withhold)})
+        session.execute(sql.DROP_GROUPS, {"tenant_id": tenant_id, "ids": sorted(withhold)})
         pending -= withhold
-    session.execute(sql.CONFIRM_GROUPS)
+    session.execute(sql.CONFIRM_GROUPS, {"tenant_id": tenant_id})
     return [by_id[i] for i in ids if i in pending]
 
 
@@ -244,7 +245,8 @@ def freeze(session: Session, tenant_id: uuid.UUID, family: str, t_from: dt.datet
     """Freeze the basis of every day of [t_from, t_to) not frozen yet (the caller holds the
     family's lock and has checked the range is settled); returns the days frozen.
     `moving_edge_days` (weakened only): cut at now minus that many days, not whole days."""
-    done = {r.day for r in session.execute(sql.FROZEN_DAYS, {"family": family,
+    done = {r.day for r in session.execute(sql.FROZEN_DAYS, {"tenant_id": tenant_id,
+                                                            "family": family,
                                                             "t_from": t_from, "t_to": t_to})}
     frozen = 0
     for day in rules.days_of(t_from, t_to):
@@ -276,7 +278,9 @@ def usable_params(session: Session, now: dt.datetime,
 
     purposes = session.scalars(select(Purpose).where(Purpose.aggregate_use,
                                                      Purpose.archived_at.is_(None))).all()
-    params = {"now": now, "free_bits": 0, "c_bits": [], "c_ids": [],
+    # the session's tenant, named by the statements (Citus routes them to its shard)
+    params = {"tenant_id": session.info.get("tenant_id"), "now": now, "free_bits": 0,
+              "c_bits": [], "c_ids": [],
               "a_bits": [p.bit for p in purposes], "a_ids": [p.purpose_id for p in purposes]}
     for p in purposes:
         if p.requires_consent:
@@ -338,9 +342,12 @@ def _freeze_travel_day(session: Session, tenant_id: uuid.UUID, day: dt.datetime,
     from govern.sql import travel_reports as trips_sql
 
     cases, params = usable_params(session, now, day if aligned else None)
-    return session.execute(trips_sql.freeze_travel_basis(cases), {
-        **params, "tenant_id": tenant_id, "t_from": day,
-        "t_to": day + rules.DAY}).rowcount
+    rows = session.execute(trips_sql.freeze_travel_basis(cases), {
+        **params, "tenant_id": tenant_id, "t_from": day, "t_to": day + rules.DAY}).all()
+    if rows:
+        session.execute(trips_sql.SAVE_TRAVEL_ATOM, [
+            {**r._mapping, "tenant_id": tenant_id, "t_from": day} for r in rows])
+    return len(rows)
 
 
 def expire(session: Session, now: dt.datetime, retention_days: int) -> None:

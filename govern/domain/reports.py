@@ -52,7 +52,8 @@ def heatmap(session: Session, principal: Principal, t_from: dt.datetime, t_to: d
 def _candidates(session: Session, t_from: dt.datetime, t_to: dt.datetime,
                 resolution: int) -> list[release.Candidate]:
     rows = session.execute(sql.heatmap_from_basis(resolution),
-                           {"t_from": t_from, "t_to": t_to}).all()
+                           {"tenant_id": session.info.get("tenant_id"), "t_from": t_from,
+                            "t_to": t_to}).all()
     return [release.Candidate({"cell": r.cell, "pings": r.pings, "subjects": r.subjects},
                               r.subjects, r.min_day_subjects,
                               {"t_from": t_from, "t_to": t_to, "res": resolution,

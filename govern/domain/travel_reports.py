@@ -83,7 +83,8 @@ def travel_report(session: Session, principal: Principal, t_from: dt.datetime,
                 "stops": v["stops"]}
 
     def candidates(s):
-        rows = s.execute(sql.travel_from_basis(), {"t_from": t_from, "t_to": t_to,
+        rows = s.execute(sql.travel_from_basis(), {"tenant_id": principal.tenant_id,
+                                                   "t_from": t_from, "t_to": t_to,
                                                    "bucket": bucket}).all()
         return [release.Candidate(shape(r, r._mapping), r.subjects, r.min_day_subjects,
                                   _bucket_span(r.bucket, bucket, t_from, t_to)) for r in rows]
@@ -130,7 +131,8 @@ def visits_report(session: Session, principal: Principal, t_from: dt.datetime,
                 "median_dwell_s": round(median), "p90_dwell_s": round(p90)}
 
     def candidates(s):
-        rows = s.execute(sql.visits_from_basis(), {"t_from": t_from, "t_to": t_to,
+        rows = s.execute(sql.visits_from_basis(), {"tenant_id": principal.tenant_id,
+                                                   "t_from": t_from, "t_to": t_to,
                                                    "bucket": bucket}).all()
         return [release.Candidate(shape(r, r._mapping), r.subjects, r.min_day_subjects,
                                   {**_bucket_span(r.bucket, bucket, t_from, t_to),
@@ -184,7 +186,8 @@ def od_report(session: Session, principal: Principal, t_from: dt.datetime,
                 "trips": v["trips"], "subjects": v["subjects"]}
 
     def candidates(s):
-        rows = s.execute(sql.od_from_basis(resolution), {"t_from": t_from, "t_to": t_to}).all()
+        rows = s.execute(sql.od_from_basis(resolution), {"tenant_id": principal.tenant_id,
+                                                         "t_from": t_from, "t_to": t_to}).all()
         out = []
         for r in rows:
             group = {"t_from": t_from, "t_to": t_to}

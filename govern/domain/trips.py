@@ -160,29 +160,29 @@ def build_subject(session: Session, tenant_id: uuid.UUID, subject_id: uuid.UUID,
     earliest new ping), in the caller's transaction."""
     session.execute(sql.BUILDING, {"tenant_id": str(tenant_id)})
     session.execute(sql.LOCK_SUBJECT, {"s": str(subject_id)})
-    if not session.execute(sql.SUBJECT_OPEN, {"s": subject_id}).scalar():
+    ids = {"tenant_id": tenant_id, "s": subject_id}
+    if not session.execute(sql.SUBJECT_OPEN, ids).scalar():
         return BuildResult()  # blocked or being erased: derive nothing
-    restart = session.execute(sql.RESTART_POINT, {"s": subject_id, "t0": t0}).scalar()
-    rows = session.execute(sql.SUBJECT_PINGS, {"s": subject_id, "t_from": restart or NEVER,
+    restart = session.execute(sql.RESTART_POINT, {**ids, "t0": t0}).scalar()
+    rows = session.execute(sql.SUBJECT_PINGS, {**ids, "t_from": restart or NEVER,
                                                "near_m": gov.radius_m}).all()
     if not rows:
         return BuildResult()
     track = Track.of(rows)
     stops, trips = detect(track, gov.radius_m, gov.min_stay_s)
     t_from = restart or dt.datetime.fromtimestamp(track.t[0], dt.UTC)
-    session.execute(sql.DELETE_FROM, {"s": subject_id, "t_from": t_from})
+    session.execute(sql.DELETE_FROM, {**ids, "t_from": t_from})
     srows, trows = stop_rows(track, stops, gov), trip_rows(track, trips, gov)
-    ids = {"tenant_id": tenant_id, "s": subject_id}
     if srows["t0"]:
         session.execute(sql.INSERT_STOPS, {**ids, **srows})
     if trows["t0"]:
         session.execute(sql.INSERT_TRIPS, {**ids, **trows})
     if restart is not None and stops \
             and abs(track.t[stops[0].first] - restart.timestamp()) < 1e-3:
-        inbound = session.execute(sql.INBOUND_TRIP, {"s": subject_id, "r": restart}).first()
+        inbound = session.execute(sql.INBOUND_TRIP, {**ids, "r": restart}).first()
         if inbound is not None:  # the trip into the rebuilt stop: its destination follows
             lon, lat, cell = governed_point(stops[0].lat, stops[0].lon, inbound.precision_m)
-            session.execute(sql.SET_DESTINATION, {"s": subject_id, "lon": lon, "lat": lat,
+            session.execute(sql.SET_DESTINATION, {**ids, "lon": lon, "lat": lat,
                                                   "cell": cell,
                                                   "started_at": inbound.started_at})
     return BuildResult(1, len(track), len(srows["t0"]), len(trows["t0"]))
@@ -202,10 +202,11 @@ def build_tenant(sessions: sessionmaker, tenant_id: uuid.UUID, *, workers: int =
     started = time.perf_counter()
     with tenant_session(sessions, tenant_id) as s:
         horizon = s.execute(sql.HORIZON).scalar()
-        since = s.execute(sql.WATERMARK).scalar() or NEVER
+        since = s.execute(sql.WATERMARK, {"tenant_id": tenant_id}).scalar() or NEVER
         if since > NEVER:  # an increment: BRIN leaves little to read (the first build reads all)
             s.execute(sql.SERIAL_SCAN)
-        changed = s.execute(sql.CHANGED_SUBJECTS, {"since": since, "horizon": horizon}).all()
+        changed = s.execute(sql.CHANGED_SUBJECTS, {"tenant_id": tenant_id, "since": since,
+                                                    "horizon": horizon}).all()
         gov = load_governance(s, now or SystemClock().now())
 
     def one(row) -> BuildResult:

@@ -1,6 +1,8 @@
 """Reading the audit log with names: members, devices and subjects are resolved from their
 current rows at read time (the chain stores ids only, so an erased subject's reference is
-gone from every later view of the log)."""
+gone from every later view of the log). Every table names the tenant (`:tenant_id`): Citus
+routes each statement to the tenant's shard, and refuses these joins (not on the
+distribution column) across shards."""
 
 from sqlalchemy import text
 
@@ -12,13 +14,19 @@ _ENTRIES = """
            CASE a.target_type WHEN 'member' THEN tm.email WHEN 'subject' THEN ts.external_ref
                 WHEN 'device' THEN td.identifier END AS target_label
     FROM audit_log a
-    LEFT JOIN members m ON a.actor_kind = 'member' AND a.actor_id = 'member:' || m.member_id
-    LEFT JOIN devices d ON a.actor_kind = 'device' AND a.actor_id = 'device:' || d.device_id
-    LEFT JOIN subjects s ON s.subject_id = a.subject_id
-    LEFT JOIN members tm ON a.target_type = 'member' AND a.target_id = tm.member_id::text
-    LEFT JOIN subjects ts ON a.target_type = 'subject' AND a.target_id = ts.subject_id::text
-    LEFT JOIN devices td ON a.target_type = 'device' AND a.target_id = td.device_id::text
-    WHERE (CAST(:f AS timestamptz) IS NULL OR a.at >= :f)
+    LEFT JOIN members m ON m.tenant_id = :tenant_id AND a.actor_kind = 'member'
+                       AND a.actor_id = 'member:' || m.member_id
+    LEFT JOIN devices d ON d.tenant_id = :tenant_id AND a.actor_kind = 'device'
+                       AND a.actor_id = 'device:' || d.device_id
+    LEFT JOIN subjects s ON s.tenant_id = :tenant_id AND s.subject_id = a.subject_id
+    LEFT JOIN members tm ON tm.tenant_id = :tenant_id AND a.target_type = 'member'
+                        AND a.target_id = tm.member_id::text
+    LEFT JOIN subjects ts ON ts.tenant_id = :tenant_id AND a.target_type = 'subject'
+                         AND a.target_id = ts.subject_id::text
+    LEFT JOIN devices td ON td.tenant_id = :tenant_id AND a.target_type = 'device'
+                        AND a.target_id = td.device_id::text
+    WHERE a.tenant_id = :tenant_id
+      AND (CAST(:f AS timestamptz) IS NULL OR a.at >= :f)
       AND (CAST(:t AS timestamptz) IS NULL OR a.at < :t)
       AND (CAST(:actor AS text) IS NULL OR a.actor_id = :actor)
       AND (CAST(:action AS text) IS NULL OR a.action = :action
@@ -46,7 +54,7 @@ VERIFY = text(
              a.prev_hash = coalesce(lag(a.hash) OVER (ORDER BY a.seq), '\\x'::bytea) AS link_ok,
              a.seq = row_number() OVER (ORDER BY a.seq) AS seq_ok,
              a.hash
-      FROM audit_log a
+      FROM audit_log a WHERE a.tenant_id = :tenant_id
     )
     SELECT
       count(*) AS entries,
@@ -62,7 +70,7 @@ BAD_DETAIL = text(
       SELECT a.seq, a.hash = govern_audit_hash(a) AS hash_ok,
              a.prev_hash = coalesce(lag(a.hash) OVER (ORDER BY a.seq), '\\x'::bytea) AS link_ok,
              a.seq = row_number() OVER (ORDER BY a.seq) AS seq_ok
-      FROM audit_log a
+      FROM audit_log a WHERE a.tenant_id = :tenant_id
     )
     SELECT * FROM chain WHERE seq = :seq
     """

@@ -34,7 +34,8 @@ def heatmap_points(window_cases: int):
         FROM (SELECT p.subject_id, p.t AS started_at, p.purpose_mask,
                      govern_snap(ST_X(p.geom), ST_Y(p.geom),
                                  greatest(p.precision_m, :precision)) AS g
-              FROM pings p WHERE p.t >= :t_from AND p.t < :t_to) x
+              FROM pings p
+              WHERE p.tenant_id = :tenant_id AND p.t >= :t_from AND p.t < :t_to) x
         JOIN ok ON ok.subject_id = x.subject_id
         WHERE {keep}
         GROUP BY 1, 2, 3, 4
@@ -79,7 +80,7 @@ def visits(window_cases: int):
                s.name AS site, date_trunc(:bucket, x.started_at, 'UTC') AS bucket,
                count(*) AS visits,
                array_agg(least(x.duration_s, :clamp_dwell) ORDER BY x.started_at) AS dwells
-        FROM ({stops}) x JOIN sites s ON s.site_id = x.site_id
+        FROM ({stops}) x JOIN sites s ON s.tenant_id = :tenant_id AND s.site_id = x.site_id
         GROUP BY 1, 2, 3, 4, 5
         """
     )

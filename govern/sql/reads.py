@@ -3,12 +3,15 @@ coarsens to the purpose's precision, whatever the scheduler has or has not done 
 
 from sqlalchemy import text
 
-from govern.sql import consent, zones
+from govern.sql import consent, trips, zones
 
 # A zone drawn after pings were stored hides them from reads at once (the cell the stored
 # point stands for is tested); the next retention run deletes them (govern.sql.retention).
+# Every statement here names its tenant (`:tenant_id`, in every table and subquery): Citus
+# routes it to the tenant's shard only so, and refuses the zone subquery beside a lateral
+# join or a set-returning function when it names the tenant through a column.
 _OUTSIDE_ZONES = zones.visible("p.subject_id", "ST_X(p.geom)", "ST_Y(p.geom)", "p.precision_m",
-                               "p.t", tenant="p.tenant_id")
+                               "p.t", tenant=":tenant_id")
 
 # The stored point, coarsened when the purpose allows less than what is stored.
 _POINT = """CASE WHEN p.precision_m >= :precision THEN p.geom
@@ -19,7 +22,7 @@ TRACK = text(
     SELECT p.t AS at, p.device_id, p.client_key, ST_Y(g.pt) AS lat, ST_X(g.pt) AS lon,
            greatest(p.precision_m, :precision) AS precision_m
     FROM pings p CROSS JOIN LATERAL (SELECT {_POINT} AS pt) g
-    WHERE p.subject_id = :subject_id
+    WHERE p.tenant_id = :tenant_id AND p.subject_id = :subject_id
       AND p.purpose_mask & CAST(:bit AS bigint) <> 0
       AND p.t > :window_start AND p.t >= :t_from AND p.t < :t_to
       AND (p.t, p.device_id, p.client_key) > (:c_t, :c_device, :c_key)
@@ -79,22 +82,24 @@ SUBJECT_TRIPS = text(
     SELECT x.started_at, x.ended_at, x.duration_s, x.moving_s, x.distance_m,
            (x.started_at AT TIME ZONE :tz)::date AS day,
            ST_X(o.g) AS origin_lon, ST_Y(o.g) AS origin_lat,
-           (SELECT name FROM sites WHERE site_id = govern_site_at(ST_X(o.g), ST_Y(o.g)))
+           (SELECT name FROM sites WHERE tenant_id = :tenant_id
+                                    AND site_id = ({trips.site_at("ST_X(o.g)", "ST_Y(o.g)")}))
              AS origin_site,
            ST_X(d.g) AS dest_lon, ST_Y(d.g) AS dest_lat,
-           (SELECT name FROM sites WHERE site_id = govern_site_at(ST_X(d.g), ST_Y(d.g)))
+           (SELECT name FROM sites WHERE tenant_id = :tenant_id
+                                    AND site_id = ({trips.site_at("ST_X(d.g)", "ST_Y(d.g)")}))
              AS dest_site,
            greatest(x.precision_m, :precision) AS precision_m
     FROM trips x
     CROSS JOIN LATERAL (SELECT {_END.format("origin")} AS g) o
     CROSS JOIN LATERAL (SELECT {_END.format("dest")} AS g) d
-    WHERE x.subject_id = :subject_id
+    WHERE x.tenant_id = :tenant_id AND x.subject_id = :subject_id
       AND x.purpose_mask & CAST(:bit AS bigint) <> 0
       AND x.started_at > :window_start AND x.started_at >= :t_from AND x.started_at < :t_to
       AND {zones.visible("x.subject_id", "x.origin_lon", "x.origin_lat", "x.precision_m",
-                         "x.started_at", tenant="x.tenant_id")}
+                         "x.started_at", tenant=":tenant_id")}
       AND {zones.visible("x.subject_id", "x.dest_lon", "x.dest_lat", "x.precision_m",
-                         "x.ended_at", tenant="x.tenant_id")}
+                         "x.ended_at", tenant=":tenant_id")}
     ORDER BY x.started_at
     """
 )

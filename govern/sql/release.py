@@ -13,7 +13,8 @@ LOCK = text("SELECT pg_advisory_xact_lock(hashtext('govern.release'), "
             "hashtext(CAST(:tenant_id AS text) || :family))")
 
 FROZEN_DAYS = text(
-    "SELECT day FROM release_days WHERE family = :family AND day >= :t_from AND day < :t_to"
+    "SELECT day FROM release_days WHERE tenant_id = :tenant_id AND family = :family "
+    "AND day >= :t_from AND day < :t_to"
 )
 MARK_FROZEN = text(
     """
@@ -23,15 +24,18 @@ MARK_FROZEN = text(
 )
 
 # The heatmap basis of one UTC day: the hourly rollups summed per resolution-9 cell. Late
-# pings that reach the rollups afterwards are in no release.
+# pings that reach the rollups afterwards are in no release. The rollups name the tenant and
+# the rows take it from them, so Citus runs the INSERT ... SELECT on the tenant's shard (not
+# as a COPY through the coordinator, which row-level security refuses).
 FREEZE_CELLS = text(
     """
     INSERT INTO release_cell_atoms (tenant_id, bucket, cell, r8, r7, r6, r5, pings, subjects)
-    SELECT :tenant_id, :day, cell, min(r8), min(r7), min(r6), min(r5), sum(pings),
+    SELECT tenant_id, :day, cell, min(r8), min(r7), min(r6), min(r5), sum(pings),
            hll_union_agg(subjects)
     FROM rollups
-    WHERE bucket >= :day AND bucket < :day + interval '1 day' AND bucket >= :cutoff
-    GROUP BY cell
+    WHERE tenant_id = :tenant_id
+      AND bucket >= :day AND bucket < :day + interval '1 day' AND bucket >= :cutoff
+    GROUP BY tenant_id, cell
     """
 )
 
@@ -48,7 +52,7 @@ UNFREEZE = {
 }
 
 ANSWER = text("SELECT body, released_at FROM release_answers "
-              "WHERE report = :report AND key = :key")
+              "WHERE tenant_id = :tenant_id AND report = :report AND key = :key")
 SAVE_ANSWER = text(
     """
     INSERT INTO release_answers (tenant_id, report, key, t_from, t_to, released_at, body)
@@ -74,8 +78,10 @@ ADD_GROUPS = text(
     RETURNING group_id  -- identities follow the insertion order: sorted, they map to n
     """
 )
-DROP_GROUPS = text("DELETE FROM release_groups WHERE group_id = ANY(:ids) AND pending")
-CONFIRM_GROUPS = text("UPDATE release_groups SET pending = false WHERE pending")
+DROP_GROUPS = text("DELETE FROM release_groups "
+                   "WHERE tenant_id = :tenant_id AND group_id = ANY(:ids) AND pending")
+CONFIRM_GROUPS = text("UPDATE release_groups SET pending = false "
+                      "WHERE tenant_id = :tenant_id AND pending")
 
 # The span of days any region touching [t_from, t_to) can cover: a region lies inside each
 # of its groups, so the groups overlapping the range bound it.
@@ -83,10 +89,13 @@ SPAN = text(
     """
     SELECT least(CAST(:t_from AS timestamptz), min(t_from)) AS lo,
            greatest(CAST(:t_to AS timestamptz), max(t_to)) AS hi
-    FROM release_groups WHERE family = :family AND t_from < :t_to AND t_to > :t_from
+    FROM release_groups
+    WHERE tenant_id = :tenant_id AND family = :family AND t_from < :t_to AND t_to > :t_from
     """
 )
 
+# Every table names the tenant (:tenant_id): Citus runs the statement on the tenant's shard
+# (planned on the coordinator across shards, this one crashed it).
 _REGIONS = """
     WITH m AS ({membership}),
     sig AS (
@@ -94,20 +103,22 @@ _REGIONS = """
       FROM m GROUP BY bucket, {atom}
     )
     SELECT s.groups, round(hll_cardinality(hll_union_agg(a.subjects)))::bigint AS subjects
-    FROM sig s JOIN {table} a ON a.bucket = s.bucket AND a.{atom} = s.{atom}
+    FROM sig s JOIN {table} a ON a.tenant_id = :tenant_id AND a.bucket = s.bucket
+                              AND a.{atom} = s.{atom}
     GROUP BY s.groups
 """
 
 _CELL_MEMBERSHIP = " UNION ALL ".join(
     f"""SELECT a.bucket, a.cell, g.group_id FROM release_cell_atoms a
-        JOIN release_groups g ON g.family = 'heatmap' AND g.res = {res}
-         AND g.cell = a.{col} AND a.bucket >= g.t_from AND a.bucket < g.t_to
-        WHERE a.bucket >= :lo AND a.bucket < :hi"""
+        JOIN release_groups g ON g.tenant_id = :tenant_id AND g.family = 'heatmap'
+         AND g.res = {res} AND g.cell = a.{col} AND a.bucket >= g.t_from AND a.bucket < g.t_to
+        WHERE a.tenant_id = :tenant_id AND a.bucket >= :lo AND a.bucket < :hi"""
     for res, col in ((9, "cell"), (8, "r8"), (7, "r7"), (6, "r6"), (5, "r5")))
 
 _TRAVEL_MEMBERSHIP = f"""
     SELECT a.bucket, a.atom, g.group_id FROM release_travel_atoms a
-    JOIN release_groups g ON g.family = 'travel' AND a.bucket >= g.t_from
+    JOIN release_groups g ON g.tenant_id = :tenant_id AND g.family = 'travel'
+     AND a.bucket >= g.t_from
      AND a.bucket < g.t_to AND (
        g.report = 'travel'
        OR (g.report = 'visits' AND a.kind = 'stop' AND a.site_id = g.site_id)
@@ -118,7 +129,7 @@ _TRAVEL_MEMBERSHIP = f"""
            AND ((a.origin_cell >> 52) & 15) >= g.res AND ((a.dest_cell >> 52) & 15) >= g.res
            AND govern_h3_parent(a.origin_cell, g.res) = g.origin_cell
            AND govern_h3_parent(a.dest_cell, g.res) = g.dest_cell))
-    WHERE a.bucket >= :lo AND a.bucket < :hi
+    WHERE a.tenant_id = :tenant_id AND a.bucket >= :lo AND a.bucket < :hi
 """
 
 # The regions are a set-wise join of every atom in the span with the groups it lies in. Just

@@ -16,7 +16,7 @@ def _heatmap_select(resolution: int, table: str = "rollups") -> str:
           SELECT {col} AS cell, date_trunc('day', bucket, 'UTC') AS day,
                  sum(pings) AS pings, hll_union_agg(subjects) AS subjects
           FROM {table}
-          WHERE bucket >= :t_from AND bucket < :t_to
+          WHERE tenant_id = :tenant_id AND bucket >= :t_from AND bucket < :t_to
           GROUP BY 1, 2
         )
         SELECT cell, sum(pings)::bigint AS pings,

@@ -4,6 +4,8 @@ For each candidate ping: purposes whose window closed (t <= cutoff) or that were
 are cleared from its mask; it is coarsened to the finest precision its remaining purposes
 allow (re-snapped on the grid); with no purpose left it is deleted. Only pings that change
 are selected, so repeating a batch is harmless and a killed run is finished by the next.
+Every statement names its tenant (`:tenant_id`, in the modifying CTEs too), so Citus runs it
+on the tenant's shard.
 """
 
 from sqlalchemy import text
@@ -54,7 +56,8 @@ APPLY_BATCH = text(
     deleted AS (
       DELETE FROM pings p USING changing c
       WHERE p.t > :t_from AND p.t <= :t_to  -- lets the planner skip other day partitions
-        AND c.new_mask = 0 AND p.tenant_id = c.tenant_id AND p.device_id = c.device_id
+        AND c.new_mask = 0 AND p.tenant_id = :tenant_id AND p.tenant_id = c.tenant_id
+        AND p.device_id = c.device_id
         AND p.t = c.t AND p.client_key = c.client_key
       RETURNING 1
     ),
@@ -70,7 +73,8 @@ APPLY_BATCH = text(
         acc = greatest(p.acc, c.new_precision)
       FROM changing c
       WHERE p.t > :t_from AND p.t <= :t_to
-        AND c.new_mask <> 0 AND p.tenant_id = c.tenant_id AND p.device_id = c.device_id
+        AND c.new_mask <> 0 AND p.tenant_id = :tenant_id AND p.tenant_id = c.tenant_id
+        AND p.device_id = c.device_id
         AND p.t = c.t AND p.client_key = c.client_key
       RETURNING 1
     )
@@ -111,7 +115,7 @@ _IN_ZONE = """
         AND (CAST(:subject_id AS uuid) IS NULL OR p.subject_id = CAST(:subject_id AS uuid))
         AND p.subject_id <> ALL(CAST(:held AS uuid[]))
         AND """ + zones.hidden("p.subject_id", "ST_X(p.geom)", "ST_Y(p.geom)", "p.precision_m",
-                               "p.t", only_zone=":zone_id", tenant="p.tenant_id") + """
+                               "p.t", only_zone=":zone_id", tenant=":tenant_id") + """
       LIMIT :batch
     )"""
 
@@ -119,7 +123,8 @@ SWEEP_ZONE = text(
     "WITH " + _IN_ZONE + """
     DELETE FROM pings p USING doomed d
     WHERE p.t > :t_from AND p.t <= :t_to  -- lets the planner skip other day partitions
-      AND p.tenant_id = d.tenant_id AND p.device_id = d.device_id AND p.t = d.t
+      AND p.tenant_id = :tenant_id AND p.tenant_id = d.tenant_id AND p.device_id = d.device_id
+      AND p.t = d.t
       AND p.client_key = d.client_key
     """
 )
@@ -131,21 +136,23 @@ COUNT_IN_ZONE = text("WITH " + _IN_ZONE.replace("LIMIT :batch", "") +
 _TRAVEL_IN_ZONE = """
     stops_in AS (
       SELECT st.subject_id, st.started_at FROM stops st
-      WHERE (CAST(:subject_id AS uuid) IS NULL OR st.subject_id = CAST(:subject_id AS uuid))
+      WHERE st.tenant_id = :tenant_id
+        AND (CAST(:subject_id AS uuid) IS NULL OR st.subject_id = CAST(:subject_id AS uuid))
         AND st.subject_id <> ALL(CAST(:held AS uuid[]))
         AND """ + zones.hidden("st.subject_id", "st.lon", "st.lat", "st.precision_m",
-                               "st.started_at", only_zone=":zone_id", tenant="st.tenant_id") + """
+                               "st.started_at", only_zone=":zone_id", tenant=":tenant_id") + """
     ),
     trips_in AS (
       SELECT tr.subject_id, tr.started_at FROM trips tr
-      WHERE (CAST(:subject_id AS uuid) IS NULL OR tr.subject_id = CAST(:subject_id AS uuid))
+      WHERE tr.tenant_id = :tenant_id
+        AND (CAST(:subject_id AS uuid) IS NULL OR tr.subject_id = CAST(:subject_id AS uuid))
         AND tr.subject_id <> ALL(CAST(:held AS uuid[]))
         AND (""" + zones.hidden("tr.subject_id", "tr.origin_lon", "tr.origin_lat",
                                 "tr.precision_m", "tr.started_at", only_zone=":zone_id",
-                                tenant="tr.tenant_id") + """
+                                tenant=":tenant_id") + """
              OR """ + zones.hidden("tr.subject_id", "tr.dest_lon", "tr.dest_lat",
                                    "tr.precision_m", "tr.ended_at", only_zone=":zone_id",
-                                   tenant="tr.tenant_id") + """)
+                                   tenant=":tenant_id") + """)
     )"""
 
 SWEEP_ZONE_TRAVEL = text(

@@ -5,12 +5,14 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from govern.sql.retention import ageing_candidates
+from govern.sql.trips import site_at
 
 # The same rule as pings (govern.sql.retention.ageing_candidates), by each record's end
 # time: purposes whose window closed or that were withdrawn leave the mask; a record whose
 # remaining purposes allow less precision is coarsened (points re-snapped, cells to a
-# coarser resolution, sites re-attributed from the coarser point); with no purpose left it
-# is deleted.
+# coarser resolution, sites re-attributed from the coarser point, by the subquery naming
+# the tenant: Citus refuses the STABLE govern_site_at() in an UPDATE's CASE); with no
+# purpose left it is deleted.
 
 
 def _ageing(table: str, points: list[tuple[str, str, str, str]], limit: bool) -> str:
@@ -23,7 +25,7 @@ def _ageing(table: str, points: list[tuple[str, str, str, str]], limit: bool) ->
         f"{lat} = CASE WHEN k.coarser THEN ST_Y(k.g_{i}) ELSE x.{lat} END, "
         f"{cell} = CASE WHEN k.coarser THEN govern_h3_parent(x.{cell}, "
         f"govern_h3_res_for(k.new_precision)) ELSE x.{cell} END, "
-        f"{site} = CASE WHEN k.coarser THEN govern_site_at(ST_X(k.g_{i}), ST_Y(k.g_{i})) "
+        f"{site} = CASE WHEN k.coarser THEN ({site_at(f'ST_X(k.g_{i})', f'ST_Y(k.g_{i})')}) "
         f"ELSE x.{site} END"
         for i, (lon, lat, cell, site) in enumerate(points))
     return "WITH " + ageing_candidates(
@@ -31,7 +33,8 @@ def _ageing(table: str, points: list[tuple[str, str, str, str]], limit: bool) ->
         limit=limit) + ("" if not limit else f""",
     deleted AS (
       DELETE FROM {table} x USING changing c
-      WHERE c.new_mask = 0 AND x.tenant_id = c.tenant_id AND x.subject_id = c.subject_id
+      WHERE c.new_mask = 0 AND x.tenant_id = :tenant_id AND x.tenant_id = c.tenant_id
+        AND x.subject_id = c.subject_id
         AND x.started_at = c.started_at
       RETURNING 1
     ),
@@ -47,7 +50,8 @@ def _ageing(table: str, points: list[tuple[str, str, str, str]], limit: bool) ->
         precision_m = greatest(x.precision_m, k.new_precision),
         {sets}
       FROM coarse k
-      WHERE x.tenant_id = k.tenant_id AND x.subject_id = k.subject_id
+      WHERE x.tenant_id = :tenant_id AND x.tenant_id = k.tenant_id
+        AND x.subject_id = k.subject_id
         AND x.started_at = k.started_at
       RETURNING 1
     )

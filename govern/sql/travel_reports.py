@@ -14,7 +14,9 @@ def _usable(window_cases: int) -> str:
     needed) and a filter expression on alias x: some aggregate purpose in the record's mask
     that the subject serves now and whose window the record's start has not left. `ok` is
     materialized: inlined, its consent look-ups ran once per record (measured on the DP
-    heatmap's pings: 225,000 look-ups, 7.6 s of a 10 s query)."""
+    heatmap's pings: 225,000 look-ups, 7.6 s of a 10 s query). Every table names the tenant
+    (`:tenant_id`): Citus runs the statement on the tenant's shard only so, and refuses its
+    correlated subqueries beside unnest() otherwise."""
     cases = " ".join(f"WHEN x.started_at > :wc{i} THEN CAST(:wm{i} AS bigint)"
                      for i in range(window_cases))
     window = f"(CASE {cases} ELSE 0 END)" if window_cases else "0"
@@ -29,9 +31,9 @@ def _usable(window_cases: int) -> str:
         ARRAY(SELECT {withdrawn}
               FROM unnest(CAST(:a_ids AS uuid[])) WITH ORDINALITY AS r(pid, i)
               ORDER BY r.i) AS cuts
-      FROM subjects s
-    )""".format(granted=consent.granted_at("s.tenant_id", "s.subject_id", "r.pid", ":now"),
-               withdrawn=consent.withdrawn_until("s.tenant_id", "s.subject_id", "r.pid", ":now"))
+      FROM subjects s WHERE s.tenant_id = :tenant_id
+    )""".format(granted=consent.granted_at(":tenant_id", "s.subject_id", "r.pid", ":now"),
+               withdrawn=consent.withdrawn_until(":tenant_id", "s.subject_id", "r.pid", ":now"))
     withdrawn = ("coalesce((SELECT bit_or(1::bigint << r.bit) FROM unnest("
                  "CAST(:a_bits AS int[]), ok.cuts) AS r(bit, cut) "
                  "WHERE x.started_at <= r.cut), 0)")
@@ -42,7 +44,8 @@ def _records(table: str, window_cases: int, extra: str = "") -> tuple[str, str]:
     ok, usable = _usable(window_cases)
     return ok, f"""
       SELECT x.* FROM {table} x JOIN ok ON ok.subject_id = x.subject_id
-      WHERE x.started_at >= :t_from AND x.started_at < :t_to AND {usable} {extra}"""
+      WHERE x.tenant_id = :tenant_id AND x.started_at >= :t_from AND x.started_at < :t_to
+        AND {usable} {extra}"""
 
 
 _NO_SITE = "'00000000-0000-0000-0000-000000000000'::uuid"
@@ -57,7 +60,9 @@ def freeze_travel_basis(window_cases: int = 1):
     """One UTC day of usable stops (per site, as sites stand now) and trips (per origin and
     destination cell and site), counts, sums, dwell times and a distinct-subject sketch:
     what every exact travel, visits and origin-destination release of the day is computed
-    from, whatever later happens to the records (late pings, redrawn sites, ageing)."""
+    from, whatever later happens to the records (late pings, redrawn sites, ageing). Read
+    here, stored by SAVE_TRAVEL_ATOM: as one INSERT ... SELECT Citus would collect the rows
+    on the coordinator and COPY them to the shard, which row-level security refuses."""
     ok, stops = _records("stops", window_cases)
     _, trips = _records("trips", window_cases)
     return text(
@@ -78,18 +83,33 @@ def freeze_travel_basis(window_cases: int = 1):
                  hll_add_agg(hll_hash_text(CAST(subject_id AS text)))
           FROM tr GROUP BY origin_cell, dest_cell, origin_site_id, dest_site_id
         )
-        INSERT INTO release_travel_atoms (tenant_id, bucket, atom, kind, site_id, origin_cell,
-                                          dest_cell, origin_site, dest_site, records,
-                                          distance_m, moving_s, dwells, subjects)
-        SELECT :tenant_id, :t_from, row_number() OVER (), a.* FROM a
+        SELECT row_number() OVER () AS atom, a.kind, a.site_id, a.origin_cell, a.dest_cell,
+               a.origin_site, a.dest_site, a.records, a.distance_m, a.moving_s,
+               CAST(a.dwells AS text) AS dwells, CAST(a.subjects AS text) AS subjects
+        FROM a
         """
     )
+
+
+# One row of freeze_travel_basis (dwells and the sketch as text), one INSERT of VALUES a
+# row: Citus routes each to the tenant's shard.
+SAVE_TRAVEL_ATOM = text(
+    """
+    INSERT INTO release_travel_atoms (tenant_id, bucket, atom, kind, site_id, origin_cell,
+                                      dest_cell, origin_site, dest_site, records,
+                                      distance_m, moving_s, dwells, subjects)
+    VALUES (:tenant_id, :t_from, :atom, :kind, :site_id, :origin_cell, :dest_cell,
+            :origin_site, :dest_site, :records, :distance_m, :moving_s,
+            CAST(:dwells AS int[]), CAST(:subjects AS hll))
+    """
+)
 
 
 _BASIS = """
     a AS (
       SELECT x.*, date_trunc(:bucket, x.bucket, 'UTC') AS b
-      FROM release_travel_atoms x WHERE x.bucket >= :t_from AND x.bucket < :t_to {where}
+      FROM release_travel_atoms x
+      WHERE x.tenant_id = :tenant_id AND x.bucket >= :t_from AND x.bucket < :t_to {where}
     ),
     per_day AS (
       SELECT {keys}, bucket, hll_cardinality(hll_union_agg(subjects)) AS s
@@ -133,7 +153,7 @@ def visits_from_basis():
         SELECT g.site_id, s.name AS site, g.b AS bucket, g.visits, g.subjects,
                dw.median_dwell_s, dw.p90_dwell_s, md.min_day_subjects
         FROM g JOIN dw USING (site_id, b) JOIN md USING (site_id, b)
-        LEFT JOIN sites s ON s.site_id = g.site_id
+        LEFT JOIN sites s ON s.tenant_id = :tenant_id AND s.site_id = g.site_id
         ORDER BY s.name, g.site_id, g.b
         """)
 
@@ -158,7 +178,7 @@ def od_from_basis(resolution: int | None):
         WITH a AS (
           SELECT {origin} AS o, {dest} AS d, x.bucket, x.records, x.subjects
           FROM release_travel_atoms x
-          WHERE x.bucket >= :t_from AND x.bucket < :t_to {where}
+          WHERE x.tenant_id = :tenant_id AND x.bucket >= :t_from AND x.bucket < :t_to {where}
         ),
         per_day AS (
           SELECT o, d, bucket, hll_cardinality(hll_union_agg(subjects)) AS s

@@ -4,7 +4,8 @@ the aggregate reports over them govern.sql.travel_reports, a subject's own trave
 govern.sql.reads.
 
 Stops and trips are location data: every statement here runs in a tenant-scoped session
-under row-level security, like the pings they come from."""
+under row-level security, like the pings they come from, and names its tenant
+(`:tenant_id`) besides, so Citus routes it to the tenant's shard."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ HORIZON = text(
     """
 )
 
-WATERMARK = text("SELECT received_until FROM trip_builds")
+WATERMARK = text("SELECT received_until FROM trip_builds WHERE tenant_id = :tenant_id")
 
 # Subjects with pings that arrived in [since, horizon), and the earliest time among them.
 # The BRIN index on received_at leaves little to read in each day partition, so the scan runs
@@ -38,7 +39,7 @@ CHANGED_SUBJECTS = text(
     """
     SELECT subject_id, min(t) AS t0, count(*) AS n
     FROM pings
-    WHERE received_at >= :since AND received_at < :horizon
+    WHERE tenant_id = :tenant_id AND received_at >= :since AND received_at < :horizon
     GROUP BY subject_id
     ORDER BY subject_id
     """
@@ -58,14 +59,15 @@ BUILDING = text("SELECT pg_advisory_xact_lock_shared(hashtextextended("
 AGEING = text("SELECT pg_advisory_xact_lock(hashtextextended("
               "'govern.trips-age:' || CAST(:tenant_id AS text), 0))")
 SUBJECT_OPEN = text(
-    "SELECT NOT collection_blocked FROM subjects WHERE subject_id = :s FOR SHARE"
+    "SELECT NOT collection_blocked FROM subjects WHERE tenant_id = :tenant_id "
+    "AND subject_id = :s FOR SHARE"
 )
 
 # Rebuild from the last stop that ended before the earliest new ping.
 RESTART_POINT = text(
     """
     SELECT started_at FROM stops
-    WHERE subject_id = :s AND ended_at < :t0
+    WHERE tenant_id = :tenant_id AND subject_id = :s AND ended_at < :t0
     ORDER BY started_at DESC LIMIT 1
     """
 )
@@ -82,27 +84,31 @@ SUBJECT_PINGS = text(
                                 (lag(p.geom) OVER w)::geography), 0) AS step_m,
            {near} AS near_zone
     FROM pings p
-    WHERE p.subject_id = :s AND p.t >= :t_from
+    WHERE p.tenant_id = :tenant_id AND p.subject_id = :s AND p.t >= :t_from
       AND {visible}
     WINDOW w AS (ORDER BY p.t, p.device_id, p.client_key)
     ORDER BY p.t, p.device_id, p.client_key
     """.format(visible=zones.visible("p.subject_id", "ST_X(p.geom)", "ST_Y(p.geom)",
-                                      "p.precision_m", "p.t", tenant="p.tenant_id"),
-               near=zones.near("p.subject_id", "p.geom", ":near_m", tenant="p.tenant_id"))
+                                      "p.precision_m", "p.t", tenant=":tenant_id"),
+               near=zones.near("p.subject_id", "p.geom", ":near_m", tenant=":tenant_id"))
 )
 
 DELETE_FROM = text(
     """
-    WITH a AS (DELETE FROM stops WHERE subject_id = :s AND started_at >= :t_from RETURNING 1),
-         b AS (DELETE FROM trips WHERE subject_id = :s AND started_at >= :t_from RETURNING 1)
+    WITH a AS (DELETE FROM stops WHERE tenant_id = :tenant_id AND subject_id = :s
+                 AND started_at >= :t_from RETURNING 1),
+         b AS (DELETE FROM trips WHERE tenant_id = :tenant_id AND subject_id = :s
+                 AND started_at >= :t_from RETURNING 1)
     SELECT (SELECT count(*) FROM a) AS stops, (SELECT count(*) FROM b) AS trips
     """
 )
 
-def _site_at(lon: str, lat: str) -> str:
-    """The site a point lies in, as a lateral subquery (planned once per statement; the SQL
-    function govern_site_at does the same for single points)."""
-    return (f"SELECT x.site_id FROM sites x WHERE ST_Intersects(x.area, "
+def site_at(lon: str, lat: str) -> str:
+    """The site a point lies in, as a subquery naming the tenant (planned once per
+    statement; the SQL function govern_site_at does the same for single points, but Citus
+    cannot plan that SQL function beside parameters, nor route it to the tenant's shard)."""
+    return (f"SELECT x.site_id FROM sites x WHERE x.tenant_id = :tenant_id "
+            f"AND ST_Intersects(x.area, "
             f"ST_SetSRID(ST_MakePoint({lon}, {lat}), 4326)) "
             f"ORDER BY ST_Area(x.area), x.site_id LIMIT 1")
 
@@ -119,7 +125,7 @@ INSERT_STOPS = text(
          AS u(t0, t1, dur, lon, lat, cell, n, mask, prec)
     LEFT JOIN LATERAL ({site}) site ON true
     ON CONFLICT DO NOTHING
-    """.format(site=_site_at("u.lon", "u.lat"))
+    """.format(site=site_at("u.lon", "u.lat"))
 )
 
 INSERT_TRIPS = text(
@@ -142,29 +148,30 @@ INSERT_TRIPS = text(
     LEFT JOIN LATERAL ({origin}) o ON true
     LEFT JOIN LATERAL ({dest}) d ON true
     ON CONFLICT DO NOTHING
-    """.format(origin=_site_at("u.olon", "u.olat"), dest=_site_at("u.dlon", "u.dlat"))
+    """.format(origin=site_at("u.olon", "u.olat"), dest=site_at("u.dlon", "u.dlat"))
 )
 
 # The trip that arrives at the rebuilt stop keeps its row; only its destination follows.
 INBOUND_TRIP = text(
     "SELECT started_at, precision_m FROM trips "
-    "WHERE subject_id = :s AND ended_at = :r AND to_stop"
+    "WHERE tenant_id = :tenant_id AND subject_id = :s AND ended_at = :r AND to_stop"
 )
 SET_DESTINATION = text(
     """
     UPDATE trips SET dest_lon = :lon, dest_lat = :lat, dest_cell = :cell,
-                     dest_site_id = govern_site_at(:lon, :lat)
-    WHERE subject_id = :s AND started_at = :started_at
-    """
+                     dest_site_id = ({site})
+    WHERE tenant_id = :tenant_id AND subject_id = :s AND started_at = :started_at
+    """.format(site=site_at(":lon", ":lat"))
 )
 
+# EXCLUDED.last_run_at is the transaction's now() (Citus refuses now() itself in DO UPDATE)
 SAVE_WATERMARK = text(
     """
     INSERT INTO trip_builds AS b (tenant_id, received_until, last_run_at, subjects, pings)
     VALUES (:tenant_id, :horizon, now(), :subjects, :pings)
     ON CONFLICT (tenant_id) DO UPDATE SET
       received_until = greatest(b.received_until, EXCLUDED.received_until),
-      last_run_at = now(), subjects = b.subjects + EXCLUDED.subjects,
+      last_run_at = EXCLUDED.last_run_at, subjects = b.subjects + EXCLUDED.subjects,
       pings = b.pings + EXCLUDED.pings
     """
 )

@@ -6,6 +6,7 @@ import psycopg
 import pytest
 
 from govern.config import libpq_url
+from govern.db import tenant_scope_sql
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 US = dt.timedelta(microseconds=1)
@@ -159,8 +160,20 @@ def test_ledger_has_no_update_or_delete_endpoint(tenant, subject):
 def app_conn(config, tenant):
     url = libpq_url(config.app_database_url)
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SELECT set_config('govern.tenant_id', %s, false)", (str(tenant.tenant_id),))
-        yield conn
+        yield _Scoped(conn, tenant.tenant_id)
+
+
+class _Scoped:
+    """The app role's connection, each statement in a transaction scoped to the tenant as
+    the app scopes one (SET LOCAL: a session-wide setting never reaches Citus's workers)."""
+
+    def __init__(self, conn, tenant_id):
+        self._conn, self._tenant_id = conn, tenant_id
+
+    def execute(self, query, params=None):
+        with self._conn.transaction():
+            self._conn.execute(tenant_scope_sql(self._tenant_id))
+            return self._conn.execute(query, params)
 
 
 def test_database_refuses_changing_the_ledger_for_the_app_role(tenant, subject, app_conn,

@@ -46,7 +46,8 @@ def weakened_read(sessions, tracked, purpose_key, retention_days):
         scope_to_tenant(s, tracked.tenant.tenant_id)
         p = purpose_by_key(s, purpose_key)
         return s.execute(sql.TRACK, {
-            "subject_id": tracked.subject_id, "bit": 1 << p.bit, "precision": p.precision_m,
+            "tenant_id": tracked.tenant.tenant_id, "subject_id": tracked.subject_id,
+            "bit": 1 << p.bit, "precision": p.precision_m,
             "window_start": dt.datetime.now(dt.UTC) - dt.timedelta(days=retention_days),
             "t_from": NOW - 20 * DAY, "t_to": NOW + H, "c_t": NOW - 100 * DAY,
             "c_device": tracked.device_id, "c_key": "", "limit": 100}).all()

@@ -43,9 +43,10 @@ def _task_counts(node) -> list[int]:
     return found
 
 
-def _flow(tenant, tracked):
+def _flow(tenant, tracked, now):
     """Enrol, consent, ingest with zones, track, positions, heatmap, travel/visits/OD,
-    export, erasure, audit verify; returns each step's (method, path, status)."""
+    export, erasure, audit verify, at the app's instant `now`; returns each step's (method,
+    path, status)."""
     steps = []
 
     def call(method, path, token=None, **kw):
@@ -57,13 +58,12 @@ def _flow(tenant, tracked):
                                                   [13.41, 52.53], [13.40, 52.53],
                                                   [13.40, 52.51]]]}
     call("post", "/v1/zones", json={"name": "yard", "geometry": square})
-    now = dt.datetime.now(dt.UTC)
     pings = [ping(52.52 + i * 1e-4, 13.405, t=(now - dt.timedelta(minutes=30 - i)).isoformat())
              for i in range(10)]
     resp = tracked.pings(pings)
     steps.append(("post", "/v1/pings", resp.status_code))
     assert resp.status_code < 500, resp.get_json()
-    resp = tracked.pings([ping()])  # one ping a request
+    resp = tracked.pings([ping(t=(now - dt.timedelta(minutes=1)).isoformat())])  # one a request
     assert resp.status_code < 500, resp.get_json()
     dispatcher = tenant.token_for("dispatcher")
     analyst = tenant.token_for("analyst")
@@ -99,8 +99,10 @@ def test_every_request_statement_routes_to_one_shard(app, tenant, make_tracked, 
     try:
         # purposes, enrol and consent through the API; a chosen identifier (no global
         # OsmAnd route: see docs/scaling.md, limits)
-        tracked = make_tracked(tenant, identifier=f"route-{tenant.tenant_id.hex[:12]}")
-        steps = _flow(tenant, tracked)
+        now = app.extensions["govern"].clock.now()
+        tracked = make_tracked(tenant, identifier=f"route-{tenant.tenant_id.hex[:12]}",
+                               consent_at=now - dt.timedelta(hours=23))
+        steps = _flow(tenant, tracked, now)
     finally:
         event.remove(engine, "before_cursor_execute", capture)
     assert len(steps) > 10 and captured
