@@ -8,19 +8,13 @@ impatient client that ignores Retry-After). The quiet tenant's `--quiet` threads
 `GET /v1/me` about every 0.1 s each. gunicorn (`-w 4` sync workers, like `make load`) serves
 both, on 127.0.0.1.
 
-Phases of `--seconds` each, in one run, side by side:
+Three phases of `--seconds` each, in one run, side by side:
 
 1. quiet alone (the quiet tenant's baseline);
-2. quiet + noisy, with the bounds on (HEAVY_READS_PER_TENANT=2 and HEAVY_READS_PER_NODE=the
-   cores, the defaults);
-3. quiet + noisy, with the bounds off (both 0): what the bounds prevent;
-4. as 2, under gthread workers (`-w 2 --threads 8`): is a cheap request still queued
-   behind others waiting for a worker?
+2. quiet + noisy, with the per-tenant bound on (HEAVY_READS_PER_TENANT=2, the default);
+3. quiet + noisy, with the bound off (HEAVY_READS_PER_TENANT=0): what the bound prevents.
 
-Measured: per phase and client, requests, p50/p99/max latency as the client sees it, the
-quiet requests' time inside a worker (gunicorn's access log: the rest of the client's time
-is spent waiting for a worker in the listen backlog, or in the network), 429s and other
-errors.
+Measured: per phase and client, requests, p50/p99/max latency, 429s and other errors.
 
     .venv/bin/python -m bench.noisy [--seconds N] [--quick] [--write]
 
@@ -38,8 +32,6 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-import orjson
-
 from bench.common import (
     ROOT,
     AppServer,
@@ -51,7 +43,6 @@ from bench.common import (
     write_section,
 )
 from bench.load import REQUEST_TIMEOUT, Client, Endpoint, ms, percentile
-from govern.config import available_cores
 
 WORKERS = 4
 DAYS = 31
@@ -124,33 +115,13 @@ def set_up(db) -> World:
     return World(quiet.owner_token, noisy.owner_token, path, stored)
 
 
-SYNC = ["-w", str(WORKERS)]
-GTHREAD = ["-w", "2", "-k", "gthread", "--threads", "8"]
-ACCESS = '{"access": "%(U)s", "status": %(s)s, "us": %(D)s}'
-
-
 class Server(AppServer):
-    def __init__(self, db, slots: int, node_slots: int | None, workers: list[str]):
-        env = {"RATE_LIMITS": "off", "LOG_LEVEL": "WARNING",
-               "HEAVY_READS_PER_TENANT": str(slots)}
-        if node_slots is not None:
-            env["HEAVY_READS_PER_NODE"] = str(node_slots)
+    def __init__(self, db, slots: int):
         super().__init__(
-            db, lambda port: ["-m", "gunicorn", "--chdir", str(ROOT), *workers,
-                              "-b", f"127.0.0.1:{port}", "--access-logfile", "-",
-                              "--access-logformat", ACCESS, "wsgi:app"],
-            env, "govern-noisy-http-")
-
-    def served(self, path: str, since: int) -> list[float]:
-        """Seconds inside a worker of each 2xx answer to `path` logged after byte `since`."""
-        out = []
-        self.log.flush()
-        for line in self.log_path.read_bytes()[since:].decode(errors="replace").splitlines():
-            if line.startswith('{"access"'):
-                entry = orjson.loads(line)
-                if entry["access"] == path and 200 <= entry["status"] < 300:
-                    out.append(entry["us"] / 1e6)
-        return out
+            db, lambda port: ["-m", "gunicorn", "--chdir", str(ROOT), "-w", str(WORKERS),
+                              "-b", f"127.0.0.1:{port}", "wsgi:app"],
+            {"RATE_LIMITS": "off", "LOG_LEVEL": "WARNING",
+             "HEAVY_READS_PER_TENANT": str(slots)}, "govern-noisy-http-")
 
 
 def _loop(deadline: float, work) -> None:
@@ -197,22 +168,12 @@ def phase(port: int, world: World, args, noisy: bool) -> dict[str, Endpoint]:
     return eps
 
 
-def _row(name: str, ep: Endpoint, served: list[float] | None) -> list:
+def _row(name: str, ep: Endpoint) -> list:
     ok = [s for _, s, status in ep.samples if 200 <= status < 300]
     refused = sum(1 for _, _, status in ep.samples if status == 429)
     other = len(ep.samples) - len(ok) - refused
-    inside = (f"{ms(percentile(served, 50))} / {ms(percentile(served, 99))}" if served
-              else "")
     return [name, ep.label, len(ok), ms(percentile(ok, 50)), ms(percentile(ok, 99)),
-            ms(max(ok)) if ok else "-", inside, refused, other]
-
-
-PHASES = (  # name, per-tenant slots, node slots (None: the default), gunicorn workers, noisy
-    ("1. quiet alone", 2, None, SYNC, False),
-    ("2. noisy beside, bounds on (2 a tenant, the cores a node)", 2, None, SYNC, True),
-    ("3. noisy beside, bounds off", 0, 0, SYNC, True),
-    ("4. as 2, gthread -w 2 --threads 8", 2, None, GTHREAD, True),
-)
+            ms(max(ok)) if ok else "-", refused, other]
 
 
 def bench(args) -> str:
@@ -223,43 +184,39 @@ def bench(args) -> str:
               file=sys.stderr)
         meter = CpuMeter(db.datadir)
         results = []
-        for name, slots, node_slots, workers, noisy in PHASES:
-            server = Server(db, slots, node_slots, workers)
+        for name, slots, noisy in (("1. quiet alone", 2, False),
+                                   ("2. noisy beside, bound on (2 slots)", 2, True),
+                                   ("3. noisy beside, bound off", 0, True)):
+            server = Server(db, slots)
             try:
                 phase(server.port, world, argparse.Namespace(**{**vars(args), "seconds": 2}),
                       noisy)  # warm-up: every worker imported and connected
                 other = wait_for_quiet(meter, max_wait=args.quiet_wait)
-                since = server.log_path.stat().st_size
                 meter.start()
                 eps = phase(server.port, world, args, noisy)
                 other = max(other, meter.stop())
-                served = server.served("/v1/me", since)
             finally:
                 server.stop()
-            results.append((name, eps, other, served))
+            results.append((name, eps, other))
             print(f"{name}: done", file=sys.stderr)
     rows = []
-    for name, eps, other, served in results:
-        rows.append([*_row(name, eps["quiet"], served), f"{other:.2f}"])
+    for name, eps, other in results:
+        rows.append([*_row(name, eps["quiet"]), f"{other:.2f}"])
         if eps["noisy"].samples:
-            rows.append([*_row("", eps["noisy"], None), ""])
+            rows.append([*_row("", eps["noisy"]), ""])
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return "\n".join([
         f"`make load` (bench/noisy.py), {when}, {machine()}; each phase {args.seconds:g} s; "
-        f"gunicorn -w {WORKERS} (sync) unless the phase says otherwise; {args.quiet} quiet "
-        f"threads, {args.noisy} noisy threads; the noisy subject has {world.pings:,} pings over "
-        f"{DAYS} days; {available_cores()} cores, so HEAVY_READS_PER_NODE is "
-        f"{available_cores()}.",
+        f"gunicorn -w {WORKERS} (sync); {args.quiet} quiet threads, {args.noisy} noisy "
+        f"threads; the noisy subject has {world.pings:,} pings over {DAYS} days.",
         "",
-        table(["phase", "client", "answered", "p50 ms", "p99 ms", "max ms",
-               "in a worker p50 / p99 ms", "429", "other errors", "other load (cores)"],
-              rows, "llrrrrrrrr"),
+        table(["phase", "client", "answered", "p50 ms", "p99 ms", "max ms", "429",
+               "other errors", "other load (cores)"],
+              rows, "llrrrrrrr"),
         "",
-        "Latency is of answered (2xx) requests, as the client sees it; \"in a worker\" is the "
-        "quiet requests' part of it spent inside a gunicorn worker (its access log), the rest "
-        "waiting for one. \"429\" are the noisy tenant's reads refused with `tenant_busy` or "
-        "`server_busy` (retried after 0.1 s, ignoring Retry-After). \"Other load\" is the "
-        "most CPU the rest of the machine used around a phase (above 0.1 disturbs the "
+        "Latency is of answered (2xx) requests. \"429\" are the noisy tenant's reads refused "
+        "with `tenant_busy` (retried after 0.1 s, ignoring Retry-After). \"Other load\" is "
+        "the most CPU the rest of the machine used around a phase (above 0.1 disturbs the "
         "numbers).",
     ])
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import socket
 from dataclasses import dataclass, fields
 from urllib.parse import urlsplit, urlunsplit
 
@@ -13,15 +12,7 @@ from govern.policy.zones import ZoneLimits
 APP_ROLE = "govern_app"
 
 
-def available_cores() -> int:
-    """The CPU cores this process may run on (its affinity mask, else the machine's)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def _int(env: dict, name: str, default: int | None) -> int | None:
+def _int(env: dict, name: str, default: int) -> int:
     raw = env.get(name)
     if raw in (None, ""):
         return default
@@ -96,8 +87,7 @@ def _networks(env: dict, name: str) -> tuple[str, ...]:
 
 INT_SETTINGS = ("max_body_bytes", "max_batch_pings", "max_zone_vertices", "request_due_days",
                 "token_touch_seconds", "db_pool_size", "db_statement_timeout_ms",
-                "retry_after_seconds", "heavy_reads_per_tenant", "heavy_reads_per_node",
-                "trusted_proxy_hops")
+                "retry_after_seconds", "heavy_reads_per_tenant", "trusted_proxy_hops")
 
 
 @dataclass(frozen=True)
@@ -120,7 +110,6 @@ class Config:
     redis_url: str | None = None
     metrics_token: str | None = None
     heavy_reads_per_tenant: int = 2
-    heavy_reads_per_node: int | None = None  # None: the cores available (available_cores)
     trusted_proxy_hops: int = 0
     trusted_proxies: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
@@ -128,19 +117,6 @@ class Config:
     tile_url: str | None = OSM_TILES
     tile_attribution: str = OSM_ATTRIBUTION
     tile_attribution_url: str | None = OSM_COPYRIGHT
-
-    @property
-    def heavy_node_slots(self) -> int:
-        """Heavy reads this node runs at once, all tenants together (0: no bound)."""
-        if self.heavy_reads_per_node is None:
-            return available_cores()
-        return self.heavy_reads_per_node
-
-    @property
-    def heavy_node(self) -> str:
-        """The node whose heavy-read slots a web process shares: its host name (the web
-        processes of one host share its cores)."""
-        return socket.gethostname()
 
     @classmethod
     def from_env(cls, env: dict | None = None, **overrides) -> Config:

@@ -7,7 +7,6 @@ import hmac
 import ipaddress
 import math
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import wraps
 
@@ -19,6 +18,7 @@ from limits.strategies import RateLimiter
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from govern.api.auth import bearer_token, client_address, presented_token, principal
+from govern.api.common import db
 from govern.auth import TOKEN_RE
 from govern.config import Config
 from govern.errors import ApiError
@@ -140,10 +140,9 @@ def metrics_allowed(config: Config) -> bool:
         return False
 
 
-# ---- bounds on heavy reads: per tenant and per node ------------------------------------------
+# ---- per-tenant bound on heavy reads ---------------------------------------------------------
 
 HEAVY_LOCK_SPACE = 0x67760000  # first key of the two-key advisory locks: "gv" + slot space
-NODE_LOCK_SPACE = 0x676E0000  # "gn" + slot: the node's slots, shared by all its tenants
 
 
 def heavy_lock_key(tenant_id) -> int:
@@ -152,65 +151,32 @@ def heavy_lock_key(tenant_id) -> int:
     return digest
 
 
-def node_lock_key(node: str) -> int:
-    """The second advisory-lock key of a node's heavy-read slots (a 32-bit signed int)."""
-    return int.from_bytes(hashlib.sha256(node.encode()).digest()[:4], "big", signed=True)
-
-
-def _busy(code: str, message: str, details: dict, retry_after: int) -> ApiError:
-    return ApiError(429, message, code=code, details=details,
-                    headers={"Retry-After": str(retry_after)})
-
-
-def take_heavy_slot(conn, tenant_id, slots: int, node: str, node_slots: int,
-                    retry_after: int) -> None:
-    """Take one of the tenant's `slots` and one of the node's `node_slots` for a heavy read
-    (0: that bound is off), in every web process at once: transaction-scoped advisory locks
-    on (space + slot, key), held by `conn`'s transaction. A bound reached: 429 at once
-    (`tenant_busy`, or `server_busy` when the node's slots are all taken), and the
-    caller's rollback releases what was taken."""
-    if slots > 0 and conn.execute(sql.TRY_HEAVY_SLOT, {
-            "space": HEAVY_LOCK_SPACE, "key": heavy_lock_key(tenant_id),
-            "slots": slots}).scalar() is None:
-        raise _busy("tenant_busy", f"This tenant already runs {slots} heavy reads (tracks, "
-                    "travel, reports) at once; retry when one has finished.",
-                    {"heavy_reads_per_tenant": slots}, retry_after)
-    if node_slots > 0 and conn.execute(sql.TRY_HEAVY_SLOT, {
-            "space": NODE_LOCK_SPACE, "key": node_lock_key(node),
-            "slots": node_slots}).scalar() is None:
-        raise _busy("server_busy", f"This server already runs {node_slots} heavy reads "
-                    "(tracks, travel, reports) at once; retry shortly.",
-                    {"heavy_reads_per_node": node_slots}, retry_after)
-
-
-@contextmanager
-def heavy_slot(engine, tenant_id, config: Config):
-    """Hold a heavy-read slot (take_heavy_slot) for as long as the block runs: on a
-    connection of its own, in a transaction that only holds the locks, so the request's
-    own commits (an audit entry before answering) do not release them while the answer
-    is still being built. The locks go with that transaction: at the block's end, or
-    when the process dies and PostgreSQL drops its connection."""
-    with engine.connect() as conn:
-        try:
-            take_heavy_slot(conn, tenant_id, config.heavy_reads_per_tenant, config.heavy_node,
-                            config.heavy_node_slots, config.retry_after_seconds)
-            yield
-        finally:
-            conn.rollback()
+def take_heavy_slot(session, tenant_id, slots: int, retry_after: int) -> None:
+    """Take one of the tenant's `slots` for a heavy read, in every web process at once: a
+    transaction-scoped advisory lock on (space + slot, tenant key), released when the
+    request's transaction ends. All taken: 429 `tenant_busy` with Retry-After, at once, so
+    one tenant's long reads hold at most `slots` workers and never queue other tenants."""
+    key = heavy_lock_key(tenant_id)
+    for slot in range(slots):
+        if session.execute(sql.TRY_HEAVY_SLOT,
+                           {"a": HEAVY_LOCK_SPACE + slot, "b": key}).scalar():
+            return
+    raise ApiError(429, f"This tenant already runs {slots} heavy reads (tracks, travel, "
+                        "reports) at once; retry when one has finished.", code="tenant_busy",
+                   details={"heavy_reads_per_tenant": slots},
+                   headers={"Retry-After": str(retry_after)})
 
 
 def heavy(fn):
-    """Handler decorator (under require_member): the read is heavy, bounded per tenant and
-    per node for the whole request, its answer's serialization included."""
+    """Handler decorator (under require_member): the read is heavy, bounded per tenant."""
 
     @wraps(fn)
     def wrapper(*args, **kwargs):
         config = current_app.config["GOVERN"]
-        if config.heavy_reads_per_tenant <= 0 and config.heavy_node_slots <= 0:
-            return fn(*args, **kwargs)
-        with heavy_slot(current_app.extensions["govern"].engine, principal().tenant_id,
-                        config):
-            return fn(*args, **kwargs)
+        if config.heavy_reads_per_tenant > 0:
+            take_heavy_slot(db(), principal().tenant_id, config.heavy_reads_per_tenant,
+                            config.retry_after_seconds)
+        return fn(*args, **kwargs)
 
     return wrapper
 

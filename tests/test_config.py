@@ -25,19 +25,3 @@ def test_tiles_default_to_openstreetmap_and_can_be_turned_off():
 def test_a_tile_url_that_cannot_work_is_refused(bad):
     with pytest.raises(ValueError, match="TILE_URL"):
         _tiles(bad)
-
-
-def _heavy(**env):
-    return Config.from_env({"DATABASE_URL": "postgresql://x@127.0.0.1/x", **env})
-
-
-def test_heavy_reads_per_node_default_to_the_cores_this_process_may_use():
-    import os
-
-    config = _heavy()
-    assert config.heavy_reads_per_node is None
-    assert config.heavy_node_slots == len(os.sched_getaffinity(0)) >= 1
-    assert _heavy(HEAVY_READS_PER_NODE="3").heavy_node_slots == 3
-    assert _heavy(HEAVY_READS_PER_NODE="0").heavy_node_slots == 0  # off
-    with pytest.raises(ValueError, match="HEAVY_READS_PER_NODE"):
-        _heavy(HEAVY_READS_PER_NODE="many")

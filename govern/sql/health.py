@@ -9,13 +9,5 @@ PING_DATABASE = text("SELECT 1")
 # only, so /metrics needs no tenant scope)
 REQUEST_COUNTS = text("SELECT * FROM govern_request_counts()")
 
-# The first free one of `slots` heavy-read slots (advisory locks (space + slot, key)), taken
-# and held until the transaction ends; NULL when all are taken. The scan stops at the first
-# lock it gets (LIMIT 1), so it takes at most one.
-TRY_HEAVY_SLOT = text(
-    """
-    SELECT slot FROM generate_series(0, CAST(:slots AS int) - 1) AS slot
-    WHERE pg_try_advisory_xact_lock(CAST(:space AS int) + slot, CAST(:key AS int))
-    LIMIT 1
-    """
-)
+# one of a tenant's heavy-read slots, held until the request's transaction ends
+TRY_HEAVY_SLOT = text("SELECT pg_try_advisory_xact_lock(:a, :b)")
