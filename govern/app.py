@@ -18,7 +18,12 @@ from govern.clock import SYSTEM, Clock
 from govern.config import Config
 from govern.db import make_engine, make_sessionmaker
 from govern.errors import ApiError, register_error_handlers
-from govern.hardening import init_rate_limits, init_security_headers, init_trusted_proxies
+from govern.hardening import (
+    init_rate_limits,
+    init_security_headers,
+    init_trusted_proxies,
+    release_heavy_slot,
+)
 from govern.observability import configure_logging, init_request_observability
 
 API_VERSION = "1.0.0"
@@ -113,6 +118,7 @@ def create_app(config: Config | None = None, clock: Clock | None = None) -> Flas
     from govern.api.common import close_request_session
 
     app.teardown_request(close_request_session)
+    app.teardown_request(release_heavy_slot)
 
     @app.before_request
     def _require_json_bodies():

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from functools import wraps
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, g, request
 from flask_cors import CORS
 from flask_limiter import ApplicationLimit, Limiter
 from limits import RateLimitItem, parse
@@ -18,7 +18,6 @@ from limits.strategies import RateLimiter
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from govern.api.auth import bearer_token, client_address, presented_token, principal
-from govern.api.common import db
 from govern.auth import TOKEN_RE
 from govern.config import Config
 from govern.errors import ApiError
@@ -151,31 +150,51 @@ def heavy_lock_key(tenant_id) -> int:
     return digest
 
 
-def take_heavy_slot(session, tenant_id, slots: int, retry_after: int) -> None:
-    """Take one of the tenant's `slots` for a heavy read, in every web process at once: a
-    transaction-scoped advisory lock on (space + slot, tenant key), released when the
-    request's transaction ends. All taken: 429 `tenant_busy` with Retry-After, at once, so
+def take_heavy_slot(engine, tenant_id, slots: int, retry_after: int):
+    """Take one of the tenant's `slots` for a heavy read, in every web process at once, and
+    return the connection that holds it; closing it gives the slot back.
+
+    The slot is a transaction-scoped advisory lock on (space + slot, tenant key), taken on a
+    connection of its own: the request's transaction commits its audit entry before the
+    answer is serialized, and a lock of that transaction would be released then, letting
+    every worker serialize one tenant's long tracks at once. A dead process's connection
+    closes and frees its slot. All taken: 429 `tenant_busy` with Retry-After, at once, so
     one tenant's long reads hold at most `slots` workers and never queue other tenants."""
     key = heavy_lock_key(tenant_id)
-    for slot in range(slots):
-        if session.execute(sql.TRY_HEAVY_SLOT,
-                           {"a": HEAVY_LOCK_SPACE + slot, "b": key}).scalar():
-            return
+    conn = engine.connect()
+    try:
+        for slot in range(slots):
+            if conn.execute(sql.TRY_HEAVY_SLOT, {"a": HEAVY_LOCK_SPACE + slot, "b": key}).scalar():
+                held, conn = conn, None
+                return held
+    finally:
+        if conn is not None:
+            conn.close()  # rolls back: nothing held
     raise ApiError(429, f"This tenant already runs {slots} heavy reads (tracks, travel, "
                         "reports) at once; retry when one has finished.", code="tenant_busy",
                    details={"heavy_reads_per_tenant": slots},
                    headers={"Retry-After": str(retry_after)})
 
 
+def release_heavy_slot(exc=None) -> None:
+    """Teardown: the answer is built (and a streamed one sent); give the slot back."""
+    conn = g.pop("heavy_slot", None)
+    if conn is not None:
+        conn.close()
+
+
 def heavy(fn):
-    """Handler decorator (under require_member): the read is heavy, bounded per tenant."""
+    """Handler decorator (under require_member): the read is heavy, bounded per tenant; its
+    slot is held until the request is torn down, after its answer is built."""
 
     @wraps(fn)
     def wrapper(*args, **kwargs):
-        config = current_app.config["GOVERN"]
-        if config.heavy_reads_per_tenant > 0:
-            take_heavy_slot(db(), principal().tenant_id, config.heavy_reads_per_tenant,
-                            config.retry_after_seconds)
+        extension = current_app.extensions["govern"]
+        config = extension.config
+        if config.heavy_reads_per_tenant > 0 and g.get("heavy_slot") is None:
+            g.heavy_slot = take_heavy_slot(extension.engine, principal().tenant_id,
+                                           config.heavy_reads_per_tenant,
+                                           config.retry_after_seconds)
         return fn(*args, **kwargs)
 
     return wrapper

@@ -62,3 +62,41 @@ def test_slots_are_released_with_the_request(make_tenant, make_tracked):
     tracked = make_tracked(make_tenant("a"))
     statuses = [_track(tracked).status_code for _ in range(5)]
     assert statuses == [200] * 5
+
+
+def _slot_free(config, tenant_id, slot=0) -> bool:
+    """Whether another web process could take the tenant's slot now (and give it back)."""
+    with psycopg.connect(libpq_url(config.app_database_url)) as conn:
+        return conn.execute("SELECT pg_try_advisory_xact_lock(%s, %s)",
+                            (HEAVY_LOCK_SPACE + slot, heavy_lock_key(tenant_id))).fetchone()[0]
+
+
+def test_the_slot_is_held_until_the_answer_is_built(config, make_tenant, make_tracked):
+    """The read commits its audit entry before the answer is serialized (10,000 features of
+    a long track take longer than the query); a slot released with that commit let every
+    worker serialize one tenant's tracks at once. Probed from another connection after the
+    answer is built (after_request), and again once the request is over."""
+    from govern.app import create_app
+    from govern.config import Config
+
+    app = create_app(Config.from_env({"DATABASE_URL": config.database_url,
+                                      "LOG_LEVEL": "WARNING", "RATE_LIMITS": "off",
+                                      "HEAVY_READS_PER_TENANT": "1"}))
+    probes = []
+
+    @app.after_request
+    def _probe(resp):
+        probes.append(_slot_free(config, tracked.tenant.tenant_id))
+        return resp
+
+    tenant = make_tenant("held")
+    tracked = make_tracked(tenant)
+    tracked.pings([ping()])
+    client = app.test_client()
+    resp = client.get(f"/v1/subjects/{tracked.subject_id}/track",
+                      headers={"Authorization": f"Bearer {tenant.token_for('dispatcher')}"},
+                      query_string={"purpose": "navigation"})
+    assert resp.status_code == 200 and len(resp.get_json()["features"]) == 1
+    assert probes == [False], "the slot was free while the answer was still being built"
+    assert _slot_free(config, tenant.tenant_id), "the slot outlived its request"
+    app.extensions["govern"].engine.dispose()

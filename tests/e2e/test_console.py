@@ -340,3 +340,34 @@ def test_an_auditor_reads_the_log_with_names_newest_first(server, demo, page):
     expect(log.locator("tbody tr", has_not_text="analyst@demo.example")).to_have_count(0)
     expect(log.locator("tbody tr[data-action^='report']").first).to_be_visible()
     assert "member:" not in log.locator("tbody").inner_text()
+
+
+def test_a_busy_tenant_s_heatmap_is_asked_again_when_a_slot_frees(server, demo, page, config):
+    """Another tab or member holds the tenant's heavy-read slots: the console is answered 429
+    `tenant_busy` and asks again after Retry-After instead of showing the refusal."""
+    import uuid
+
+    import psycopg
+
+    from govern.config import libpq_url
+    from govern.hardening import HEAVY_LOCK_SPACE, heavy_lock_key
+
+    key = heavy_lock_key(uuid.UUID(demo["tenant_id"]))
+    holders = []
+    for slot in range(config.heavy_reads_per_tenant):
+        conn = psycopg.connect(libpq_url(config.app_database_url))
+        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (HEAVY_LOCK_SPACE + slot, key))
+        holders.append(conn)
+    try:
+        with page.expect_response(lambda r: "/v1/reports/heatmap" in r.url
+                                  and r.status == 429) as refused:
+            sign_in(page, server.url, demo["tokens"]["analyst"])
+        assert refused.value.json()["error"]["code"] == "tenant_busy"
+    finally:
+        for conn in holders:
+            conn.close()
+    with page.expect_response(lambda r: "/v1/reports/heatmap" in r.url and r.status == 200,
+                              timeout=20_000):
+        pass
+    expect(page.locator("#heatmap-map path.hex-cell").first).to_be_visible()
+    expect(page.locator(".page[data-page=heatmap] .alert.error")).to_have_count(0)

@@ -36,6 +36,20 @@ async function errorFrom(resp) {
     `The server answered ${resp.status} ${resp.statusText || ''}`.trim(), {});
 }
 
+// The tenant already runs its HEAVY_READS_PER_TENANT heavy reads (another tab, another
+// member): ask again when the server says, a few times, before showing the refusal.
+const BUSY_RETRIES = 4;
+const BUSY_WAIT_MAX_S = 10;
+
+/** Seconds to wait before asking again, or null to take this answer. */
+async function busyWait(resp, attempt) {
+  if (resp.status !== 429 || attempt >= BUSY_RETRIES) return null;
+  const err = await errorFrom(resp.clone());
+  if (err.code !== 'tenant_busy') return null;
+  const after = Number(resp.headers.get('Retry-After'));
+  return Math.min(Number.isFinite(after) && after > 0 ? after : 1, BUSY_WAIT_MAX_S);
+}
+
 async function send(path, { method = 'GET', query, body, token } = {}) {
   const headers = { Accept: 'application/json' };
   const bearer = token || session.token;
@@ -46,10 +60,15 @@ async function send(path, { method = 'GET', query, body, token } = {}) {
     init.body = JSON.stringify(body);
   }
   let resp;
-  try {
-    resp = await fetch(buildUrl(path, query), init);
-  } catch {
-    throw new ApiError(0, 'network', 'The server could not be reached.', {});
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      resp = await fetch(buildUrl(path, query), init);
+    } catch {
+      throw new ApiError(0, 'network', 'The server could not be reached.', {});
+    }
+    const wait = await busyWait(resp, attempt);
+    if (wait === null) break;
+    await new Promise((resolve) => { setTimeout(resolve, wait * 1000); });
   }
   if (!resp.ok) {
     const err = await errorFrom(resp);
