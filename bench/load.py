@@ -330,6 +330,7 @@ class Client:
         self.port, self.endpoint, self.t0 = port, endpoint, t0
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
         self.headers = {"Authorization": f"Bearer {token}"}
+        self.retry_after: str | None = None  # the last answer's Retry-After, if any
 
     def call(self, method: str, path: str, body: bytes | None = None) -> dict | None:
         ep = self.endpoint
@@ -347,6 +348,7 @@ class Client:
             self.conn.close()
             return None
         ep.samples.append((started - self.t0, time.perf_counter() - started, resp.status))
+        self.retry_after = resp.getheader("Retry-After")
         if not 200 <= resp.status < 300:
             try:
                 code = orjson.loads(data)["error"]["code"]

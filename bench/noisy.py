@@ -3,16 +3,19 @@
 A throwaway cluster (bench.common) holds two tenants. The noisy one has a subject with 31
 days of pings (one every 30 s, 06:00-21:00 UTC: ~56,000); its owner runs `--noisy` threads
 that each read that subject's whole 31-day track (`GET /v1/subjects/{id}/track`, 10,000
-points a page) back to back; a refused read (429 `tenant_busy`) is retried after 0.1 s (an
-impatient client that ignores Retry-After). The quiet tenant's `--quiet` threads call
-`GET /v1/me` about every 0.1 s each. gunicorn (`-w 4` sync workers, like `make load`) serves
-both, on 127.0.0.1.
+points a page) back to back. The quiet tenant's `--quiet` threads call `GET /v1/me` about
+every 0.1 s each. gunicorn (`-w 4` sync workers, like `make load`) serves both, on 127.0.0.1.
 
-Three phases of `--seconds` each, in one run, side by side:
+Phases of `--seconds` each, in one run, side by side:
 
 1. quiet alone (the quiet tenant's baseline);
-2. quiet + noisy, with the per-tenant bound on (HEAVY_READS_PER_TENANT=2, the default);
-3. quiet + noisy, with the bound off (HEAVY_READS_PER_TENANT=0): what the bound prevents.
+2. quiet + noisy, the per-tenant bound on (HEAVY_READS_PER_TENANT=2, the default); a refused
+   read (429 `tenant_busy`) is asked again after its Retry-After, as the console and HTTP
+   client libraries that honour it do;
+3. the same, but the noisy client ignores Retry-After and asks again after 0.1 s; rate
+   limits on (the default RATE_LIMIT, memory storage: per worker);
+4. the impatient client with rate limits off: only the bound between it and the workers;
+5. quiet + noisy with the bound off (HEAVY_READS_PER_TENANT=0): what the bound prevents.
 
 Measured: per phase and client, requests, p50/p99/max latency, 429s and other errors.
 
@@ -116,12 +119,33 @@ def set_up(db) -> World:
 
 
 class Server(AppServer):
-    def __init__(self, db, slots: int):
+    def __init__(self, db, slots: int, rate_limits: bool):
         super().__init__(
             db, lambda port: ["-m", "gunicorn", "--chdir", str(ROOT), "-w", str(WORKERS),
                               "-b", f"127.0.0.1:{port}", "wsgi:app"],
-            {"RATE_LIMITS": "off", "LOG_LEVEL": "WARNING",
+            {"RATE_LIMITS": "on" if rate_limits else "off", "LOG_LEVEL": "WARNING",
              "HEAVY_READS_PER_TENANT": str(slots)}, "govern-noisy-http-")
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    noisy: bool = True
+    slots: int = 2
+    honours_retry_after: bool = True
+    rate_limits: bool = False
+
+
+PHASES = (
+    Phase("1. quiet alone", noisy=False),
+    Phase("2. noisy beside, bound on, Retry-After honoured"),
+    Phase("3. noisy beside, bound on, retries every 0.1 s, rate limits on",
+          honours_retry_after=False, rate_limits=True),
+    Phase("4. noisy beside, bound on, retries every 0.1 s, rate limits off",
+          honours_retry_after=False),
+    Phase("5. noisy beside, bound off", slots=0),
+)
+IMPATIENT_RETRY_S = 0.1
 
 
 def _loop(deadline: float, work) -> None:
@@ -132,7 +156,7 @@ def _loop(deadline: float, work) -> None:
             time.sleep(min(wait, max(0.0, deadline - time.monotonic())))
 
 
-def phase(port: int, world: World, args, noisy: bool) -> dict[str, Endpoint]:
+def phase(port: int, world: World, args, spec: Phase) -> dict[str, Endpoint]:
     eps = {"quiet": Endpoint("quiet", "quiet tenant: GET /v1/me", ""),
            "noisy": Endpoint("noisy", "noisy tenant: 31-day track", "")}
     t0 = time.perf_counter()
@@ -152,14 +176,21 @@ def phase(port: int, world: World, args, noisy: bool) -> dict[str, Endpoint]:
 
     def loud():
         client = Client(port, world.noisy_token, eps["noisy"], t0)
+
+        def read() -> float:
+            if client.call("GET", world.track_path):
+                return 0.0  # answered: the next read at once
+            if spec.honours_retry_after and client.retry_after:
+                return float(client.retry_after)
+            return IMPATIENT_RETRY_S
+
         try:
-            # refused (or failed): again after 0.1 s; answered: the next read at once
-            _loop(deadline, lambda: 0.0 if client.call("GET", world.track_path) else 0.1)
+            _loop(deadline, read)
         finally:
             client.close()
 
     threads += [threading.Thread(target=quiet, daemon=True) for _ in range(args.quiet)]
-    if noisy:
+    if spec.noisy:
         threads += [threading.Thread(target=loud, daemon=True) for _ in range(args.noisy)]
     for t in threads:
         t.start()
@@ -184,21 +215,19 @@ def bench(args) -> str:
               file=sys.stderr)
         meter = CpuMeter(db.datadir)
         results = []
-        for name, slots, noisy in (("1. quiet alone", 2, False),
-                                   ("2. noisy beside, bound on (2 slots)", 2, True),
-                                   ("3. noisy beside, bound off", 0, True)):
-            server = Server(db, slots)
+        for spec in PHASES:
+            server = Server(db, spec.slots, spec.rate_limits)
             try:
                 phase(server.port, world, argparse.Namespace(**{**vars(args), "seconds": 2}),
-                      noisy)  # warm-up: every worker imported and connected
+                      spec)  # warm-up: every worker imported and connected
                 other = wait_for_quiet(meter, max_wait=args.quiet_wait)
                 meter.start()
-                eps = phase(server.port, world, args, noisy)
+                eps = phase(server.port, world, args, spec)
                 other = max(other, meter.stop())
             finally:
                 server.stop()
-            results.append((name, eps, other))
-            print(f"{name}: done", file=sys.stderr)
+            results.append((spec.name, eps, other))
+            print(f"{spec.name}: done", file=sys.stderr)
     rows = []
     for name, eps, other in results:
         rows.append([*_row(name, eps["quiet"]), f"{other:.2f}"])
@@ -214,10 +243,9 @@ def bench(args) -> str:
                "other errors", "other load (cores)"],
               rows, "llrrrrrrr"),
         "",
-        "Latency is of answered (2xx) requests. \"429\" are the noisy tenant's reads refused "
-        "with `tenant_busy` (retried after 0.1 s, ignoring Retry-After). \"Other load\" is "
-        "the most CPU the rest of the machine used around a phase (above 0.1 disturbs the "
-        "numbers).",
+        "Latency is of answered (2xx) requests. \"429\" are the noisy tenant's refused reads "
+        "(`tenant_busy`, or `rate_limited` in phase 3). \"Other load\" is the most CPU the "
+        "rest of the machine used around a phase (above 0.1 disturbs the numbers).",
     ])
 
 
