@@ -3,10 +3,11 @@
 Every "now" that decides something — whether a period has closed, where a retention window
 ends, whether a ping is late, what a job considers past — comes from a Clock handed in: the
 app's (``create_app(config, clock=...)``), the scheduler's, or a ``now`` argument: the API
-passes the request's instant to every report, read, request, hold and the door. Some domain
-functions still fall back to the wall clock when a caller passes no ``now`` (the CLI's and
-the demo's callers; token expiry and revocation, member removal) — those are stamps of when
-something happened, not decisions about periods or windows.
+passes the request's instant to every report, read, request, hold and the door. Not yet
+everywhere: the domain functions that stamp when a change happened still read the wall
+clock themselves (duty changes, device revocation, a purpose edit's cut-off floor, token
+creation, last use and revocation, member removal), and several take ``now=None`` to mean
+the wall clock for the CLI's and the demo's callers.
 """
 
 from __future__ import annotations
