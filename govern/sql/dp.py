@@ -26,18 +26,22 @@ def heatmap_points(window_cases: int):
     """Per person-day and point (snapped to :precision, or as stored if coarser): pings
     (the point's H3 cell is computed by the caller: one cell per distinct point)."""
     ok, keep = usable(window_cases)
+    # OFFSET 0 keeps the snapped point a column of its own: flattened, the planner computed
+    # govern_snap twice a ping (once for ST_Y, once for ST_X), after filtering either way
     return text(
         f"""
         WITH {ok}
-        SELECT x.subject_id, date_trunc('day', x.started_at, 'UTC') AS day,
-               ST_Y(x.g) AS lat, ST_X(x.g) AS lon, count(*) AS pings
-        FROM (SELECT p.subject_id, p.t AS started_at, p.purpose_mask,
-                     govern_snap(ST_X(p.geom), ST_Y(p.geom),
-                                 greatest(p.precision_m, :precision)) AS g
-              FROM pings p
-              WHERE p.tenant_id = :tenant_id AND p.t >= :t_from AND p.t < :t_to) x
-        JOIN ok ON ok.subject_id = x.subject_id
-        WHERE {keep}
+        SELECT y.subject_id, y.day, ST_Y(y.g) AS lat, ST_X(y.g) AS lon, count(*) AS pings
+        FROM (SELECT x.subject_id, date_trunc('day', x.started_at, 'UTC') AS day,
+                     govern_snap(ST_X(x.geom), ST_Y(x.geom),
+                                 greatest(x.precision_m, :precision)) AS g
+              FROM (SELECT p.subject_id, p.t AS started_at, p.purpose_mask, p.geom,
+                           p.precision_m
+                    FROM pings p
+                    WHERE p.tenant_id = :tenant_id AND p.t >= :t_from AND p.t < :t_to) x
+              JOIN ok ON ok.subject_id = x.subject_id
+              WHERE {keep}
+              OFFSET 0) y
         GROUP BY 1, 2, 3, 4
         """
     )
