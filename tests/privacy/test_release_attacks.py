@@ -26,6 +26,7 @@ from govern.domain import consents, release, reports, travel_reports
 from govern.errors import status_of
 from govern.exceptions import GovernError
 from govern.jobs import JOBS
+from govern.sql.trips import site_at
 
 UTC = dt.UTC
 DAY = dt.timedelta(days=1)
@@ -303,13 +304,15 @@ IN_A1 = (52.502, 13.405)
 IN_A_ONLY = (52.508, 13.415)
 OUTSIDE = [(52.53, 13.45), (52.56, 13.30), (52.45, 13.52)]
 
+# sites as the trips build attributes them (sql.trips.site_at, a subquery naming the tenant;
+# Citus cannot plan the SQL function govern_site_at beside parameters)
 PLANT_STOP = text(
     """
     INSERT INTO stops (tenant_id, subject_id, started_at, ended_at, duration_s, lon, lat, cell,
                        site_id, pings, purpose_mask, precision_m)
     VALUES (:tenant_id, :s, :t0, :t0 + make_interval(secs => :dur), :dur, :lon, :lat, :cell,
-            govern_site_at(:lon, :lat), 10, :mask, 500)
-    """
+            ({site}), 10, :mask, 500)
+    """.format(site=site_at(":lon", ":lat"))
 )
 PLANT_TRIP = text(
     """
@@ -318,9 +321,9 @@ PLANT_TRIP = text(
                        dest_lon, dest_lat, dest_cell, dest_site_id, from_stop, to_stop, pings,
                        purpose_mask, precision_m)
     VALUES (:tenant_id, :s, :t0, :t0 + interval '20 minutes', 1200, 900, :dist, :olon, :olat,
-            :ocell, govern_site_at(:olon, :olat), :dlon, :dlat, :dcell,
-            govern_site_at(:dlon, :dlat), true, true, 40, :mask, 500)
-    """
+            :ocell, ({origin}), :dlon, :dlat, :dcell,
+            ({dest}), true, true, 40, :mask, 500)
+    """.format(origin=site_at(":olon", ":olat"), dest=site_at(":dlon", ":dlat"))
 )
 
 
@@ -362,8 +365,8 @@ class TravelWorld(World):
         return self.subjects[name]
 
     def _site_at(self, s, lat, lon):
-        site = s.execute(text("SELECT CAST(govern_site_at(:lon, :lat) AS text)"),
-                         {"lon": lon, "lat": lat}).scalar()
+        site = s.execute(text(f"SELECT CAST(({site_at(':lon', ':lat')}) AS text)"),
+                         {"tenant_id": self.tenant.tenant_id, "lon": lon, "lat": lat}).scalar()
         return site
 
     def stop(self, who: str, at: dt.datetime, where, dur: int = 1800) -> None:
