@@ -287,6 +287,27 @@ SUMMARIZE_RECEIVED = text(
     """
 )
 
+# On a Citus coordinator the partitions above are empty shells: the rows, and the BRIN
+# ranges to summarize, are in each partition's shards on the workers. The same days, each
+# shard summarized where it lives (run_command_on_shards puts the shard's name for %s).
+SHARD_BRIN_SUMMARIZE = ("SELECT coalesce(sum(brin_summarize_new_values(x.indexrelid)), 0) "
+                        "FROM pg_index x JOIN pg_class ic ON ic.oid = x.indexrelid "
+                        "JOIN pg_am a ON a.oid = ic.relam "
+                        "WHERE x.indrelid = '%s'::regclass AND a.amname = 'brin'")
+SUMMARIZE_RECEIVED_SHARDS = text(
+    """
+    SELECT coalesce(sum(r.result::bigint), 0)
+    FROM pg_inherits i JOIN pg_inherits t ON t.inhparent = 'pings'::regclass
+         JOIN pg_index x ON x.indexrelid = i.inhrelid AND x.indrelid = t.inhrelid
+         JOIN pg_class c ON c.oid = t.inhrelid
+         CROSS JOIN LATERAL regexp_match(pg_get_expr(c.relpartbound, c.oid),
+                                         'TO \\(''([^'']+)''\\)') AS m(b)
+         CROSS JOIN LATERAL run_command_on_shards(c.oid::regclass, :command) AS r
+    WHERE i.inhparent = to_regclass('pings_received')
+      AND m.b[1]::timestamptz > :after AND m.b[1]::timestamptz <= :before AND r.success
+    """
+)
+
 # Every tenant's purposes' windows (the owner's connection sees them all).
 PURPOSE_WINDOWS = text("SELECT retention_days, window_floor FROM purposes")
 
