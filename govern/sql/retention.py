@@ -93,15 +93,17 @@ COUNT_PENDING = text(
 # -- privacy zones drawn after pings were stored ------------------------------------------------
 
 UNSWEPT_ZONES = text(
-    "SELECT zone_id, subject_id FROM zones WHERE swept_at IS NULL ORDER BY created_at, zone_id"
-)
-
-ZONES_FOR_SUBJECT = text(
-    "SELECT zone_id, subject_id FROM zones WHERE subject_id IS NULL OR subject_id = :subject_id "
+    "SELECT zone_id, subject_id FROM zones WHERE tenant_id = :tenant_id AND swept_at IS NULL "
     "ORDER BY created_at, zone_id"
 )
 
-MARK_SWEPT = text("UPDATE zones SET swept_at = :now WHERE zone_id = :zone_id")
+ZONES_FOR_SUBJECT = text(
+    "SELECT zone_id, subject_id FROM zones WHERE tenant_id = :tenant_id "
+    "AND (subject_id IS NULL OR subject_id = :subject_id) ORDER BY created_at, zone_id"
+)
+
+MARK_SWEPT = text("UPDATE zones SET swept_at = :now "
+                  "WHERE tenant_id = :tenant_id AND zone_id = :zone_id")
 
 # The pings a zone covers (its subject's, or everyone's for a tenant-wide zone), as reads
 # test them (govern.sql.zones: the stored point's cell meets the hidden region, or the point
@@ -181,14 +183,14 @@ COUNT_TRAVEL_IN_ZONE = text(
 ACTIVE_HOLDS = text(
     """
     SELECT hold_id, subject_id FROM legal_holds
-    WHERE starts_at <= :now AND (ends_at IS NULL OR ends_at > :now)
+    WHERE tenant_id = :tenant_id AND starts_at <= :now AND (ends_at IS NULL OR ends_at > :now)
     """
 )
 
 ENDED_HOLDS = text(
     """
-    SELECT hold_id, subject_id FROM legal_holds
-    WHERE ends_at IS NOT NULL AND ends_at <= :now AND caught_up_at IS NULL
+    SELECT hold_id, subject_id FROM legal_holds WHERE tenant_id = :tenant_id
+      AND ends_at IS NOT NULL AND ends_at <= :now AND caught_up_at IS NULL
     """
 )
 
@@ -318,18 +320,22 @@ DROP_PARTITION = "DROP TABLE {part}"
 # ---- a tenant's run: where the last one left off, and its evidence ----------------------------
 
 RETENTION_STATE = text(
-    "SELECT purpose_id, aged_until, precision_applied FROM retention_state")
+    "SELECT purpose_id, aged_until, precision_applied FROM retention_state "
+    "WHERE tenant_id = :tenant_id")
 
 # The consent ledger's sequence number up to which withdrawals are applied to stored data.
-CONSENT_SEQ_APPLIED = text("SELECT consent_seq_applied FROM tenants")
-SET_CONSENT_SEQ_APPLIED = text("UPDATE tenants SET consent_seq_applied = :seq")
+CONSENT_SEQ_APPLIED = text("SELECT consent_seq_applied FROM tenants "
+                           "WHERE tenant_id = :tenant_id")
+SET_CONSENT_SEQ_APPLIED = text("UPDATE tenants SET consent_seq_applied = :seq "
+                               "WHERE tenant_id = :tenant_id")
 
 # An ended hold whose paused work is done: ENDED_HOLDS stops listing it.
 MARK_HOLD_CAUGHT_UP = text("UPDATE legal_holds SET caught_up_at = :now "
-                           "WHERE hold_id = :h")
+                           "WHERE tenant_id = :tenant_id AND hold_id = :h")
 
 # What AGE_ROLLUPS would delete (a dry run).
-COUNT_OLD_ROLLUPS = text("SELECT count(*) FROM rollups WHERE bucket < :c")
+COUNT_OLD_ROLLUPS = text("SELECT count(*) FROM rollups "
+                         "WHERE tenant_id = :tenant_id AND bucket < :c")
 
 # Progress per purpose; NULL leaves a field as it was (aged_until starts at the epoch).
 SAVE_STATE = text(
@@ -348,7 +354,7 @@ RUN_ENTRY = text(
 # The evidence, newest run first; either bound may be NULL (open).
 RUN_LIST = text(
     "SELECT run_id, started_at, finished_at, kind, purpose_key, cutoff, aged, deleted, "
-    "dropped, details FROM retention_runs "
-    "WHERE (CAST(:f AS timestamptz) IS NULL OR started_at >= :f) "
+    "dropped, details FROM retention_runs WHERE tenant_id = :tenant_id "
+    "AND (CAST(:f AS timestamptz) IS NULL OR started_at >= :f) "
     "AND (CAST(:to AS timestamptz) IS NULL OR started_at < :to) "
     "ORDER BY started_at DESC, run_id, entry LIMIT :limit")
