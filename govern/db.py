@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker, with_loader_criteria
 
 TENANT_SETTING = "govern.tenant_id"
 
@@ -61,6 +61,36 @@ def _apply_tenant_scope(session: Session, transaction, connection) -> None:
     carries the previous tenant.
     """
     connection.exec_driver_sql(tenant_scope_sql(session.info.get("tenant_id")))
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _name_the_tenant(state) -> None:
+    """Every ORM select, update and delete of a scoped session names its tenant
+    (`tenant_id = :tenant` on each mapped table, joins and subqueries included), so on Citus
+    it routes to the tenant's one shard instead of every shard; row-level security, which
+    allows the same rows, stays as defence in depth. Unscoped sessions are left alone."""
+    tenant_id = state.session.info.get("tenant_id")
+    if not tenant_id or not (state.is_select or state.is_update or state.is_delete):
+        return
+    if state.is_column_load or state.is_relationship_load:
+        return  # loads of an already-criteria'd parent carry the criteria themselves
+    tenant = uuid.UUID(str(tenant_id))
+    state.statement = state.statement.options(*(
+        with_loader_criteria(cls, cls.tenant_id == tenant, include_aliases=True)
+        for cls in _tenant_classes()))
+
+
+_TENANT_CLASSES: list = []
+
+
+def _tenant_classes() -> list:
+    """Every mapped class (each has tenant_id: tests/db/test_citus_rules.py)."""
+    if not _TENANT_CLASSES:
+        from govern.models import Base
+
+        _TENANT_CLASSES.extend(m.class_ for m in Base.registry.mappers
+                               if "tenant_id" in m.columns)
+    return _TENANT_CLASSES
 
 
 def scope_to_tenant(session: Session, tenant_id: uuid.UUID | str | None) -> None:

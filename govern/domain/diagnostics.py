@@ -131,13 +131,15 @@ def device_ingest(session: Session, device_id: uuid.UUID, now: dt.datetime) -> d
     totals = {"requests": 0, "accepted": 0, "duplicates": 0, "ignored": 0, "server_time": 0}
     maps: dict[str, Counter] = {"dropped": Counter(), "rejected": Counter(),
                                 "refused": Counter()}
-    for row in session.execute(sql.HOURLY, {"device_id": device_id, "since": since,
+    for row in session.execute(sql.HOURLY, {"tenant_id": session.info.get("tenant_id"),
+                                            "device_id": device_id, "since": since,
                                             "now": now}).mappings():
         for key in totals:
             totals[key] += row[key]
         for key, counter in maps.items():
             counter.update(row[key])
-    state = session.execute(sql.STATE, {"device_id": device_id}).mappings().one_or_none()
+    state = session.execute(sql.STATE, {"tenant_id": session.info.get("tenant_id"),
+                                          "device_id": device_id}).mappings().one_or_none()
     streak = state["refused_streak"] if state else 0
     return {
         "device_id": device_id, "window_start": since, "now": now, **totals,
@@ -153,7 +155,8 @@ def streaks(session: Session, device_ids: list[uuid.UUID]) -> dict[uuid.UUID, di
     """Per device: its refused streak, whether it is flagged, its last accepted ping."""
     if not device_ids:
         return {}
-    rows = session.execute(sql.STREAKS, {"device_ids": [str(d) for d in device_ids]})
+    rows = session.execute(sql.STREAKS, {"tenant_id": session.info.get("tenant_id"),
+                                         "device_ids": [str(d) for d in device_ids]})
     return {r.device_id: {"refused_streak": r.refused_streak,
                           "flagged": r.refused_streak >= REFUSED_STREAK_FLAG,
                           "last_accepted_at": r.last_accepted_at} for r in rows}

@@ -22,7 +22,8 @@ def _view(row, now: dt.datetime) -> dict:
 
 def is_held(session: Session, subject_id: uuid.UUID, now: dt.datetime) -> bool:
     """True while a hold on the subject or on the whole tenant is in force."""
-    return bool(session.execute(sql.IS_HELD, {"s": subject_id, "now": now}).scalar())
+    return bool(session.execute(sql.IS_HELD, {
+        "t": session.info.get("tenant_id"), "s": subject_id, "now": now}).scalar())
 
 
 def create_hold(session: Session, tenant_id: uuid.UUID, actor: str, *, reason: str,
@@ -45,12 +46,13 @@ def create_hold(session: Session, tenant_id: uuid.UUID, actor: str, *, reason: s
 
 
 def list_holds(session: Session, subject_id: uuid.UUID | None, now: dt.datetime) -> list[dict]:
-    rows = session.execute(sql.LIST_HOLDS, {"s": subject_id}).all()
+    rows = session.execute(sql.LIST_HOLDS, {"t": session.info.get("tenant_id"),
+                                              "s": subject_id}).all()
     return [_view(r, now) for r in rows]
 
 
 def get_hold(session: Session, hold_id: uuid.UUID, now: dt.datetime) -> dict:
-    row = session.execute(sql.GET_HOLD, {"h": hold_id}).first()
+    row = session.execute(sql.GET_HOLD, {"t": session.info.get("tenant_id"), "h": hold_id}).first()
     if row is None:
         raise NotFound("legal hold")
     return _view(row, now)
@@ -66,7 +68,7 @@ def end_hold(session: Session, tenant_id: uuid.UUID, actor: str, hold_id: uuid.U
         raise Conflict("This hold has already ended.", "hold_ended")
     if ends_at <= hold["starts_at"]:
         raise Invalid("ends_at must be after starts_at.", {"ends_at": ["must be after starts_at"]})
-    session.execute(sql.END_HOLD, {"e": ends_at, "h": hold_id})
+    session.execute(sql.END_HOLD, {"t": tenant_id, "e": ends_at, "h": hold_id})
     audit.record(session, tenant_id, actor, "legal_hold.end", target_type="legal_hold",
                  target_id=hold_id, subject_id=hold["subject_id"], request_id=request_id,
                  details={"ends_at": ends_at})

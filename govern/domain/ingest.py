@@ -83,8 +83,9 @@ class Context:
 
 
 def load_context(session: Session, subject_id: uuid.UUID) -> Context:
-    """One round trip (row-level security scopes every table to the session's tenant)."""
-    row = session.execute(sql.LOAD_CONTEXT, {"s": subject_id}).one_or_none()
+    """One round trip, in the session's tenant (named in every table of the statement)."""
+    row = session.execute(sql.LOAD_CONTEXT, {"tenant_id": session.info.get("tenant_id"),
+                                             "s": subject_id}).one_or_none()
     if row is None:
         raise LookupError(f"subject {subject_id} not found")
     purposes = [PurposeInfo(*p) for p in zip(

@@ -16,6 +16,7 @@ from govern.clock import NEVER
 from govern.db import tenant_scope_sql
 from govern.policy.cutoffs import window_start
 from govern.sql import retention as sql
+from govern.sql.distribution import is_citus_coordinator
 
 log = logging.getLogger("govern.retention")
 
@@ -44,8 +45,11 @@ def maintain_partitions(owner: Engine, sessions: sessionmaker, now: dt.datetime,
                   for w in conn.execute(sql.PURPOSE_WINDOWS)]
         cutoff = min(starts, default=NEVER)
         if not dry_run:  # the days that have ended and stay
-            conn.execute(sql.SUMMARIZE_RECEIVED, {
-                "after": cutoff, "before": dt.datetime.combine(today, dt.time(0), dt.UTC)})
+            days = {"after": cutoff, "before": dt.datetime.combine(today, dt.time(0), dt.UTC)}
+            conn.execute(sql.SUMMARIZE_RECEIVED, days)
+            if is_citus_coordinator(conn):  # the rows are in the shards, on the workers
+                conn.execute(sql.SUMMARIZE_RECEIVED_SHARDS,
+                             {**days, "command": sql.SHARD_BRIN_SUMMARIZE})
         partitions = conn.execute(sql.PING_PARTITIONS).all()
     due = [p for p in partitions if starts and p.upper_bound <= cutoff]
     for part in due:

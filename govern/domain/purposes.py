@@ -103,7 +103,7 @@ def purpose_in_use(session: Session, purpose: Purpose) -> bool:
         return True
     return bool(session.scalar(
         sql.PINGS_SERVE_BIT,
-        {"bit": purpose.bit},
+        {"tenant_id": purpose.tenant_id, "bit": purpose.bit},
     )) if _has_pings_table(session) else False
 
 

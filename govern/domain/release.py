@@ -384,7 +384,7 @@ def charge_budget(session: Session, tenant_id: uuid.UUID, plan, policy: dict,
                                                 + 1e-9))
     days = dp_days(t_from, t_to)
     session.execute(dp_sql.LOCK, {"tenant_id": tenant_id})
-    spent = session.execute(dp_sql.SPENT, {"days": days}).one()
+    spent = session.execute(dp_sql.SPENT, {"tenant_id": tenant_id, "days": days}).one()
     if spent.epsilon + plan.epsilon > eps_day + 1e-9 or \
             spent.delta + plan.delta > delta_day * (1 + 1e-9):
         raise Exhausted(f"The privacy budget of the days asked is spent ({spent.epsilon:g} "

@@ -67,7 +67,8 @@ def contributions(session: Session, t_from: dt.datetime, t_to: dt.datetime, reso
     the subject: the rollups do not keep one), each point at the finest precision an
     aggregate purpose allows. Each distinct point's cell is computed once."""
     cases, params = release.usable_params(session, now)
-    precision = session.execute(dp_sql.AGGREGATE_PRECISION).scalar()
+    precision = session.execute(dp_sql.AGGREGATE_PRECISION,
+                                {"tenant_id": session.info.get("tenant_id")}).scalar()
     cells: dict[tuple[float, float], int] = {}
     per: dict[tuple, int] = {}
     for r in session.execute(dp_sql.heatmap_points(cases),

@@ -85,10 +85,11 @@ def run_tenant(sessions: sessionmaker, tenant_id: uuid.UUID, now: dt.datetime, *
     run = TenantRun(tenant_id, uuid.uuid4(), now, dry_run)
     with tenant_session(sessions, tenant_id) as s:
         purposes = list(s.scalars(select(Purpose).order_by(Purpose.bit)))
-        holds = s.execute(sql.ACTIVE_HOLDS, {"now": now}).all()
-        ended = s.execute(sql.ENDED_HOLDS, {"now": now}).all()
-        state = {r.purpose_id: r for r in s.execute(sql.RETENTION_STATE)}
-        consent_seq = s.execute(sql.CONSENT_SEQ_APPLIED).scalar()
+        scope = {"tenant_id": tenant_id}
+        holds = s.execute(sql.ACTIVE_HOLDS, {**scope, "now": now}).all()
+        ended = s.execute(sql.ENDED_HOLDS, {**scope, "now": now}).all()
+        state = {r.purpose_id: r for r in s.execute(sql.RETENTION_STATE, scope)}
+        consent_seq = s.execute(sql.CONSENT_SEQ_APPLIED, scope).scalar()
         aggregate_days = current_policy(s)["aggregate_retention_days"]
     if any(h.subject_id is None for h in holds):
         run.entries.append(Entry("held", details={"scope": "tenant"}))
@@ -147,7 +148,8 @@ def _apply_withdrawals(p: _Pass, withdrawals: list) -> None:
                                    details={"subject_id": str(w.subject_id)}))
     if withdrawals and not p.dry_run:
         with tenant_session(p.sessions, p.tenant_id) as s:
-            s.execute(sql.SET_CONSENT_SEQ_APPLIED, {"seq": max(w.seq for w in withdrawals)})
+            s.execute(sql.SET_CONSENT_SEQ_APPLIED, {"tenant_id": p.tenant_id,
+                                                    "seq": max(w.seq for w in withdrawals)})
 
 
 def _apply_coarser_precision(p: _Pass, state: dict) -> None:
@@ -190,7 +192,8 @@ def _catch_up_ended_holds(p: _Pass, ended: list) -> None:
                                 held=p.held, batch=p.batch, budget=p.budget)
         if not p.dry_run:
             with tenant_session(p.sessions, p.tenant_id) as s:
-                s.execute(sql.MARK_HOLD_CAUGHT_UP, {"now": p.now, "h": h.hold_id})
+                s.execute(sql.MARK_HOLD_CAUGHT_UP, {"tenant_id": p.tenant_id, "now": p.now,
+                                                    "h": h.hold_id})
 
 
 def _withdrawn_for(sessions, tenant_id, subject_id, now) -> list:
@@ -202,7 +205,7 @@ def _age_rollups(sessions, tenant_id, now, days, run: TenantRun, batch, budget) 
     cutoff = aggregate_window_start(days, now)
     if run.dry_run:
         with tenant_session(sessions, tenant_id) as s:
-            n = s.execute(sql.COUNT_OLD_ROLLUPS, {"c": cutoff}).scalar()
+            n = s.execute(sql.COUNT_OLD_ROLLUPS, {"tenant_id": tenant_id, "c": cutoff}).scalar()
     else:
         n = delete_in_batches(sessions, tenant_id, sql.AGE_ROLLUPS,
                               {"tenant_id": tenant_id, "cutoff": cutoff, "batch": batch},
@@ -235,7 +238,8 @@ def _finish(sessions, run: TenantRun) -> TenantRun:
 def list_runs(session, t_from: dt.datetime | None, t_to: dt.datetime | None,
               limit: int) -> list[dict]:
     """The evidence entries of runs started in [t_from, t_to) (either open), newest first."""
-    rows = session.execute(sql.RUN_LIST, {"f": t_from, "to": t_to, "limit": limit}).all()
+    rows = session.execute(sql.RUN_LIST, {"tenant_id": session.info.get("tenant_id"),
+                                          "f": t_from, "to": t_to, "limit": limit}).all()
     return [dict(r._mapping) for r in rows]
 
 

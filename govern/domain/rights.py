@@ -50,8 +50,14 @@ def create_request(session: Session, tenant_id: uuid.UUID, actor: str, *, subjec
     return _request_view(row, now)
 
 
+def _tenant(session: Session):
+    """The session's tenant, named in every statement (so each routes to one shard on
+    Citus; row-level security stays as defence in depth)."""
+    return session.info.get("tenant_id")
+
+
 def get_request(session: Session, request_id: uuid.UUID, now: dt.datetime) -> dict:
-    row = session.execute(sql.GET_REQUEST, {"r": request_id}).first()
+    row = session.execute(sql.GET_REQUEST, {"t": _tenant(session), "r": request_id}).first()
     if row is None:
         raise NotFound("request")
     return _request_view(row, now)
@@ -60,14 +66,15 @@ def get_request(session: Session, request_id: uuid.UUID, now: dt.datetime) -> di
 def list_requests(session: Session, now: dt.datetime, *, overdue: bool | None = None,
                   status: str | None = None, subject_id=None) -> list[dict]:
     rows = session.execute(sql.LIST_REQUESTS, {
-        "status": status, "s": subject_id, "overdue": bool(overdue), "now": now}).all()
+        "t": _tenant(session), "status": status, "s": subject_id, "overdue": bool(overdue),
+        "now": now}).all()
     return [_request_view(r, now) for r in rows]
 
 
 def complete_request(session: Session, tenant_id, actor: str, request_id: uuid.UUID,
                      evidence: dict, now: dt.datetime, status: str = "completed") -> dict:
     session.execute(sql.COMPLETE_REQUEST, {
-        "st": status, "e": jsontext.dumps(evidence), "r": request_id})
+        "t": tenant_id, "st": status, "e": jsontext.dumps(evidence), "r": request_id})
     req = get_request(session, request_id, now)
     audit.record(session, tenant_id, actor, f"request.{status}",
                  target_type="subject_request", target_id=request_id,
@@ -102,32 +109,39 @@ def erase_subject(sessions: sessionmaker, tenant_id: uuid.UUID, subject_id: uuid
             raise Conflict("A legal hold applies to this subject; erasure must wait for it "
                            "to end.", "legal_hold")
         # stop collection first, so nothing new arrives while we delete
-        s.execute(sql.BLOCK_FOR_ERASURE, {"s": subject_id})
-        s.execute(sql.REVOKE_DEVICE_TOKENS, {"s": subject_id})
+        s.execute(sql.BLOCK_FOR_ERASURE, {"t": tenant_id, "s": subject_id})
+        s.execute(sql.REVOKE_DEVICE_TOKENS, {"t": tenant_id, "s": subject_id})
         keep_ledger = current_policy(s)["keep_consent_proof_on_erasure"]
     pings = 0
     while True:
         with tenant_session(sessions, tenant_id) as s:
             n = s.execute(sql.DELETE_PINGS_BATCH, {
-                "s": subject_id, "n": ERASE_BATCH}).rowcount
+                "t": tenant_id, "s": subject_id, "n": ERASE_BATCH}).rowcount
         pings += n
         if on_batch and n:
             on_batch(n)
         if n < ERASE_BATCH:
             break
-    counts = {"pings": pings}
+    counts = {"pings": pings, "consent_events": 0}
+    if not keep_ledger:
+        # its own transaction, like the pings' batches: the SECURITY DEFINER function
+        # deletes as the schema owner, and Citus refuses one transaction in which two roles
+        # touch the same shard group ("placements that were modified in this transaction
+        # by a different user"). A failure after it leaves the subject blocked and
+        # unerased; erasing again finishes (the ledger is then already gone).
+        with tenant_session(sessions, tenant_id) as s:
+            counts["consent_events"] = s.execute(
+                sql.ERASE_CONSENT_LEDGER, {"s": subject_id}).scalar()
+    params = {"t": tenant_id, "s": subject_id}
     with tenant_session(sessions, tenant_id) as s:
         counts["trips"] = _delete_if_exists(s, "trips", subject_id)
         counts["stops"] = _delete_if_exists(s, "stops", subject_id)
-        counts["tokens"] = s.execute(sql.DELETE_DEVICE_TOKENS, {"s": subject_id}).rowcount
-        retire_routes(s, s.scalars(sql.SUBJECT_DEVICE_IDS, {"t": tenant_id,
-                                                            "s": subject_id}).all())
-        counts["devices"] = s.execute(sql.DELETE_DEVICES, {"s": subject_id}).rowcount
-        counts["zones"] = s.execute(sql.DELETE_ZONES, {"s": subject_id}).rowcount
-        counts["duty_events"] = s.execute(sql.DELETE_DUTY_EVENTS, {"s": subject_id}).rowcount
-        counts["consent_events"] = 0 if keep_ledger else s.execute(
-            sql.ERASE_CONSENT_LEDGER, {"s": subject_id}).scalar()
-        s.execute(sql.SCRUB_SUBJECT, {"s": subject_id, "now": now})
+        counts["tokens"] = s.execute(sql.DELETE_DEVICE_TOKENS, params).rowcount
+        retire_routes(s, s.scalars(sql.SUBJECT_DEVICE_IDS, params).all())
+        counts["devices"] = s.execute(sql.DELETE_DEVICES, params).rowcount
+        counts["zones"] = s.execute(sql.DELETE_ZONES, params).rowcount
+        counts["duty_events"] = s.execute(sql.DELETE_DUTY_EVENTS, params).rowcount
+        s.execute(sql.SCRUB_SUBJECT, {**params, "now": now})
         s.execute(sql.INSERT_TOMBSTONE, {
             "t": tenant_id, "s": subject_id, "now": now, "actor": actor, "r": request_id,
             "c": jsontext.dumps(counts), "kept": keep_ledger})
@@ -145,11 +159,12 @@ def erase_subject(sessions: sessionmaker, tenant_id: uuid.UUID, subject_id: uuid
 def _delete_if_exists(session: Session, table: str, subject_id) -> int:
     if not session.execute(sql.TABLE_EXISTS, {"t": table}).scalar():
         return 0
-    return session.execute(sql.DELETE_SUBJECT_ROWS[table], {"s": subject_id}).rowcount
+    return session.execute(sql.DELETE_SUBJECT_ROWS[table], {
+        "t": _tenant(session), "s": subject_id}).rowcount
 
 
 def tombstones(session: Session, subject_id=None) -> list[dict]:
-    rows = session.execute(sql.TOMBSTONES, {"s": subject_id}).all()
+    rows = session.execute(sql.TOMBSTONES, {"t": _tenant(session), "s": subject_id}).all()
     return [dict(r._mapping) for r in rows]
 
 
@@ -201,15 +216,16 @@ def export_bundle(sessions: sessionmaker, tenant_id: uuid.UUID, subject_id: uuid
     with tenant_session(sessions, tenant_id) as s, \
             zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         subject = get_subject(s, subject_id)
-        tenant_name = s.execute(sql.TENANT_NAME).scalar()
+        ts = {"t": tenant_id, "s": subject_id}
+        tenant_name = s.execute(sql.TENANT_NAME, ts).scalar()
         has_trips = s.execute(sql.HAS_TRIPS).scalar()
         extra = "trips.json        trips built from your locations\nstops.json        " \
             "stops (places you stayed) built from your locations\n" \
             if has_trips else ""
         zf.writestr("README.txt", EXPORT_README.format(tenant=tenant_name, at=now.isoformat(),
                                                        extra=extra))
-        devices = [dict(r._mapping) for r in s.execute(sql.EXPORT_DEVICES, {"s": subject_id})]
-        holds = [dict(r._mapping) for r in s.execute(sql.EXPORT_HOLDS, {"s": subject_id})]
+        devices = [dict(r._mapping) for r in s.execute(sql.EXPORT_DEVICES, ts)]
+        holds = [dict(r._mapping) for r in s.execute(sql.EXPORT_HOLDS, ts)]
         zf.writestr("subject.json", _json({
             "subject_id": subject.subject_id, "external_ref": subject.external_ref,
             "display_name": subject.display_name, "timezone": subject.timezone,
@@ -221,8 +237,8 @@ def export_bundle(sessions: sessionmaker, tenant_id: uuid.UUID, subject_id: uuid
         with zf.open("pings.geojson", "w", force_zip64=True) as out:
             out.write(b'{"type": "FeatureCollection", "features": [\n')
             first = True
-            purposes = {r.bit: r.key for r in s.execute(sql.PURPOSE_BITS)}
-            result = s.execute(sql.EXPORT_PINGS, {"s": subject_id},
+            purposes = {r.bit: r.key for r in s.execute(sql.PURPOSE_BITS, ts)}
+            result = s.execute(sql.EXPORT_PINGS, ts,
                 execution_options={"yield_per": 5000})
             n = 0
             for r in result:
@@ -247,24 +263,25 @@ def export_bundle(sessions: sessionmaker, tenant_id: uuid.UUID, subject_id: uuid
             if on_rows and n % 5000:
                 on_rows(n % 5000)
         yield sink.take()
-        consents = [dict(r._mapping) for r in s.execute(sql.EXPORT_CONSENTS, {"s": subject_id})]
+        consents = [dict(r._mapping) for r in s.execute(sql.EXPORT_CONSENTS, ts)]
         zf.writestr("consents.json", _json(consents))
-        access = [dict(r._mapping) for r in s.execute(sql.EXPORT_ACCESS_LOG, {"s": subject_id})]
+        access = [dict(r._mapping) for r in s.execute(sql.EXPORT_ACCESS_LOG, ts)]
         zf.writestr("access_log.json", _json(access))
         disclosures = [dict(r._mapping)
-                       for r in s.execute(sql.EXPORT_DISCLOSURES, {"s": subject_id})]
+                       for r in s.execute(sql.EXPORT_DISCLOSURES, ts)]
         zf.writestr("disclosures.json", _json(disclosures))
         zf.writestr("requests.json", _json(list_requests(s, now, subject_id=subject_id)))
         if has_trips:
             for table in ("trips", "stops"):
                 rows = [dict(r._mapping)
-                        for r in s.execute(sql.EXPORT_SUBJECT_ROWS[table], {"s": subject_id})]
+                        for r in s.execute(sql.EXPORT_SUBJECT_ROWS[table], ts)]
                 zf.writestr(f"{table}.json", _json(rows))
     yield sink.take()
 
 
 def export_counts(session: Session, subject_id) -> dict:
-    return dict(session.execute(sql.EXPORT_COUNTS, {"s": subject_id}).one()._mapping)
+    return dict(session.execute(sql.EXPORT_COUNTS, {"t": _tenant(session),
+                                                                "s": subject_id}).one()._mapping)
 
 
 # ---- disclosures ---------------------------------------------------------------------------
@@ -292,15 +309,15 @@ def update_disclosure(session: Session, tenant_id, actor: str, disclosure_id, va
                       request_id: str | None = None) -> dict:
     get_disclosure(session, disclosure_id)  # 404 for an unknown (or another tenant's) one
     session.execute(sql.UPDATE_DISCLOSURE, {
-        "n": values.get("notified_at"), "r": values.get("not_notified_reason"),
-        "d": disclosure_id})
+        "t": tenant_id, "n": values.get("notified_at"),
+        "r": values.get("not_notified_reason"), "d": disclosure_id})
     audit.record(session, tenant_id, actor, "disclosure.update", target_type="disclosure",
                  target_id=disclosure_id, request_id=request_id, details=values)
     return get_disclosure(session, disclosure_id)
 
 
 def get_disclosure(session: Session, disclosure_id) -> dict:
-    row = session.execute(sql.GET_DISCLOSURE, {"d": disclosure_id}).first()
+    row = session.execute(sql.GET_DISCLOSURE, {"t": _tenant(session), "d": disclosure_id}).first()
     if row is None:
         raise NotFound("disclosure")
     return dict(row._mapping)
@@ -308,5 +325,5 @@ def get_disclosure(session: Session, disclosure_id) -> dict:
 
 def list_disclosures(session: Session, subject_id=None) -> list[dict]:
     rows = session.execute(sql.LIST_DISCLOSURES, {
-        "s": subject_id}).all()
+        "t": _tenant(session), "s": subject_id}).all()
     return [dict(r._mapping) for r in rows]

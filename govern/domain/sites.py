@@ -28,18 +28,21 @@ def _reattribute(session: Session, tenant_id: uuid.UUID, site_id: uuid.UUID, box
 
 
 def _box(session: Session, site_id: uuid.UUID):
-    return session.execute(sql.SITE_BOX, {"site_id": site_id}).first()
+    return session.execute(sql.SITE_BOX, {"tenant_id": session.info.get("tenant_id"),
+                                          "site_id": site_id}).first()
 
 
 def get_site(session: Session, site_id: uuid.UUID) -> dict:
-    row = session.execute(site_sql.GET_SITE, {"s": site_id}).first()
+    row = session.execute(site_sql.GET_SITE, {"t": session.info.get("tenant_id"),
+                                              "s": site_id}).first()
     if row is None:
         raise NotFound("site")
     return dict(row._mapping)
 
 
 def list_sites(session: Session) -> list[dict]:
-    return [dict(r._mapping) for r in session.execute(site_sql.LIST_SITES)]
+    rows = session.execute(site_sql.LIST_SITES, {"t": session.info.get("tenant_id")})
+    return [dict(r._mapping) for r in rows]
 
 
 def _unique(session: Session, fn):

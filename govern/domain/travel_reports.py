@@ -174,7 +174,8 @@ def od_report(session: Session, principal: Principal, t_from: dt.datetime,
     resolution = None if zones == "sites" else int(zones.split(":", 1)[1])
     names = {}
     if resolution is None:
-        names = {r.site_id: r.name for r in session.execute(sql.SITE_NAMES)}
+        rows = session.execute(sql.SITE_NAMES, {"tenant_id": session.info.get("tenant_id")})
+        names = {r.site_id: r.name for r in rows}
 
     def zone(key: str) -> dict:
         if resolution is not None:

@@ -49,19 +49,21 @@ def sweep_new_zones(sessions: sessionmaker, tenant_id: uuid.UUID, now, run: Tena
                     held, batch, budget) -> None:
     """Privacy zones drawn since the last run: sweep each, then mark it swept."""
     with tenant_session(sessions, tenant_id) as s:
-        zones = s.execute(sql.UNSWEPT_ZONES).all()
+        zones = s.execute(sql.UNSWEPT_ZONES, {"tenant_id": tenant_id}).all()
     for z in zones:
         sweep_zone(sessions, tenant_id, z, now, run, held=held, batch=batch, budget=budget)
         if not run.dry_run:
             with tenant_session(sessions, tenant_id) as s:
-                s.execute(sql.MARK_SWEPT, {"now": now, "zone_id": z.zone_id})
+                s.execute(sql.MARK_SWEPT, {"tenant_id": tenant_id, "now": now,
+                                           "zone_id": z.zone_id})
 
 
 def sweep_subject_zones(sessions: sessionmaker, tenant_id: uuid.UUID, subject_id, now,
                         run: TenantRun, *, held, batch, budget) -> None:
     """Zones swept while a hold kept this subject's pings: apply them to the subject now."""
     with tenant_session(sessions, tenant_id) as s:
-        zones = s.execute(sql.ZONES_FOR_SUBJECT, {"subject_id": subject_id}).all()
+        zones = s.execute(sql.ZONES_FOR_SUBJECT, {"tenant_id": tenant_id,
+                                                  "subject_id": subject_id}).all()
     for z in zones:
         sweep_zone(sessions, tenant_id, z, now, run, held=held, subject_id=subject_id,
                    batch=batch, budget=budget)

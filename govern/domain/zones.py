@@ -110,7 +110,8 @@ def check_limits(session: Session, tenant_id: uuid.UUID, subject_id: uuid.UUID |
     """Refuse a zone that would pass a limit (409, the limit named in `details.limit`). The
     cost of the door and of every read grows with the zones that apply to a subject: the
     tenant-wide ones and the subject's own. Callers hold the tenant's zone lock."""
-    totals = session.execute(sql.ZONE_TOTALS, {"subject_id": subject_id}).one()
+    totals = session.execute(sql.ZONE_TOTALS, {
+        "tenant_id": session.info.get("tenant_id"), "subject_id": subject_id}).one()
     checks = [("max_zones_per_tenant", totals.zones + 1)]
     if subject_id is None:
         checks += [("max_tenant_wide_zones", totals.tenant_wide + 1),

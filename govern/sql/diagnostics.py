@@ -71,7 +71,7 @@ HOURLY = text(
     SELECT hour, requests, accepted, duplicates, ignored, server_time, dropped, rejected,
            refused
     FROM ingest_hourly
-    WHERE device_id = :device_id AND hour >= :since AND hour <= :now
+    WHERE tenant_id = :tenant_id AND device_id = :device_id AND hour >= :since AND hour <= :now
     ORDER BY hour
     """
 )
@@ -79,13 +79,13 @@ HOURLY = text(
 STATE = text(
     """
     SELECT last_request_at, last_accepted_at, refused_streak, refusals
-    FROM ingest_state WHERE device_id = :device_id
+    FROM ingest_state WHERE tenant_id = :tenant_id AND device_id = :device_id
     """
 )
 
 STREAKS = text(
     """
     SELECT device_id, refused_streak, last_accepted_at FROM ingest_state
-    WHERE device_id = ANY(CAST(:device_ids AS uuid[]))
+    WHERE tenant_id = :tenant_id AND device_id = ANY(CAST(:device_ids AS uuid[]))
     """
 )

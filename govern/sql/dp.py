@@ -18,7 +18,7 @@ from govern.sql.travel_reports import _usable as usable
 # (never finer than stored) before their cells are computed.
 AGGREGATE_PRECISION = text(
     "SELECT coalesce(min(precision_m), 1) FROM purposes "
-    "WHERE aggregate_use AND archived_at IS NULL"
+    "WHERE tenant_id = :tenant_id AND aggregate_use AND archived_at IS NULL"
 )
 
 
@@ -122,7 +122,8 @@ LOCK = text("SELECT pg_advisory_xact_lock(hashtext('govern.dp'), "
 SPENT = text(
     """
     SELECT coalesce(max(epsilon), 0) AS epsilon, coalesce(max(delta), 0) AS delta
-    FROM dp_person_day_budget WHERE day = ANY(CAST(:days AS date[]))
+    FROM dp_person_day_budget
+    WHERE tenant_id = :tenant_id AND day = ANY(CAST(:days AS date[]))
     """
 )
 CHARGE = text(

@@ -7,15 +7,16 @@ from govern.sql import zones
 
 # Everything the door needs about one subject, in one round trip: the subject, the policy
 # now, the live purposes, the subject's consent ledger and duty events (in order), and
-# whether any privacy zone could apply (tenant-wide or the subject's). Row-level security
-# scopes every table to the tenant; the explicit tenant_id lets each use its primary key.
+# whether any privacy zone could apply (tenant-wide or the subject's). Every table names the
+# session's tenant (:tenant_id), so each uses its primary key and on Citus the statement
+# routes to the tenant's one shard; row-level security scopes them the same way.
 LOAD_CONTEXT = text(
     """
     SELECT s.timezone, s.collection_windows, s.collection_blocked,
-           (SELECT v.policy FROM policy_versions v WHERE v.tenant_id = s.tenant_id
+           (SELECT v.policy FROM policy_versions v WHERE v.tenant_id = :tenant_id
             ORDER BY v.version DESC LIMIT 1) AS policy,
            p.*, c.*, d.*,
-           EXISTS (SELECT 1 FROM zones z WHERE z.tenant_id = s.tenant_id
+           EXISTS (SELECT 1 FROM zones z WHERE z.tenant_id = :tenant_id
                    AND (z.subject_id IS NULL OR z.subject_id = s.subject_id)) AS zones_apply
     FROM subjects s
     CROSS JOIN LATERAL (
@@ -23,21 +24,20 @@ LOAD_CONTEXT = text(
              array_agg(requires_consent) AS p_consent, array_agg(precision_m) AS p_precision,
              array_agg(retention_days) AS p_retention, array_agg(aggregate_use) AS p_aggregate,
              array_agg(window_floor) AS p_floor
-      FROM purposes WHERE tenant_id = s.tenant_id AND archived_at IS NULL) p
+      FROM purposes WHERE tenant_id = :tenant_id AND archived_at IS NULL) p
     CROSS JOIN LATERAL (
       SELECT array_agg(pu.key ORDER BY e.at, e.seq) AS c_key,
              array_agg(e.status ORDER BY e.at, e.seq) AS c_status,
              array_agg(e.at ORDER BY e.at, e.seq) AS c_at,
              array_agg(e.seq ORDER BY e.at, e.seq) AS c_seq
       FROM consent_events e
-      JOIN purposes pu ON pu.tenant_id = e.tenant_id AND pu.purpose_id = e.purpose_id
+      JOIN purposes pu ON pu.tenant_id = :tenant_id AND pu.purpose_id = e.purpose_id
                       AND pu.archived_at IS NULL
-      WHERE e.tenant_id = s.tenant_id AND e.subject_id = s.subject_id) c
+      WHERE e.tenant_id = :tenant_id AND e.subject_id = s.subject_id) c
     CROSS JOIN LATERAL (
       SELECT array_agg(at ORDER BY at, seq) AS d_at, array_agg(on_duty ORDER BY at, seq) AS d_on
-      FROM duty_events WHERE tenant_id = s.tenant_id AND subject_id = s.subject_id) d
-    WHERE s.tenant_id = CAST(NULLIF(current_setting('govern.tenant_id', true), '') AS uuid)
-      AND s.subject_id = :s
+      FROM duty_events WHERE tenant_id = :tenant_id AND subject_id = s.subject_id) d
+    WHERE s.tenant_id = :tenant_id AND s.subject_id = :s
     """
 )
 

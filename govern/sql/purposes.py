@@ -11,5 +11,6 @@ START_RETENTION_STATE = text("INSERT INTO retention_state (tenant_id, purpose_id
 
 # a purpose is in use once any stored ping serves it
 PINGS_SERVE_BIT = text(
-    "SELECT EXISTS (SELECT 1 FROM pings WHERE purpose_mask & (1::bigint << :bit) <> 0)")
+    "SELECT EXISTS (SELECT 1 FROM pings WHERE tenant_id = :tenant_id "
+    "AND purpose_mask & (1::bigint << :bit) <> 0)")
 HAS_PINGS_TABLE = text("SELECT to_regclass('pings') IS NOT NULL")

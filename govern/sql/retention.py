@@ -93,15 +93,17 @@ COUNT_PENDING = text(
 # -- privacy zones drawn after pings were stored ------------------------------------------------
 
 UNSWEPT_ZONES = text(
-    "SELECT zone_id, subject_id FROM zones WHERE swept_at IS NULL ORDER BY created_at, zone_id"
-)
-
-ZONES_FOR_SUBJECT = text(
-    "SELECT zone_id, subject_id FROM zones WHERE subject_id IS NULL OR subject_id = :subject_id "
+    "SELECT zone_id, subject_id FROM zones WHERE tenant_id = :tenant_id AND swept_at IS NULL "
     "ORDER BY created_at, zone_id"
 )
 
-MARK_SWEPT = text("UPDATE zones SET swept_at = :now WHERE zone_id = :zone_id")
+ZONES_FOR_SUBJECT = text(
+    "SELECT zone_id, subject_id FROM zones WHERE tenant_id = :tenant_id "
+    "AND (subject_id IS NULL OR subject_id = :subject_id) ORDER BY created_at, zone_id"
+)
+
+MARK_SWEPT = text("UPDATE zones SET swept_at = :now "
+                  "WHERE tenant_id = :tenant_id AND zone_id = :zone_id")
 
 # The pings a zone covers (its subject's, or everyone's for a tenant-wide zone), as reads
 # test them (govern.sql.zones: the stored point's cell meets the hidden region, or the point
@@ -181,14 +183,14 @@ COUNT_TRAVEL_IN_ZONE = text(
 ACTIVE_HOLDS = text(
     """
     SELECT hold_id, subject_id FROM legal_holds
-    WHERE starts_at <= :now AND (ends_at IS NULL OR ends_at > :now)
+    WHERE tenant_id = :tenant_id AND starts_at <= :now AND (ends_at IS NULL OR ends_at > :now)
     """
 )
 
 ENDED_HOLDS = text(
     """
-    SELECT hold_id, subject_id FROM legal_holds
-    WHERE ends_at IS NOT NULL AND ends_at <= :now AND caught_up_at IS NULL
+    SELECT hold_id, subject_id FROM legal_holds WHERE tenant_id = :tenant_id
+      AND ends_at IS NOT NULL AND ends_at <= :now AND caught_up_at IS NULL
     """
 )
 
@@ -287,6 +289,27 @@ SUMMARIZE_RECEIVED = text(
     """
 )
 
+# On a Citus coordinator the partitions above are empty shells: the rows, and the BRIN
+# ranges to summarize, are in each partition's shards on the workers. The same days, each
+# shard summarized where it lives (run_command_on_shards puts the shard's name for %s).
+SHARD_BRIN_SUMMARIZE = ("SELECT coalesce(sum(brin_summarize_new_values(x.indexrelid)), 0) "
+                        "FROM pg_index x JOIN pg_class ic ON ic.oid = x.indexrelid "
+                        "JOIN pg_am a ON a.oid = ic.relam "
+                        "WHERE x.indrelid = '%s'::regclass AND a.amname = 'brin'")
+SUMMARIZE_RECEIVED_SHARDS = text(
+    """
+    SELECT coalesce(sum(r.result::bigint), 0)
+    FROM pg_inherits i JOIN pg_inherits t ON t.inhparent = 'pings'::regclass
+         JOIN pg_index x ON x.indexrelid = i.inhrelid AND x.indrelid = t.inhrelid
+         JOIN pg_class c ON c.oid = t.inhrelid
+         CROSS JOIN LATERAL regexp_match(pg_get_expr(c.relpartbound, c.oid),
+                                         'TO \\(''([^'']+)''\\)') AS m(b)
+         CROSS JOIN LATERAL run_command_on_shards(c.oid::regclass, :command) AS r
+    WHERE i.inhparent = to_regclass('pings_received')
+      AND m.b[1]::timestamptz > :after AND m.b[1]::timestamptz <= :before AND r.success
+    """
+)
+
 # Every tenant's purposes' windows (the owner's connection sees them all).
 PURPOSE_WINDOWS = text("SELECT retention_days, window_floor FROM purposes")
 
@@ -297,18 +320,22 @@ DROP_PARTITION = "DROP TABLE {part}"
 # ---- a tenant's run: where the last one left off, and its evidence ----------------------------
 
 RETENTION_STATE = text(
-    "SELECT purpose_id, aged_until, precision_applied FROM retention_state")
+    "SELECT purpose_id, aged_until, precision_applied FROM retention_state "
+    "WHERE tenant_id = :tenant_id")
 
 # The consent ledger's sequence number up to which withdrawals are applied to stored data.
-CONSENT_SEQ_APPLIED = text("SELECT consent_seq_applied FROM tenants")
-SET_CONSENT_SEQ_APPLIED = text("UPDATE tenants SET consent_seq_applied = :seq")
+CONSENT_SEQ_APPLIED = text("SELECT consent_seq_applied FROM tenants "
+                           "WHERE tenant_id = :tenant_id")
+SET_CONSENT_SEQ_APPLIED = text("UPDATE tenants SET consent_seq_applied = :seq "
+                               "WHERE tenant_id = :tenant_id")
 
 # An ended hold whose paused work is done: ENDED_HOLDS stops listing it.
 MARK_HOLD_CAUGHT_UP = text("UPDATE legal_holds SET caught_up_at = :now "
-                           "WHERE hold_id = :h")
+                           "WHERE tenant_id = :tenant_id AND hold_id = :h")
 
 # What AGE_ROLLUPS would delete (a dry run).
-COUNT_OLD_ROLLUPS = text("SELECT count(*) FROM rollups WHERE bucket < :c")
+COUNT_OLD_ROLLUPS = text("SELECT count(*) FROM rollups "
+                         "WHERE tenant_id = :tenant_id AND bucket < :c")
 
 # Progress per purpose; NULL leaves a field as it was (aged_until starts at the epoch).
 SAVE_STATE = text(
@@ -327,7 +354,7 @@ RUN_ENTRY = text(
 # The evidence, newest run first; either bound may be NULL (open).
 RUN_LIST = text(
     "SELECT run_id, started_at, finished_at, kind, purpose_key, cutoff, aged, deleted, "
-    "dropped, details FROM retention_runs "
-    "WHERE (CAST(:f AS timestamptz) IS NULL OR started_at >= :f) "
+    "dropped, details FROM retention_runs WHERE tenant_id = :tenant_id "
+    "AND (CAST(:f AS timestamptz) IS NULL OR started_at >= :f) "
     "AND (CAST(:to AS timestamptz) IS NULL OR started_at < :to) "
     "ORDER BY started_at DESC, run_id, entry LIMIT :limit")

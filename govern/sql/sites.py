@@ -4,8 +4,8 @@ from sqlalchemy import text
 
 _COLUMNS = ("site_id, name, kind, geometry, radius_m, created_at, created_by, updated_at")
 
-GET_SITE = text(f"SELECT {_COLUMNS} FROM sites WHERE site_id = :s")
-LIST_SITES = text(f"SELECT {_COLUMNS} FROM sites ORDER BY name")
+GET_SITE = text(f"SELECT {_COLUMNS} FROM sites WHERE tenant_id = :t AND site_id = :s")
+LIST_SITES = text(f"SELECT {_COLUMNS} FROM sites WHERE tenant_id = :t ORDER BY name")
 DELETE_SITE = text("DELETE FROM sites WHERE tenant_id = :t AND site_id = :s")
 
 

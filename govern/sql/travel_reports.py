@@ -51,7 +51,8 @@ def _records(table: str, window_cases: int, extra: str = "") -> tuple[str, str]:
 _NO_SITE = "'00000000-0000-0000-0000-000000000000'::uuid"
 
 
-SITE_NAMES = text("SELECT CAST(site_id AS text) AS site_id, name FROM sites")
+SITE_NAMES = text("SELECT CAST(site_id AS text) AS site_id, name FROM sites "
+                  "WHERE tenant_id = :tenant_id")
 
 
 # ---- the frozen travel basis (exact releases, govern.domain.release) ------------------------

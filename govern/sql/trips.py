@@ -213,5 +213,5 @@ REATTRIBUTE = [
 ]
 SITE_BOX = text(
     "SELECT ST_XMin(area) AS xmin, ST_XMax(area) AS xmax, ST_YMin(area) AS ymin, "
-    "ST_YMax(area) AS ymax FROM sites WHERE site_id = :site_id"
+    "ST_YMax(area) AS ymax FROM sites WHERE tenant_id = :tenant_id AND site_id = :site_id"
 )

@@ -75,7 +75,7 @@ ZONE_TOTALS = text(
            count(*) FILTER (WHERE subject_id = :subject_id) AS subject_zones,
            coalesce(sum(vertices) FILTER (WHERE subject_id = :subject_id), 0)
              AS subject_vertices
-    FROM zones
+    FROM zones WHERE tenant_id = :tenant_id
     """
 )
 

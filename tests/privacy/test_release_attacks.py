@@ -26,6 +26,7 @@ from govern.domain import consents, release, reports, travel_reports
 from govern.errors import status_of
 from govern.exceptions import GovernError
 from govern.jobs import JOBS
+from govern.sql.trips import site_at
 
 UTC = dt.UTC
 DAY = dt.timedelta(days=1)
@@ -303,12 +304,15 @@ IN_A1 = (52.502, 13.405)
 IN_A_ONLY = (52.508, 13.415)
 OUTSIDE = [(52.53, 13.45), (52.56, 13.30), (52.45, 13.52)]
 
+# the sites as the trips build attributes them (sql.trips.site_at, a subquery naming the
+# tenant), looked up first and planted as values: Citus cannot plan the SQL function
+# govern_site_at beside parameters, nor subqueries in an INSERT ... VALUES
 PLANT_STOP = text(
     """
     INSERT INTO stops (tenant_id, subject_id, started_at, ended_at, duration_s, lon, lat, cell,
                        site_id, pings, purpose_mask, precision_m)
     VALUES (:tenant_id, :s, :t0, :t0 + make_interval(secs => :dur), :dur, :lon, :lat, :cell,
-            govern_site_at(:lon, :lat), 10, :mask, 500)
+            CAST(:site AS uuid), 10, :mask, 500)
     """
 )
 PLANT_TRIP = text(
@@ -318,8 +322,8 @@ PLANT_TRIP = text(
                        dest_lon, dest_lat, dest_cell, dest_site_id, from_stop, to_stop, pings,
                        purpose_mask, precision_m)
     VALUES (:tenant_id, :s, :t0, :t0 + interval '20 minutes', 1200, 900, :dist, :olon, :olat,
-            :ocell, govern_site_at(:olon, :olat), :dlon, :dlat, :dcell,
-            govern_site_at(:dlon, :dlat), true, true, 40, :mask, 500)
+            :ocell, CAST(:osite AS uuid), :dlon, :dlat, :dcell, CAST(:dsite AS uuid),
+            true, true, 40, :mask, 500)
     """
 )
 
@@ -362,28 +366,29 @@ class TravelWorld(World):
         return self.subjects[name]
 
     def _site_at(self, s, lat, lon):
-        site = s.execute(text("SELECT CAST(govern_site_at(:lon, :lat) AS text)"),
-                         {"lon": lon, "lat": lat}).scalar()
+        site = s.execute(text(f"SELECT CAST(({site_at(':lon', ':lat')}) AS text)"),
+                         {"tenant_id": self.tenant.tenant_id, "lon": lon, "lat": lat}).scalar()
         return site
 
     def stop(self, who: str, at: dt.datetime, where, dur: int = 1800) -> None:
         sid = self.subject(who)
         with self.session() as s:
+            site = self._site_at(s, *where)
             s.execute(PLANT_STOP, {"tenant_id": self.tenant.tenant_id, "s": sid, "t0": at,
                                    "dur": dur, "lat": where[0], "lon": where[1],
-                                   "cell": h3.latlng_to_cell(*where, 8), "mask": self.mask})
-            site = self._site_at(s, *where)
+                                   "cell": h3.latlng_to_cell(*where, 8), "mask": self.mask,
+                                   "site": site})
         self.records.append({"kind": "stop", "day": _day(at), "who": who, "site": site})
 
     def trip(self, who: str, at: dt.datetime, origin, dest, dist: float = 3000.0) -> None:
         sid = self.subject(who)
         with self.session() as s:
+            osite, dsite = self._site_at(s, *origin), self._site_at(s, *dest)
             s.execute(PLANT_TRIP, {"tenant_id": self.tenant.tenant_id, "s": sid, "t0": at,
                                    "dist": dist, "olat": origin[0], "olon": origin[1],
                                    "ocell": h3.latlng_to_cell(*origin, 8), "dlat": dest[0],
                                    "dlon": dest[1], "dcell": h3.latlng_to_cell(*dest, 8),
-                                   "mask": self.mask})
-            osite, dsite = self._site_at(s, *origin), self._site_at(s, *dest)
+                                   "mask": self.mask, "osite": osite, "dsite": dsite})
         self.records.append({"kind": "trip", "day": _day(at), "who": who, "osite": osite,
                              "dsite": dsite, "ocell": h3.latlng_to_cell(*origin, 8),
                              "dcell": h3.latlng_to_cell(*dest, 8)})
