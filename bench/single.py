@@ -307,12 +307,30 @@ CEILING_SCENARIOS = (
     ("insert", "ceiling: Flask + one durable INSERT (psycopg 3)"))
 
 
+def _workers(master: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{master}/task/{master}/children").read_text()
+                .split()]
+    except OSError:
+        return []
+
+
 def _run(server, db, world, kind, t0, args, meter, counted: bool) -> dict:
     wrk(server.port, world, kind, t0, args.connections, 5)  # warm
     before = stored(db, world.tenant_id) if counted else 0
     wait_for_quiet(meter, max_wait=args.quiet_wait)
     meter.start()
+    spy = None
+    if args.profile and counted and shutil.which("py-spy"):
+        # one worker, sampled while wrk runs: where a request's time goes (collapsed stacks)
+        worker = _workers(server.proc.pid)[0]
+        spy = subprocess.Popen(["py-spy", "record", "-p", str(worker), "-d",
+                                str(int(args.seconds)), "-r", "200", "-f", "raw", "-o",
+                                f"{args.profile}-{kind}.txt"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     got = wrk(server.port, world, kind, t0 + 10, args.connections, args.seconds)
+    if spy is not None:
+        spy.wait(60)
     got["stored"] = stored(db, world.tenant_id) - before if counted else None
     return got
 
@@ -392,6 +410,9 @@ def main(argv: list[str] | None = None) -> int:
                              "govern serve's)")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads per worker (more than 1: gthread)")
+    parser.add_argument("--profile", default="",
+                        help="py-spy (on PATH) samples one govern worker in each scenario "
+                             "into PREFIX-<scenario>.txt (collapsed stacks)")
     parser.add_argument("--only", default="",
                         help="comma-separated scenarios: bare, insert, owntracks, native, "
                              "osmand (default all)")
