@@ -383,6 +383,10 @@ def bench(args) -> str:
                      "-" if r["stored"] is None else f"{r['stored']:,}",
                      f"{r['rps'] / limit['rps']:.3f}", f"{load:.2f}"])
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    kinds = {label: f"{label.split(':')[0]}:{kind}"
+             for kind, label in CEILING_SCENARIOS + GOVERN_SCENARIOS}
+    by = {kinds[label]: r for label, r, _ in results if label in kinds}
+    verdict = _verdict(by)
     return "\n".join([
         f"`make bench` (bench/single.py), {when}, {machine()}, other load before: "
         f"{other:.2f} cores; {args.connections} connections, {args.seconds:g} s each, "
@@ -395,7 +399,35 @@ def bench(args) -> str:
         "can exceed the 2xx answers by the requests in flight when wrk stopped (committed, "
         "answer not read). pgbench's latency is its average, not p50. \"Other load\" is the "
         "most CPU the rest of the machine used during the scenario (above 0.1 disturbs it).",
+        *(["", verdict] if verdict else []),
     ])
+
+
+TARGET_RPS = 2000
+
+
+def _verdict(by: dict) -> str:
+    """How far from the issue's 2,000 requests/s, and what bounds it (the ceiling rows)."""
+    own, bare, ins = (by.get("govern:owntracks"), by.get("ceiling:bare"),
+                      by.get("ceiling:insert"))
+    if own is None:
+        return ""
+    parts = [f"Target: {TARGET_RPS:,} single-location requests/s at p99 <= 100 ms. govern's "
+             f"OwnTracks path took {own['rps']:,.0f} ({own['rps'] / TARGET_RPS:.2f} of it, "
+             f"p99 {own['p99']:.0f} ms)."]
+    if bare is not None:
+        parts.append(f"A bare Flask route under the same gunicorn workers took "
+                     f"{bare['rps']:,.0f}, and Flask with one durable psycopg INSERT a request "
+                     f"{ins['rps']:,.0f}" if ins is not None else
+                     f"A bare Flask route under the same gunicorn workers took "
+                     f"{bare['rps']:,.0f}")
+        if bare["rps"] < TARGET_RPS:
+            parts[-1] += (f": {TARGET_RPS:,} is beyond what Flask alone answers on this "
+                          "machine, so no change inside govern's request path reaches it here")
+        parts[-1] += f"; govern is at {own['rps'] / bare['rps']:.2f} of the bare ceiling"
+        parts[-1] += (f" and {own['rps'] / ins['rps']:.2f} of the insert ceiling."
+                      if ins is not None else ".")
+    return " ".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:
