@@ -96,7 +96,13 @@ def touch(session: Session, tenant_id: uuid.UUID, token_id: uuid.UUID,
           device_id: uuid.UUID | None) -> None:
     """Record token use (and device contact) in its own short transaction, so it sticks
     even when the request itself only reads or fails."""
-    with session.get_bind().connect() as conn:
+    touch_on(session.get_bind(), tenant_id, token_id, device_id)
+
+
+def touch_on(engine, tenant_id: uuid.UUID, token_id: uuid.UUID,
+             device_id: uuid.UUID | None) -> None:
+    """touch() on a connection of the engine's own."""
+    with engine.connect() as conn:
         conn.exec_driver_sql(tenant_scope_sql(tenant_id))
         conn.execute(sql.TOUCH_TOKEN, {"t": tenant_id, "id": token_id})
         if device_id is not None:

@@ -364,18 +364,32 @@ def trips_build(tenant_id):
 
 @main.command("serve")
 @click.option("--bind", default=None, help="host:port (default 127.0.0.1:$PORT or 8000)")
-@click.option("--workers", default=None, type=int, help="gunicorn workers (default 2 x cores)")
-def serve(bind, workers):
+@click.option("--workers", default=None, type=int,
+              help="gunicorn worker processes (default $WEB_WORKERS, else 2 x cores)")
+@click.option("--threads", default=None, type=int,
+              help="threads per worker (default $WEB_THREADS, else 1); more than 1 "
+                   "runs gunicorn's gthread workers")
+def serve(bind, workers, threads):
     """Serve the API with gunicorn (wsgi:app)."""
     bind = bind or f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
-    workers = workers or int(os.environ.get("WEB_WORKERS", 2 * (os.cpu_count() or 1)))
     _prometheus_dir()
     args = [sys.executable, "-m", "gunicorn", "--chdir", str(ROOT), "--bind", bind,
-            *_control_socket(bind),
-            "--workers", str(workers), "--access-logfile", "-", "--access-logformat",
+            *_control_socket(bind), *worker_args(workers, threads),
+            "--access-logfile", "-", "--access-logformat",
             '{"gunicorn": "access", "status": %(s)s, "path": "%(U)s", "ms": %(M)s}',
             "--graceful-timeout", "20", "--timeout", "60", "wsgi:app"]
     os.execv(sys.executable, args)
+
+
+def worker_args(workers: int | None = None, threads: int | None = None) -> list[str]:
+    """gunicorn's worker arguments as `govern serve` chooses them (also used by bench/single.py
+    to serve its ceiling app under the same worker model)."""
+    workers = workers or int(os.environ.get("WEB_WORKERS", 2 * (os.cpu_count() or 1)))
+    threads = threads or int(os.environ.get("WEB_THREADS", 1))
+    args = ["--workers", str(workers)]
+    if threads > 1:
+        args += ["--worker-class", "gthread", "--threads", str(threads)]
+    return args
 
 
 def _control_socket(bind: str) -> list[str]:

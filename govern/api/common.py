@@ -14,6 +14,9 @@ def db():
     session = g.get("db")
     if session is None:
         session = current_app.extensions["govern"].sessions()
+        p = g.get("principal")  # authenticated without the session (govern.api.pings)
+        if p is not None:
+            session.info["tenant_id"] = p.tenant_id
         g.db = session
     return session
 
@@ -38,6 +41,9 @@ def commit() -> None:
 
 
 def close_request_session(exc=None) -> None:
+    device_request = g.pop("device_request", None)  # govern.api.pings.device_request
+    if device_request is not None:
+        device_request.close()
     session = g.pop("db", None)
     if session is not None:
         try:

@@ -17,10 +17,10 @@ import uuid
 from flask import Response, current_app, g, jsonify, request
 from flask_smorest import Blueprint
 
-from govern.api.auth import failed_authentication, load_principal, presented_token
+from govern.api.auth import failed_authentication, presented_token
 from govern.api.bodies import check_json_text, non_json_body
 from govern.api.common import commit, db, request_now
-from govern.api.pings import check_batch_size, ingest_for_device
+from govern.api.pings import check_batch_size, device_request, ingest_for_device
 from govern.auth import Principal
 from govern.domain import diagnostics, subjects
 from govern.errors import ApiError, GovernError, NotFound, as_api_error
@@ -28,13 +28,6 @@ from govern.ingest import formats
 
 blp = Blueprint("ingest", __name__, url_prefix="/v1/ingest",
                 description="Ingest in existing apps' native formats.")
-
-
-def _device_principal() -> Principal:
-    principal = load_principal(presented_token())
-    if principal.kind != "device":
-        raise ApiError(403, "This endpoint needs a device token.")
-    return principal
 
 
 _NOT_JSON = "The body must be JSON."
@@ -74,6 +67,9 @@ def _counted(source: str):
                         and principal.kind == "device":
                     now = request_now()
                     fields = sorted(exc.details) if isinstance(exc.details, dict) else None
+                    pending = g.pop("device_request", None)
+                    if pending is not None:
+                        pending.close()  # its transaction stores nothing of this request
                     db().rollback()
                     diagnostics.record(db(), principal.tenant_id, principal.device_id,
                                        diagnostics.refused_request(source, exc.code,
@@ -114,7 +110,7 @@ def owntracks():
     """OwnTracks HTTP mode. Basic auth: any user, the device token as password. Answers [],
     also to an empty body (the app may post one, and retries or drops the point on a 4xx).
     Never rate-limited per token: the app cannot retry a 429 and would delete the point."""
-    _device_principal()
+    device_request(presented_token())
     items, ignored = _converted(formats.from_owntracks, _json_body(empty=[]))
     ingest_for_device(check_batch_size(items), source="owntracks", ignored=ignored)
     return jsonify([])
@@ -212,7 +208,7 @@ def osmand(tenant_id: uuid.UUID | None = None):
 @_counted("transistor")
 def transistor():
     """Transistor background-geolocation: {"location": {...}} or {"location": [...]}."""
-    _device_principal()
+    device_request(presented_token())
     items = _converted(formats.from_transistor, _json_body())
     return jsonify(ingest_for_device(check_batch_size(items), source="transistor"))
 
@@ -222,7 +218,7 @@ def transistor():
 @_counted("overland")
 def overland():
     """Overland: {"locations": [GeoJSON Feature, ...]}. Answers {"result": "ok"}."""
-    _device_principal()
+    device_request(presented_token())
     items = _converted(formats.from_overland, _json_body())
     ingest_for_device(check_batch_size(items), source="overland")
     return jsonify({"result": "ok"})

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import current_app, g, request
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
-from govern.api.auth import principal, require_device
+from govern.api.auth import bearer_token, failed_authentication, principal, unauthenticated
 from govern.api.common import commit, db, request_now
 from govern.domain.ingest import ingest
+from govern.domain.single import DeviceRequest, NotADevice, TokenGone
 from govern.errors import ApiError
 
 blp = Blueprint("pings", __name__, url_prefix="/v1/pings",
@@ -63,7 +64,36 @@ def check_batch_size(items: list) -> list:
     return items
 
 
+def device_request(token: str | None) -> DeviceRequest:
+    """Authenticate a device token for an ingest request on the pipelined path
+    (govern.domain.single), answering as govern.api.auth.load_principal and require_device
+    do: 401 for no token or one that is unknown, revoked or expired, 403 for a member's.
+    The request's connection is returned at teardown (govern.api.common)."""
+    if not token:
+        raise unauthenticated()
+    ext = current_app.extensions["govern"]
+    req = g.device_request = DeviceRequest(ext.engine, token, ext.config.token_touch_seconds)
+    try:
+        principal_ = req.authenticate()
+    except NotADevice:
+        raise ApiError(403, "This endpoint needs a device token.") from None
+    if principal_ is None:
+        raise failed_authentication(unauthenticated("The token is unknown, revoked or expired."))
+    g.principal = principal_
+    return req
+
+
 def ingest_for_device(items: list, source: str = "native", ignored: int = 0) -> dict:
+    """Ingest a batch for the request's device: on its pipelined connection when the device
+    authenticated by token (device_request), else (OsmAnd) in the request's session."""
+    req = g.get("device_request")
+    if req is not None and req.principal is not None:
+        try:
+            result = req.ingest(items, now=request_now(), source=source, ignored=ignored)
+        except TokenGone:
+            raise failed_authentication(
+                unauthenticated("The token is unknown, revoked or expired.")) from None
+        return result.as_dict()
     p = principal()
     ext = current_app.extensions["govern"]
     result = ingest(db(), ext.engine, p.tenant_id, p.device_id, p.subject_id, items,
@@ -74,10 +104,10 @@ def ingest_for_device(items: list, source: str = "native", ignored: int = 0) -> 
 
 
 @blp.route("", methods=["POST"])
-@require_device
 @blp.doc(requestBody={"content": {"application/json": {"schema": BatchSchema}}})
 @blp.response(200, IngestResultSchema)
 def post_pings():
     """Post a batch. Each ping is judged on its own; the answer says what became of each."""
+    device_request(bearer_token())
     body = request.get_json(silent=False)
     return ingest_for_device(batch_items(body, "pings"))

@@ -95,14 +95,20 @@ def refused_request(source: str, code: str, message: str, fields: list[str] | No
 def record(session: Session, tenant_id: uuid.UUID, device_id: uuid.UUID,
            outcome: RequestOutcome, now: dt.datetime) -> None:
     """Count one request, in the caller's transaction (one statement)."""
-    session.execute(sql.RECORD, {
+    session.execute(sql.RECORD, record_params(tenant_id, device_id, outcome, now))
+    count_metrics(outcome)
+
+
+def record_params(tenant_id: uuid.UUID, device_id: uuid.UUID, outcome: RequestOutcome,
+                  now: dt.datetime) -> dict:
+    """The parameters of sql.RECORD for one request's outcome."""
+    return {
         "tenant_id": tenant_id, "device_id": device_id, "now": now,
         "accepted": outcome.accepted, "duplicates": outcome.duplicates,
         "ignored": outcome.ignored, "server_time": outcome.server_time,
         "dropped": jsontext.dumps(outcome.dropped), "rejected": jsontext.dumps(outcome.rejected),
         "refused": jsontext.dumps(outcome.refused), "refusals": jsontext.dumps(outcome.refusals),
-        "accepted_at": now if outcome.accepted else None, "streak": outcome.streak})
-    count_metrics(outcome)
+        "accepted_at": now if outcome.accepted else None, "streak": outcome.streak}
 
 
 def count_metrics(outcome: RequestOutcome) -> None:

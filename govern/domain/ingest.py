@@ -88,6 +88,11 @@ def load_context(session: Session, subject_id: uuid.UUID) -> Context:
                                              "s": subject_id}).one_or_none()
     if row is None:
         raise LookupError(f"subject {subject_id} not found")
+    return context_of(row, subject_id)
+
+
+def context_of(row, subject_id: uuid.UUID) -> Context:
+    """The Context from a row of sql.LOAD_CONTEXT's columns (attribute access)."""
     purposes = [PurposeInfo(*p) for p in zip(
         row.p_key or (), row.p_bit or (), row.p_consent or (), row.p_precision or (),
         row.p_retention or (), row.p_aggregate or (), row.p_floor or (), strict=True)]
@@ -267,10 +272,9 @@ def _json(value) -> bytes:
     return orjson.dumps(value)
 
 
-def store(session: Session, tenant_id: uuid.UUID, device_id: uuid.UUID, ctx: Context,
-          admitted: list[Admitted], now: dt.datetime) -> tuple[int, int, list[int]]:
-    """Drop pings in privacy zones, insert the rest at precision and feed the rollups, in one
-    statement. Returns (stored, duplicates, indexes of the pings inside a zone)."""
+def store_statement(tenant_id: uuid.UUID, device_id: uuid.UUID, ctx: Context,
+                    admitted: list[Admitted]):
+    """The store statement for a batch's admitted pings and its parameters."""
     aggregate_bits = 0
     for p in ctx.purposes:
         if p.aggregate_use:
@@ -286,11 +290,24 @@ def store(session: Session, tenant_id: uuid.UUID, device_id: uuid.UUID, ctx: Con
                      "cell": cells[n] if cells else None,
                      "srv": ping.time_source == "server" or None})
     statement = sql.STORE_BATCH if ctx.zones_apply else sql.STORE_BATCH_NO_ZONES
-    stored, zoned, _cells = session.execute(statement, {
+    return statement, {
         "tenant_id": tenant_id, "device_id": device_id, "subject_id": ctx.subject.subject_id,
-        "rows": _json(rows).decode()}).one()
+        "rows": _json(rows).decode()}
+
+
+def stored_of(admitted: list[Admitted], row) -> tuple[int, int, list[int]]:
+    """(stored, duplicates, indexes inside a zone) from the store statement's one row."""
+    stored, zoned, _cells = row
     zoned = zoned or []
     return stored, len(admitted) - len(zoned) - stored, zoned
+
+
+def store(session: Session, tenant_id: uuid.UUID, device_id: uuid.UUID, ctx: Context,
+          admitted: list[Admitted], now: dt.datetime) -> tuple[int, int, list[int]]:
+    """Drop pings in privacy zones, insert the rest at precision and feed the rollups, in one
+    statement. Returns (stored, duplicates, indexes of the pings inside a zone)."""
+    statement, params = store_statement(tenant_id, device_id, ctx, admitted)
+    return stored_of(admitted, session.execute(statement, params).one())
 
 
 def _no_partition(exc: DBAPIError) -> bool:
@@ -310,22 +327,7 @@ def ingest(session: Session, engine: Engine, tenant_id: uuid.UUID, device_id: uu
     location at all. A ping whose client sent no time is timed `now`, the receipt time."""
     now = now or dt.datetime.now(dt.UTC)
     result = IngestResult(ignored=ignored)
-    valid: list[tuple[int, Ping]] = []
-    for index, raw in enumerate(items):
-        if type(raw) is Skipped:
-            if raw.dropped:
-                result.dropped[raw.reason] += 1
-            else:
-                result.ignored += 1
-            continue
-        ping, errors = validate_ping(raw, now)
-        if ping is None:
-            client_id = raw.get("id") if isinstance(raw, dict) else None
-            result.rejected.append({"index": index, "id": client_id, "errors": errors})
-        else:
-            if ping.time_source == "server":
-                result.server_time += 1
-            valid.append((index, ping))
+    valid = validate_items(items, now, result)
     ctx = load_context(session, subject_id)
     admitted = judge(valid, ctx, now, result)
     if admitted:
@@ -344,14 +346,41 @@ def ingest(session: Session, engine: Engine, tenant_id: uuid.UUID, device_id: uu
         result.accepted, result.duplicates = stored, dupes
     if touch_device:
         session.execute(sql.TOUCH_DEVICE, {"tenant_id": tenant_id, "device_id": device_id})
-    diagnostics.record(session, tenant_id, device_id, diagnostics.outcome_of(
-        source, result.accepted, result.duplicates, result.ignored, result.server_time,
-        result.dropped, result.rejected, now), now)
-    _count(result)
+    diagnostics.record(session, tenant_id, device_id, outcome_of(result, source, now), now)
+    count_outcomes(result)
     return result
 
 
-def _count(result: IngestResult) -> None:
+def validate_items(items: list, now: dt.datetime, result: IngestResult) -> list[tuple[int, Ping]]:
+    """Validate each item on its own: the valid pings (with their index); the rest counted
+    in `result` (rejected with their errors, set aside by the converter, or dropped)."""
+    valid: list[tuple[int, Ping]] = []
+    for index, raw in enumerate(items):
+        if type(raw) is Skipped:
+            if raw.dropped:
+                result.dropped[raw.reason] += 1
+            else:
+                result.ignored += 1
+            continue
+        ping, errors = validate_ping(raw, now)
+        if ping is None:
+            client_id = raw.get("id") if isinstance(raw, dict) else None
+            result.rejected.append({"index": index, "id": client_id, "errors": errors})
+        else:
+            if ping.time_source == "server":
+                result.server_time += 1
+            valid.append((index, ping))
+    return valid
+
+
+def outcome_of(result: IngestResult, source: str, now: dt.datetime):
+    """What the device's ingest diagnostics count of this batch."""
+    return diagnostics.outcome_of(
+        source, result.accepted, result.duplicates, result.ignored, result.server_time,
+        result.dropped, result.rejected, now)
+
+
+def count_outcomes(result: IngestResult) -> None:
     if result.accepted:
         PING_OUTCOMES.labels("accepted").inc(result.accepted)
     if result.duplicates:
