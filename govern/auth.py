@@ -72,15 +72,8 @@ def authenticate(session: Session, token: str, touch_seconds: int = 60) -> Princ
     row = session.execute(
         sql.TOKEN_LOOKUP, {"tenant_id": tenant_id, "token_hash": hash_token(token)}
     ).first()
-    if row is None:
+    if not token_row_live(session.get_bind(), tenant_id, row, touch_seconds):
         return None
-    if row.kind == "member" and row.role is None:
-        return None  # member removed
-    if row.kind == "device" and row.subject_id is None:
-        return None  # device revoked
-    now = dt.datetime.now(dt.UTC)
-    if row.last_used_at is None or (now - row.last_used_at).total_seconds() > touch_seconds:
-        touch(session, tenant_id, row.token_id, row.device_id if row.kind == "device" else None)
     return Principal(
         tenant_id=tenant_id,
         kind=row.kind,
@@ -92,16 +85,27 @@ def authenticate(session: Session, token: str, touch_seconds: int = 60) -> Princ
     )
 
 
-def touch(session: Session, tenant_id: uuid.UUID, token_id: uuid.UUID,
-          device_id: uuid.UUID | None) -> None:
-    """Record token use (and device contact) in its own short transaction, so it sticks
-    even when the request itself only reads or fails."""
-    touch_on(session.get_bind(), tenant_id, token_id, device_id)
+def token_row_live(engine, tenant_id: uuid.UUID, row, touch_seconds: int) -> bool:
+    """Whether a row of sql.TOKEN_LOOKUP authenticates (its member or device is still
+    there); if so, its use is recorded when the last record is older than touch_seconds.
+    Every token path (this module, govern.domain.single) judges a token by this."""
+    if row is None:
+        return False
+    if row.kind == "member" and row.role is None:
+        return False  # member removed
+    if row.kind == "device" and row.subject_id is None:
+        return False  # device revoked
+    now = dt.datetime.now(dt.UTC)
+    if row.last_used_at is None or (now - row.last_used_at).total_seconds() > touch_seconds:
+        touch_on(engine, tenant_id, row.token_id,
+                 row.device_id if row.kind == "device" else None)
+    return True
 
 
 def touch_on(engine, tenant_id: uuid.UUID, token_id: uuid.UUID,
              device_id: uuid.UUID | None) -> None:
-    """touch() on a connection of the engine's own."""
+    """Record token use (and device contact) in its own short transaction, on a
+    connection of the engine's own, so it sticks even when the request only reads or fails."""
     with engine.connect() as conn:
         conn.exec_driver_sql(tenant_scope_sql(tenant_id))
         conn.execute(sql.TOUCH_TOKEN, {"t": tenant_id, "id": token_id})

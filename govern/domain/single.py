@@ -28,7 +28,7 @@ from psycopg.rows import namedtuple_row
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
-from govern.auth import Principal, hash_token, tenant_of_token, touch_on
+from govern.auth import Principal, hash_token, tenant_of_token, token_row_live
 from govern.db import tenant_scope_sql
 from govern.domain import diagnostics
 from govern.domain.ingest import (
@@ -124,18 +124,8 @@ class DeviceRequest:
                 row = cur.fetchone()
         except psycopg.Error as exc:
             raise self._db_error(exc, sql.DEVICE_CONTEXT) from exc
-        if row is None:
+        if not token_row_live(self.engine, self.tenant_id, row, self.touch_seconds):
             return None
-        if row.kind == "member" and row.role is None:
-            return None  # member removed
-        if row.kind == "device" and row.subject_id is None:
-            return None  # device revoked
-        now = dt.datetime.now(dt.UTC)
-        if row.last_used_at is None or (now - row.last_used_at).total_seconds() \
-                > self.touch_seconds:
-            # its own short transaction, as on the general path (govern.auth.touch)
-            touch_on(self.engine, self.tenant_id, row.token_id,
-                     row.device_id if row.kind == "device" else None)
         if row.kind != "device":
             raise NotADevice
         if not row.ctx_found:
