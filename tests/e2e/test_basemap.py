@@ -51,9 +51,13 @@ def test_the_map_shows_the_configured_tiles(tiled_server, tiles, demo, page):
     loaded = heatmap.locator("img.leaflet-tile-loaded")
     expect(loaded.first).to_be_visible()
     # Leaflet blanks a tile it is discarding (zoom) to this 1-pixel GIF before removing it;
-    # under load the page can be read in between: that is no tile from another origin
-    srcs = [src for src in loaded.evaluate_all("imgs => imgs.map(i => i.src)")
-            if src != LEAFLET_BLANK]
+    # under load the page can be read in between: that is no tile from another origin. Wait
+    # for a loaded tile that is not being discarded before reading them
+    srcs = page.wait_for_function(f"""() => {{
+        const srcs = [...document.querySelectorAll('#heatmap-map img.leaflet-tile-loaded')]
+          .map((i) => i.src).filter((src) => src !== '{LEAFLET_BLANK}');
+        return srcs.length ? srcs : null;
+    }}""").json_value()  # read in one step: no zoom can blank them between wait and read
     assert srcs and all(src.startswith(tiles.origin + "/") for src in srcs), srcs
     assert tiles.served and all(re.match(r"^/\d+/\d+/\d+\.png$", p) for p in tiles.served)
     # street-level tiles once the map has zoomed to the demo's hexagons (Berlin)
