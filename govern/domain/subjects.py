@@ -193,6 +193,10 @@ _PENDING_CLAIMS = "govern.pending_route_claims"
 
 @event.listens_for(Session, "after_commit")
 def _claim_pending_routes(session: Session) -> None:
+    # SQLAlchemy dispatches after_commit for a savepoint's release too (begin_nested): the
+    # devices are not committed yet then, and a claim would find none of them
+    if session.in_nested_transaction():
+        return
     pending = session.info.pop(_PENDING_CLAIMS, None)
     if not pending:
         return

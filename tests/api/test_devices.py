@@ -136,3 +136,19 @@ def test_other_tenants_device_and_subject_are_404(make_tenant):
     assert a.get(f"/v1/devices?subject_id={b_sid}").get_json()["devices"] == []
     assert b.get("/v1/device/policy", token=device["token"]).status_code == 200
 
+
+
+def test_every_generated_device_enrolled_in_one_transaction_gets_its_route(tenant, sid,
+                                                                          sessions, superuser):
+    """Seeding (the demo, an import) enrols several devices in one unit of work: each
+    generated identifier is claimed after the commit, not only the first."""
+    from govern.db import tenant_session
+    from govern.domain.subjects import enrol_device
+
+    with tenant_session(sessions, tenant.tenant_id) as s:
+        made = [enrol_device(s, tenant.tenant_id, "cli:test", uuid.UUID(sid))[0]
+                for _ in range(3)]
+    live = ("SELECT identifier FROM device_routes WHERE identifier = ANY(%s) "
+            "AND retired_at IS NULL")
+    routed = {r[0] for r in superuser.execute(live, ([d.identifier for d in made],))}
+    assert routed == {d.identifier for d in made}
