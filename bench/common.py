@@ -80,6 +80,50 @@ def throwaway_database(settings: dict | None = None):
         shutil.rmtree(base, ignore_errors=True)
 
 
+@dataclass
+class ClusterDatabase(Database):
+    """A throwaway Citus cluster's database: `url` is the coordinator's; `datadir` gives
+    every node's data directory (CpuMeter counts them all as the bench's own)."""
+
+    nodes: tuple[Path, ...] = ()
+
+    @property
+    def datadir(self) -> tuple[Path, ...]:  # type: ignore[override]
+        return self.nodes
+
+
+@contextmanager
+def throwaway_citus_database(shard_count: int | None = None):
+    """A fresh Citus coordinator and two workers (govern.localdb.CitusCluster, durable
+    defaults), the schema at head and distributed as `govern db distribute` does (Citus's
+    default shard count unless `shard_count`); stopped and deleted afterwards."""
+    from govern import migrate
+    from govern.db import make_engine
+    from govern.localdb import CitusCluster
+    from govern.sql.distribution import distribute
+
+    base = Path(tempfile.mkdtemp(prefix="govern-bench-citus-"))
+    base.chmod(0o755)  # each node's directory below is chowned to the server's user
+    cluster = CitusCluster(base)
+    cluster.start()
+    try:
+        url = cluster.ensure_database()
+        migrate.upgrade(url)
+        engine = make_engine(url, pool_size=1)
+        with engine.begin() as conn:
+            distribute(conn, shard_count=shard_count)
+        engine.dispose()
+        with psycopg.connect(url) as conn:
+            version = conn.execute("SELECT extversion FROM pg_extension "
+                                   "WHERE extname = 'citus'").fetchone()[0]
+            version = f"{conn.execute('SHOW server_version').fetchone()[0]}, Citus {version}"
+        yield ClusterDatabase(url, base, version,
+                              tuple(node.datadir for node in cluster.nodes()))
+    finally:
+        cluster.stop("fast")
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -218,8 +262,10 @@ class CpuMeter:
     PostgreSQL cluster) used while a phase ran: other benches or test runs on the same
     machine disturb the numbers, and this says by how much."""
 
-    def __init__(self, datadir: Path):
-        self.pidfile = datadir / "postmaster.pid"
+    def __init__(self, datadir: Path | tuple[Path, ...]):
+        # a Citus cluster's Database gives every node's data directory: all are ours
+        dirs = datadir if isinstance(datadir, tuple) else (datadir,)
+        self.pidfiles = [d / "postmaster.pid" for d in dirs]
         self.start_at = 0.0
         self.start_busy = 0
         self.start_ours: dict[int, int] = {}
@@ -227,10 +273,11 @@ class CpuMeter:
     def _ours(self) -> dict[int, int]:
         procs = _proc_table()
         roots = {os.getpid()}
-        try:
-            roots.add(int(self.pidfile.read_text().split("\n", 1)[0]))
-        except (OSError, ValueError):
-            pass
+        for pidfile in self.pidfiles:
+            try:
+                roots.add(int(pidfile.read_text().split("\n", 1)[0]))
+            except (OSError, ValueError):
+                pass
         children: dict[int, list[int]] = {}
         for pid, (ppid, _) in procs.items():
             children.setdefault(ppid, []).append(pid)

@@ -170,6 +170,17 @@ function request()
       {{["Authorization"] = creds[dev], ["Content-Type"] = "application/json"}},
       string.format('{{"pings":[{{"id":"%d-%d","t":"%s","lat":%.6f,"lon":%.6f,"acc":8}}]}}',
                     id, n, iso(t), lat, lon))
+  elseif kind == "batch" then
+    -- {batch} pings a request, a second apart, each with an id of its own
+    local items = {{}}
+    for j = 0, {batch} - 1 do
+      items[#items + 1] = string.format(
+        '{{"id":"%d-%d-%d","t":"%s","lat":%.6f,"lon":%.6f,"acc":8}}', id, n, j,
+        iso(t0 + math.floor(n / per) * {batch} + j), lat + j / 100000, lon)
+    end
+    return wrk.format("POST", "/v1/pings",
+      {{["Authorization"] = creds[dev], ["Content-Type"] = "application/json"}},
+      '{{"pings":[' .. table.concat(items, ",") .. ']}}')
   elseif kind == "bare" or kind == "insert" then
     return wrk.format("POST", "/" .. kind, {{["Content-Type"] = "application/json"}},
       string.format('{{"_type":"location","lat":%.6f,"lon":%.6f,"tst":%d,"acc":8,' ..
@@ -193,7 +204,10 @@ end
 """
 
 
-def wrk(port: int, world: World, kind: str, t0: int, connections: int, seconds: float) -> dict:
+def wrk(port: int, world: World, kind: str, t0: int, connections: int, seconds: float,
+        batch: int = 1) -> dict:
+    """`kind` "batch": native requests of `batch` pings each (the device's n-th request
+    stamped from T0 + n * batch seconds)."""
     if kind == "osmand":
         creds = world.identifiers
     elif kind == "owntracks":
@@ -203,7 +217,7 @@ def wrk(port: int, world: World, kind: str, t0: int, connections: int, seconds: 
         creds = [f"Bearer {t}" for t in world.tokens]
     script = LUA.format(kind=kind, t0=t0, threads=WRK_THREADS, per=DEVICES // WRK_THREADS,
                         creds=", ".join(f'"{c}"' for c in creds),
-                        prefix=f"/v1/ingest/osmand/{world.tenant_id}")
+                        prefix=f"/v1/ingest/osmand/{world.tenant_id}", batch=batch)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
     try:
