@@ -11,6 +11,7 @@ the test.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import re
@@ -65,6 +66,28 @@ def _flow(tenant, tracked, now):
     assert resp.status_code < 500, resp.get_json()
     resp = tracked.pings([ping(t=(now - dt.timedelta(minutes=1)).isoformat())])  # one a request
     assert resp.status_code < 500, resp.get_json()
+    # each app's own path, one location a request (tests/api/test_ingest_formats.py shapes)
+    client, bearer = tenant.client, {"Authorization": f"Bearer {tracked.device_token}"}
+    basic = base64.b64encode(f"phone:{tracked.device_token}".encode()).decode()
+    at = now - dt.timedelta(seconds=50)
+    for path, kw in (
+            ("/v1/ingest/owntracks", {"headers": {"Authorization": f"Basic {basic}"}, "json": {
+                "_type": "location", "lat": 52.5203, "lon": 13.4051, "acc": 8,
+                "tst": int(at.timestamp()), "tid": "ph"}}),
+            (f"/v1/ingest/osmand/{tenant.tenant_id}", {"query_string": {
+                "id": tracked.identifier, "lat": "52.5204", "lon": "13.4052",
+                "timestamp": str(int(at.timestamp()) + 1)}}),
+            ("/v1/ingest/transistor", {"headers": bearer, "json": {"location": {
+                "uuid": "u1", "timestamp": (at + dt.timedelta(seconds=2)).isoformat(),
+                "coords": {"latitude": 52.5205, "longitude": 13.4053, "accuracy": 9}}}}),
+            ("/v1/ingest/overland", {"headers": bearer, "json": {"locations": [{
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [13.4054, 52.5206]},
+                "properties": {"timestamp": (at + dt.timedelta(seconds=3)).isoformat(),
+                               "horizontal_accuracy": 10}}]}})):
+        resp = client.post(path, **kw)
+        steps.append(("post", path, resp.status_code))
+        assert resp.status_code < 300, (path, resp.get_data(as_text=True))
     dispatcher = tenant.token_for("dispatcher")
     analyst = tenant.token_for("analyst")
     sid = tracked.subject_id
