@@ -54,3 +54,44 @@ def test_on_citus_every_tenant_table_is_distributed_and_a_second_run_changes_not
     assert result.exit_code == 0, result.output
     assert "already done" in result.output
     assert _schema(superuser) == before
+
+
+@pytest.mark.skipif(not CITUS, reason="needs the Citus cluster (make test-citus)")
+def test_migrations_after_distribution_apply_and_the_next_run_distributes_what_they_add():
+    """An operator distributes, then upgrades: the migrations since (0016 adds a tenant
+    table, 0018 drops two distributed ones) apply to the distributed schema, and the next
+    `govern db distribute` distributes the new table; tenants can then be created."""
+    import uuid
+
+    import psycopg
+
+    from govern import migrate
+    from govern.db import make_engine, make_sessionmaker, tenant_session
+    from govern.domain.tenants import create_tenant
+    from govern.sql.distribution import distribute
+    from tests.conftest import CITUS_TEST_SHARDS, CLUSTER
+
+    cluster = CLUSTER["citus"]
+    name = f"govern_migr_{uuid.uuid4().hex[:8]}"
+    url = cluster.ensure_database(name)
+    try:
+        migrate.upgrade(url, "0015_release_ledger")
+        engine = make_engine(url, pool_size=1)
+        with engine.begin() as conn:
+            assert distribute(conn, shard_count=CITUS_TEST_SHARDS).citus
+        migrate.upgrade(url)
+        with engine.begin() as conn:
+            distribute(conn, shard_count=CITUS_TEST_SHARDS)
+        with psycopg.connect(url) as conn:
+            kinds = dict(conn.execute(
+                "SELECT logicalrelid::regclass::text, partmethod::text FROM pg_dist_partition"
+            ).fetchall())
+            rev = conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+        assert rev == migrate.head_revision()
+        assert kinds.get("dp_person_day_budget") == "h"
+        assert "rollup_periods" not in kinds
+        with tenant_session(make_sessionmaker(engine), None) as s:
+            assert create_tenant(s, "after-upgrade").tenant_id
+        engine.dispose()
+    finally:
+        cluster.drop_database(name)
