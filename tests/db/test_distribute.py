@@ -57,7 +57,8 @@ def test_on_citus_every_tenant_table_is_distributed_and_a_second_run_changes_not
 
 
 @pytest.mark.skipif(not CITUS, reason="needs the Citus cluster (make test-citus)")
-def test_migrations_after_distribution_apply_and_the_next_run_distributes_what_they_add():
+def test_migrations_after_distribution_apply_and_the_next_run_distributes_what_they_add(
+        database_url):
     """An operator distributes, then upgrades: the migrations since (0016 adds a tenant
     table, 0018 drops two distributed ones) apply to the distributed schema, and the next
     `govern db distribute` distributes the new table; tenants can then be created."""
