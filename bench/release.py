@@ -471,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
         text = bench(args)
         section = ("Release modes: differential privacy" if args.dp_only
                    else "Release modes: 10M sample" if args.sample_week and args.subjects > 27
+                   else "Release modes: 10M month" if args.subjects > 27
                    else "Release modes")
     print(text)
     if args.write and not args.quick:
