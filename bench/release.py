@@ -113,13 +113,15 @@ def run(t, principal, questions, now, safeguards, truth, meter=None) -> dict:
     for kind, a, b, res in questions:
         with tenant_session(t.sessions, t.tenant_id) as s:
             result = reports.heatmap(s, principal, a, b, res, now=now, safeguards=safeguards)
-        cells, pings = truth[(a, b, res)]
+        true = truth[(a, b, res)]
         got = out.setdefault((kind, res), {"cells": 0, "pings": 0, "all_cells": 0,
                                            "all_pings": 0})
         got["cells"] += len(result.rows)
-        got["pings"] += sum(r["pings"] for r in result.rows)
-        got["all_cells"] += cells
-        got["all_pings"] += pings
+        # the true pings of the released cells: under DP the released counts are noisy
+        # and clamped per person-day, so they would understate what the cells show
+        got["pings"] += sum(true.get(r["cell"], 0) for r in result.rows)
+        got["all_cells"] += len(true)
+        got["all_pings"] += sum(true.values())
     out["_run"] = {"seconds": time.perf_counter() - started,
                    "other": meter.stop() if meter is not None else None}
     return out
@@ -134,7 +136,7 @@ def true_cells(t, questions) -> dict:
         for _kind, a, b, res in questions:
             rows = s.execute(sql.heatmap(res), {"tenant_id": t.tenant_id, "t_from": a,
                                                 "t_to": b}).all()
-            truth[(a, b, res)] = (len(rows), sum(r.pings for r in rows))
+            truth[(a, b, res)] = {r.cell: r.pings for r in rows}
     return truth
 
 
@@ -184,6 +186,7 @@ def dp_error(t, principal, a, b, now, runs: int) -> dict:
     return {"subjects": statistics.median(subj) if subj else None,
             "pings": statistics.median(pings) if pings else None,
             "released": statistics.median(released), "cells": len(true),
+            "rated": len(subj),
             "seconds": statistics.median(seconds), "epsilon": info.get("epsilon"),
             "delta": info.get("delta"), "threshold": (info.get("dp") or {}).get("threshold")}
 
@@ -308,7 +311,8 @@ answers: other load {dp['other']:.2f} cores. Times are upper bounds of an idle m
 
 {utility}
 
-Share of the cells with data released, and of the (true) pings in them. "Plain k floor" is
+Share of the cells with data released, and of the pings in them (their true pings, from the
+hourly rollups: DP's released counts are noisy and clamped). "Plain k floor" is
 the release before issue 16 (k distinct subjects, and k on every day); "exact" adds
 complementary suppression against every heatmap released before, so that no difference
 of released numbers isolates fewer than k people; "DP" is differential privacy per
@@ -325,9 +329,10 @@ replayed from the ledger in {statistics.median(replays) * 1000:.1f} ms (median o
 Differential privacy (epsilon {DP_EPSILON} per question, per person-day; {span} at
 resolution 7, {args.dp_runs} answers, each certified by OpenDP at epsilon
 {dp['epsilon']:.3f}, delta {dp['delta']:.1e}): median relative error of the released
-counts {dp_line} (pings are also clamped per person-day and cell, so they read low); a
-median of {dp['released']:.0f} of {dp['cells']:,} cells released per answer, in
-{dp['seconds']:.2f} s (median; read from the stored pings, bounded per person-day).
+counts {dp_line} (pings are also clamped per person-day and cell, so they read low), over
+the {dp['rated']} cells released in the {args.dp_runs} answers together; a median of
+{dp['released']:.0f} of {dp['cells']:,} cells released per answer, in {dp['seconds']:.2f} s
+(median; read from the stored pings, bounded per person-day).
 """
 
 
