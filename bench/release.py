@@ -33,8 +33,14 @@ import sys
 import time
 import uuid
 
-from bench.common import machine, table, throwaway_database, write_section
-from bench.reports import PURPOSES, add_cells, derive_rollups, thirty_day_month
+from bench.common import CpuMeter, machine, table, throwaway_database, write_section
+from bench.reports import (
+    PURPOSES,
+    STATEMENT_TIMEOUT_MS,
+    add_cells,
+    derive_rollups,
+    thirty_day_month,
+)
 from bench.retention import PER_SUBJECT_DAY, DayLoad, load, make_tenant
 
 RESOLUTIONS = (5, 6, 7, 8, 9)
@@ -51,6 +57,20 @@ def asks(month) -> list[tuple[str, dt.datetime, dt.datetime, int]]:
         ranges.append(("week", week, week + dt.timedelta(days=7)))
         week += dt.timedelta(days=7)
     ranges.append(("month", start, end))
+    out = [(kind, a, b, res) for kind, a, b in ranges for res in RESOLUTIONS]
+    random.Random(16).shuffle(out)
+    return out
+
+
+def sample_asks(month) -> list[tuple[str, dt.datetime, dt.datetime, int]]:
+    """A fixed sample of the month (--sample-week): its first ISO week inside the month, that
+    week's 7 days and the week itself at every resolution (40 heatmaps), in one seeded
+    random order; the month and the other days and weeks are not asked."""
+    start = dt.datetime.combine(month[0], dt.time(0), dt.UTC)
+    week = start + dt.timedelta(days=(7 - start.weekday()) % 7)
+    ranges = [("day", week + dt.timedelta(days=i), week + dt.timedelta(days=i + 1))
+              for i in range(7)]
+    ranges.append(("week", week, week + dt.timedelta(days=7)))
     out = [(kind, a, b, res) for kind, a, b in ranges for res in RESOLUTIONS]
     random.Random(16).shuffle(out)
     return out
@@ -80,23 +100,30 @@ def consent(db, t, n: int) -> None:
         conn.commit()
 
 
-def run(t, principal, questions, now, safeguards, truth) -> dict:
+def run(t, principal, questions, now, safeguards, truth, meter=None) -> dict:
     """Every question under `safeguards`: released and total cells and pings, per period
-    kind and resolution."""
+    kind and resolution; under "_run", the seconds it took and the other load meanwhile."""
     from govern.db import tenant_session
     from govern.domain import reports
 
     out = {}
+    if meter is not None:
+        meter.start()
+    started = time.perf_counter()
     for kind, a, b, res in questions:
         with tenant_session(t.sessions, t.tenant_id) as s:
             result = reports.heatmap(s, principal, a, b, res, now=now, safeguards=safeguards)
-        cells, pings = truth[(a, b, res)]
+        true = truth[(a, b, res)]
         got = out.setdefault((kind, res), {"cells": 0, "pings": 0, "all_cells": 0,
                                            "all_pings": 0})
         got["cells"] += len(result.rows)
-        got["pings"] += sum(r["pings"] for r in result.rows)
-        got["all_cells"] += cells
-        got["all_pings"] += pings
+        # the true pings of the released cells: under DP the released counts are noisy
+        # and clamped per person-day, so they would understate what the cells show
+        got["pings"] += sum(true.get(r["cell"], 0) for r in result.rows)
+        got["all_cells"] += len(true)
+        got["all_pings"] += sum(true.values())
+    out["_run"] = {"seconds": time.perf_counter() - started,
+                   "other": meter.stop() if meter is not None else None}
     return out
 
 
@@ -109,7 +136,7 @@ def true_cells(t, questions) -> dict:
         for _kind, a, b, res in questions:
             rows = s.execute(sql.heatmap(res), {"tenant_id": t.tenant_id, "t_from": a,
                                                 "t_to": b}).all()
-            truth[(a, b, res)] = (len(rows), sum(r.pings for r in rows))
+            truth[(a, b, res)] = {r.cell: r.pings for r in rows}
     return truth
 
 
@@ -135,14 +162,12 @@ def dp_mode(t) -> None:
                                                 "dp_epsilon_per_day": 100.0})
 
 
-def dp_error(t, principal, month, now, runs: int) -> dict:
-    """The month at resolution 7 under DP, `runs` times: median relative error of the
+def dp_error(t, principal, a, b, now, runs: int) -> dict:
+    """[a, b) at resolution 7 under DP, `runs` times: median relative error of the
     released counts against the true ones (hourly rollups: the same pings), and time."""
     from govern.db import tenant_session
     from govern.sql import reports as sql
 
-    a = dt.datetime.combine(month[0], dt.time(0), dt.UTC)
-    b = dt.datetime.combine(month[1], dt.time(0), dt.UTC)
     with tenant_session(t.sessions, t.tenant_id) as s:
         true = {r.cell: r for r in s.execute(sql.heatmap(7), {"tenant_id": t.tenant_id,
                                                               "t_from": a, "t_to": b})}
@@ -161,8 +186,19 @@ def dp_error(t, principal, month, now, runs: int) -> dict:
     return {"subjects": statistics.median(subj) if subj else None,
             "pings": statistics.median(pings) if pings else None,
             "released": statistics.median(released), "cells": len(true),
+            "rated": len(subj),
             "seconds": statistics.median(seconds), "epsilon": info.get("epsilon"),
             "delta": info.get("delta"), "threshold": (info.get("dp") or {}).get("threshold")}
+
+
+def load_average() -> str:
+    with open("/proc/loadavg") as f:
+        return ", ".join(f.read().split()[:3])
+
+
+def totals(mode: dict) -> dict:
+    return {k: sum(v[k] for key, v in mode.items() if key != "_run")
+            for k in ("cells", "all_cells", "pings", "all_pings")}
 
 
 def pct(a: int, b: int) -> str:
@@ -177,7 +213,10 @@ def bench(args) -> str:
     now = dt.datetime.combine(month[1], dt.time(0), dt.UTC) + dt.timedelta(days=3)
     started = time.perf_counter()
     with throwaway_database() as db:
-        t = make_tenant(db, "bench-release", {}, PURPOSES)
+        # the API's 30 s statement timeout would cut a DP answer over millions of pings
+        # short: the bench measures how long it takes (bench.reports does the same)
+        t = make_tenant(db, "bench-release", {}, PURPOSES,
+                        {"DB_STATEMENT_TIMEOUT_MS": str(STATEMENT_TIMEOUT_MS)})
         mask = t.mask("navigation", "analytics")
         n = load(db, [DayLoad(t.tenant_id, d, mask, 10, s0, min(s0 + 100, args.subjects))
                       for d in days for s0 in range(0, args.subjects, 100)])
@@ -187,23 +226,34 @@ def bench(args) -> str:
         print(f"{n:,} pings, {rollups:,} rollups", file=sys.stderr)
         principal = Principal(t.tenant_id, "member", None, member_id=uuid.uuid4(),
                               role="owner")
-        questions = asks(month)
+        questions = sample_asks(month) if args.sample_week else asks(month)
         truth = true_cells(t, questions)
-        a = dt.datetime.combine(month[0], dt.time(0), dt.UTC)
-        b = dt.datetime.combine(month[1], dt.time(0), dt.UTC)
+        if args.sample_week:  # the sampled week stands in for the month
+            a = next(q[1] for q in questions if q[0] == "week")
+            b = a + dt.timedelta(days=7)
+        else:
+            a = dt.datetime.combine(month[0], dt.time(0), dt.UTC)
+            b = dt.datetime.combine(month[1], dt.time(0), dt.UTC)
+        args.span = (a, b)
         from govern.domain import release
 
+        meter = CpuMeter(db.datadir)
+        loads = [load_average()]
         if not args.dp_only:
             first_s, first = timed_heatmap(t, principal, a, b, 7, now)
             replays = [timed_heatmap(t, principal, a, b, 7, now)[0] for _ in range(5)]
-            exact = run(t, principal, questions, now, release.FULL, truth)
+            exact = run(t, principal, questions, now, release.FULL, truth, meter)
             plain = run(t, principal, questions, now,
-                        release.Safeguards(freeze=False, complementary=False), truth)
+                        release.Safeguards(freeze=False, complementary=False), truth, meter)
         dp_mode(t)
-        private = run(t, principal, questions, now, release.FULL, truth)
-        dp = dp_error(t, principal, month, now, args.dp_runs)
+        private = run(t, principal, questions, now, release.FULL, truth, meter)
+        meter.start()
+        dp = dp_error(t, principal, a, b, now, args.dp_runs)
+        dp["other"] = meter.stop()
+        loads.append(load_average())
         server = db.server_version
     total_s = time.perf_counter() - started
+    args.loads = loads
     if args.dp_only:
         return dp_report(args, month, n, rollups, server, total_s, private, dp)
 
@@ -219,10 +269,8 @@ def bench(args) -> str:
                          pct(d["cells"], d["all_cells"]),
                          pct(p["pings"], p["all_pings"]), pct(e["pings"], e["all_pings"]),
                          pct(d["pings"], d["all_pings"])])
-    tot = {m: {k: sum(v[k] for v in mode.values()) for k in ("cells", "all_cells", "pings",
-                                                             "all_pings")}
-           for m, mode in (("plain", plain), ("exact", exact), ("dp", private))}
-    rows.append(["all 175", "", f"{tot['plain']['all_cells']:,}",
+    tot = {m: totals(mode) for m, mode in (("plain", plain), ("exact", exact), ("dp", private))}
+    rows.append([f"all {len(questions)}", "", f"{tot['plain']['all_cells']:,}",
                  *(pct(tot[m]["cells"], tot[m]["all_cells"]) for m in ("plain", "exact", "dp")),
                  *(pct(tot[m]["pings"], tot[m]["all_pings"]) for m in ("plain", "exact", "dp"))])
     utility = table(["period", "res", "cells with data", "cells: plain k floor",
@@ -233,15 +281,38 @@ def bench(args) -> str:
     bounds = BOUNDS["heatmap"]
     dp_line = (f"{100 * dp['subjects']:.0f}% for subjects and {100 * dp['pings']:.0f}% for "
                f"pings" if dp["subjects"] is not None else "no cell was released")
+    a, b = args.span
+    if args.sample_week:
+        asked = (f"A fixed sample of that month, not all of it: its first ISO week "
+                 f"({a:%Y-%m-%d} to {b - dt.timedelta(days=1):%Y-%m-%d}), each of its 7 days "
+                 f"and the week, at resolutions 5 to 9, asked in one seeded random order "
+                 f"({len(questions)} heatmaps); the month and its other days and weeks were "
+                 f"not asked.")
+        span = "the sampled week"
+        freeze_days = 7
+    else:
+        asked = ("Every day, ISO week inside the month and the month, at resolutions 5 to 9, "
+                 f"asked in one seeded random order ({len(questions)} heatmaps).")
+        span = "the month"
+        freeze_days = 30
+    runs = "; ".join(f"{name} {mode['_run']['seconds'] / 60:.1f} min (other load "
+                     f"{mode['_run']['other']:.2f} cores)"
+                     for name, mode in (("exact", exact), ("plain k floor", plain),
+                                        ("DP", private)))
     return f"""Run: `python -m bench.release {' '.join(args.argv)}` on {machine()}, PostgreSQL
 {server}, {total_s / 60:.0f} minutes in all. {args.subjects} field workers
 ({PER_SUBJECT_DAY:,} pings a worker-day) over the 30-day month {month[0]:%B %Y}: {n:,}
-pings, {rollups:,} hourly rollup rows; k = {K}. Every day, ISO week inside the month and the
-month, at resolutions 5 to 9, asked in one seeded random order (175 heatmaps).
+pings, {rollups:,} hourly rollup rows; k = {K}. {asked}
+
+Machine load (1-, 5-, 15-minute load averages on the 2 cores, other work sharing them):
+{args.loads[0]} before the questions, {args.loads[-1]} after. Each mode's questions, and the
+CPU other processes than the bench and its PostgreSQL used meanwhile: {runs}; the DP error
+answers: other load {dp['other']:.2f} cores. Times are upper bounds of an idle machine's.
 
 {utility}
 
-Share of the cells with data released, and of the (true) pings in them. "Plain k floor" is
+Share of the cells with data released, and of the pings in them (their true pings, from the
+hourly rollups: DP's released counts are noisy and clamped). "Plain k floor" is
 the release before issue 16 (k distinct subjects, and k on every day); "exact" adds
 complementary suppression against every heatmap released before, so that no difference
 of released numbers isolates fewer than k people; "DP" is differential privacy per
@@ -250,17 +321,18 @@ person-day at epsilon {DP_EPSILON} per question (at most {bounds.m} cells a pers
 threshold {dp['threshold']} person-days at delta {dp['delta']:.1e}; see
 [privacy](privacy.md)).
 
-Speed of exact mode: the month at resolution 7 as the tenant's first question took
-{first_s * 1000:.0f} ms (freezing the 30 days' basis from the hourly rollups, the floor
-and the complementary check; {len(first.rows):,} cells released); asked again, it is
+Speed of exact mode: {span} at resolution 7 as the tenant's first question took
+{first_s * 1000:.0f} ms (freezing the {freeze_days} days' basis from the hourly rollups, the
+floor and the complementary check; {len(first.rows):,} cells released); asked again, it is
 replayed from the ledger in {statistics.median(replays) * 1000:.1f} ms (median of 5).
 
-Differential privacy (epsilon {DP_EPSILON} per question, per person-day; the month at
+Differential privacy (epsilon {DP_EPSILON} per question, per person-day; {span} at
 resolution 7, {args.dp_runs} answers, each certified by OpenDP at epsilon
 {dp['epsilon']:.3f}, delta {dp['delta']:.1e}): median relative error of the released
-counts {dp_line} (pings are also clamped per person-day and cell, so they read low); a
-median of {dp['released']:.0f} of {dp['cells']:,} cells released per answer, in
-{dp['seconds']:.2f} s (median; read from the stored pings, bounded per person-day).
+counts {dp_line} (pings are also clamped per person-day and cell, so they read low), over
+the {dp['rated']} cells released in the {args.dp_runs} answers together; a median of
+{dp['released']:.0f} of {dp['cells']:,} cells released per answer, in {dp['seconds']:.2f} s
+(median; read from the stored pings, bounded per person-day).
 """
 
 
@@ -277,8 +349,7 @@ def dp_report(args, month, n, rollups, server, total_s, private, dp) -> str:
             if d is not None:
                 rows.append([kind, res, f"{d['all_cells']:,}", pct(d["cells"], d["all_cells"]),
                              pct(d["pings"], d["all_pings"])])
-    tot = {k: sum(v[k] for v in private.values()) for k in ("cells", "all_cells", "pings",
-                                                            "all_pings")}
+    tot = totals(private)
     rows.append(["all 175", "", f"{tot['all_cells']:,}", pct(tot["cells"], tot["all_cells"]),
                  pct(tot["pings"], tot["all_pings"])])
     utility = table(["period", "res", "cells with data", "cells: DP", "pings: DP"], rows,
@@ -351,9 +422,7 @@ def demo_bench(args) -> str:
                      pct(e["cells"], e["all_cells"]), pct(d["cells"], d["all_cells"]),
                      pct(p["pings"], p["all_pings"]), pct(e["pings"], e["all_pings"]),
                      pct(d["pings"], d["all_pings"])])
-    tot = {m: {key: sum(v[key] for v in mode.values()) for key in ("cells", "all_cells",
-                                                                  "pings", "all_pings")}
-           for m, mode in (("plain", plain), ("exact", exact), ("dp", private))}
+    tot = {m: totals(mode) for m, mode in (("plain", plain), ("exact", exact), ("dp", private))}
     rows.append([f"all {len(questions)}", f"{tot['plain']['all_cells']:,}",
                  *(pct(tot[m]["cells"], tot[m]["all_cells"]) for m in ("plain", "exact", "dp")),
                  *(pct(tot[m]["pings"], tot[m]["all_pings"]) for m in ("plain", "exact", "dp"))])
@@ -387,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
                              "pings in the month)")
     parser.add_argument("--dp-runs", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="a tiny smoke run")
+    parser.add_argument("--sample-week", action="store_true",
+                        help="ask only the month's first ISO week and its days (40 heatmaps)")
     parser.add_argument("--dp-only", action="store_true",
                         help="differential privacy only (its own section)")
     parser.add_argument("--demo", action="store_true",
@@ -404,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         text = bench(args)
         section = ("Release modes: differential privacy" if args.dp_only
+                   else "Release modes: 10M sample" if args.sample_week and args.subjects > 27
+                   else "Release modes: 10M month" if args.subjects > 27
                    else "Release modes")
     print(text)
     if args.write and not args.quick:

@@ -30,6 +30,7 @@ from govern.exceptions import Exhausted, Invalid
 from govern.models import Purpose
 from govern.policy import release as rules
 from govern.sql import release as sql
+from govern.sql.travel_reports import Shape
 
 MAX_DP_RANGE = dt.timedelta(days=92)
 
@@ -267,13 +268,14 @@ def freeze(session: Session, tenant_id: uuid.UUID, family: str, t_from: dt.datet
 
 
 def usable_params(session: Session, now: dt.datetime,
-                  day: dt.datetime | None = None) -> tuple[int, dict]:
+                  day: dt.datetime | None = None) -> tuple[Shape, dict]:
     """Parameters of the `usable` filter (govern/sql/travel_reports.py): the tenant's aggregate
     purposes, which need consent (as of `now`), each one's latest withdrawal cut (`a_bits`,
     `a_ids`: govern.policy.cutoffs) and the window each allows by record start, where the
     window starts where govern.domain.reads.window_start says (never moving back). With
     `day`, one window case: a purpose counts for the whole day or not at all; without it,
-    each purpose's edge now (DP reports of any hours)."""
+    each purpose's edge now (DP reports of any hours). The Shape says what the SQL is
+    written for: that many window cases and aggregate purposes."""
     from govern.domain.reads import window_start
 
     purposes = session.scalars(select(Purpose).where(Purpose.aggregate_use,
@@ -292,12 +294,12 @@ def usable_params(session: Session, now: dt.datetime,
     if day is not None:
         params["wc0"] = day - dt.timedelta(microseconds=1)
         params["wm0"] = rules.window_bits(starts.items(), day)
-        return 1, params
+        return Shape(1, len(purposes)), params
     cutoffs = sorted(set(starts.values()), reverse=True)
     for i, cutoff in enumerate(cutoffs):
         params[f"wc{i}"] = cutoff
         params[f"wm{i}"] = sum(1 << bit for bit, start in starts.items() if start <= cutoff)
-    return len(cutoffs), params
+    return Shape(len(cutoffs), len(purposes)), params
 
 
 FREEZE_DAYS_BACK = 62  # the scheduler freezes settled days this far back at most

@@ -69,16 +69,15 @@ def contributions(session: Session, t_from: dt.datetime, t_to: dt.datetime, reso
     cases, params = release.usable_params(session, now)
     precision = session.execute(dp_sql.AGGREGATE_PRECISION,
                                 {"tenant_id": session.info.get("tenant_id")}).scalar()
-    cells: dict[tuple[float, float], int] = {}
     per: dict[tuple, int] = {}
+    session.execute(dp_sql.HEATMAP_MEMORY)
     for r in session.execute(dp_sql.heatmap_points(cases),
                              {**params, "t_from": t_from, "t_to": t_to,
                               "precision": precision}):
-        cell = cells.get((r.lat, r.lon))
-        if cell is None:
-            cell = cells[(r.lat, r.lon)] = h3.latlng_to_cell(r.lat, r.lon, resolution)
-        key = (r.subject_id, r.day, cell)
-        per[key] = per.get(key, 0) + r.pings
+        cell = h3.latlng_to_cell(r.lat, r.lon, resolution)
+        for subject, day, n in zip(r.subjects, r.days, r.pings, strict=True):
+            key = (subject, day, cell)
+            per[key] = per.get(key, 0) + n
     return [dp.Contribution(s, d, str(c), {"pings": n}) for (s, d, c), n in per.items()]
 
 

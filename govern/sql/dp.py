@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
+from govern.sql.travel_reports import Shape
 from govern.sql.travel_reports import _records as records
 from govern.sql.travel_reports import _usable as usable
 
@@ -22,36 +23,51 @@ AGGREGATE_PRECISION = text(
 )
 
 
-def heatmap_points(window_cases: int):
-    """Per person-day and point (snapped to :precision, or as stored if coarser): pings
-    (the point's H3 cell is computed by the caller: one cell per distinct point)."""
-    ok, keep = usable(window_cases)
+# The DP heatmap's per person-day and point counts are hashed in memory: at the default
+# 4 MB a month of 1,012,500 pings spilled to disk in 21 batches (docs/benchmarks.md).
+# Transaction-local, so a pooled connection returns to the default.
+HEATMAP_MEMORY = text("SET LOCAL work_mem = '64MB'")
+
+
+def heatmap_points(shape: Shape):
+    """Per point (snapped to :precision, or as stored if coarser): the person-days on it and
+    each one's pings, as three arrays (subject, UTC day, pings): one row a point, not one a
+    person-day and point (322,440 rows for a month of 1,012,500 pings, 6,577 so); the
+    point's H3 cell is computed by the caller, once a point."""
+    ok, keep = usable(shape)
     # OFFSET 0 keeps the snapped point a column of its own: flattened, the planner computed
-    # govern_snap twice a ping (once for ST_Y, once for ST_X), after filtering either way
+    # govern_snap twice a row (once for ST_Y, once for ST_X)
     return text(
         f"""
-        WITH {ok}
-        SELECT y.subject_id, y.day, ST_Y(y.g) AS lat, ST_X(y.g) AS lon, count(*) AS pings
-        FROM (SELECT x.subject_id, date_trunc('day', x.started_at, 'UTC') AS day,
-                     govern_snap(ST_X(x.geom), ST_Y(x.geom),
-                                 greatest(x.precision_m, :precision)) AS g
-              FROM (SELECT p.subject_id, p.t AS started_at, p.purpose_mask, p.geom,
-                           p.precision_m
-                    FROM pings p
-                    WHERE p.tenant_id = :tenant_id AND p.t >= :t_from AND p.t < :t_to) x
-              JOIN ok ON ok.subject_id = x.subject_id
-              WHERE {keep}
-              OFFSET 0) y
-        GROUP BY 1, 2, 3, 4
+        WITH {ok},
+        y AS (
+          SELECT x.subject_id, date_trunc('day', x.started_at, 'UTC') AS day,
+                 govern_snap(ST_X(x.geom), ST_Y(x.geom),
+                             greatest(x.precision_m, :precision)) AS g
+          FROM (SELECT p.subject_id, p.t AS started_at, p.purpose_mask, p.geom,
+                       p.precision_m
+                FROM pings p
+                WHERE p.tenant_id = :tenant_id AND p.t >= :t_from AND p.t < :t_to) x
+          JOIN ok ON ok.subject_id = x.subject_id
+          WHERE {keep}
+          OFFSET 0
+        ),
+        z AS (
+          SELECT ST_Y(y.g) AS lat, ST_X(y.g) AS lon, y.subject_id, y.day, count(*) AS pings
+          FROM y GROUP BY 1, 2, 3, 4
+        )
+        SELECT z.lat, z.lon, array_agg(z.subject_id) AS subjects, array_agg(z.day) AS days,
+               array_agg(z.pings) AS pings
+        FROM z GROUP BY 1, 2
         """
     )
 
 
-def travel(window_cases: int):
+def travel(shape: Shape):
     """Per person-day: its bucket (day or ISO week), trips, stops, distance and moving time
     (each trip clamped first)."""
-    ok, trips = records("trips", window_cases)
-    _, stops = records("stops", window_cases)
+    ok, trips = records("trips", shape)
+    _, stops = records("stops", shape)
     return text(
         f"""
         WITH {ok},
@@ -72,9 +88,9 @@ def travel(window_cases: int):
     )
 
 
-def visits(window_cases: int):
+def visits(shape: Shape):
     """Per person-day and site (and bucket): visits and their dwell times (clamped)."""
-    ok, stops = records("stops", window_cases,
+    ok, stops = records("stops", shape,
                         "AND x.site_id IS NOT NULL AND (CAST(:site_id AS uuid) IS NULL "
                         "OR x.site_id = CAST(:site_id AS uuid))")
     return text(
@@ -90,7 +106,7 @@ def visits(window_cases: int):
     )
 
 
-def od(window_cases: int, resolution: int | None):
+def od(shape: Shape, resolution: int | None):
     """Per person-day and zone pair (sites, '' outside any; or H3 cells at `resolution`,
     trips kept coarser left out): trips."""
     if resolution is None:
@@ -102,7 +118,7 @@ def od(window_cases: int, resolution: int | None):
         origin = f"lpad(to_hex(govern_h3_parent(x.origin_cell, {res})), 15, '0')"
         dest = f"lpad(to_hex(govern_h3_parent(x.dest_cell, {res})), 15, '0')"
         where = f"((x.origin_cell >> 52) & 15) >= {res} AND ((x.dest_cell >> 52) & 15) >= {res}"
-    ok, trips = records("trips", window_cases)
+    ok, trips = records("trips", shape)
     return text(
         f"""
         WITH {ok}

@@ -4,12 +4,24 @@ releases are computed from (govern.domain.release)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import text
 
 from govern.sql import consent
 
 
-def _usable(window_cases: int) -> str:
+@dataclass(frozen=True)
+class Shape:
+    """What the `usable` filter's SQL is written for (govern.domain.release.usable_params):
+    how many window cases, and how many aggregate purposes (each one's withdrawal cut is an
+    expression of its own, so no per-record subplan)."""
+
+    windows: int = 1
+    purposes: int = 1
+
+
+def _usable(shape: Shape) -> tuple[str, str]:
     """CTEs `ok` (per subject, the aggregate purposes it serves now: consent active, or none
     needed) and a filter expression on alias x: some aggregate purpose in the record's mask
     that the subject serves now and whose window the record's start has not left. `ok` is
@@ -18,8 +30,8 @@ def _usable(window_cases: int) -> str:
     (`:tenant_id`): Citus runs the statement on the tenant's shard only so, and refuses its
     correlated subqueries beside unnest() otherwise."""
     cases = " ".join(f"WHEN x.started_at > :wc{i} THEN CAST(:wm{i} AS bigint)"
-                     for i in range(window_cases))
-    window = f"(CASE {cases} ELSE 0 END)" if window_cases else "0"
+                     for i in range(shape.windows))
+    window = f"(CASE {cases} ELSE 0 END)" if shape.windows else "0"
     # cuts: per aggregate purpose (:a_bits), the subject's latest withdrawal; a record that
     # started at or before it no longer serves that purpose (govern.policy.cutoffs)
     ok = """
@@ -34,14 +46,18 @@ def _usable(window_cases: int) -> str:
       FROM subjects s WHERE s.tenant_id = :tenant_id
     )""".format(granted=consent.granted_at(":tenant_id", "s.subject_id", "r.pid", ":now"),
                withdrawn=consent.withdrawn_until(":tenant_id", "s.subject_id", "r.pid", ":now"))
-    withdrawn = ("coalesce((SELECT bit_or(1::bigint << r.bit) FROM unnest("
-                 "CAST(:a_bits AS int[]), ok.cuts) AS r(bit, cut) "
-                 "WHERE x.started_at <= r.cut), 0)")
-    return ok, f"x.purpose_mask & ok.bits & {window} & ~{withdrawn} <> 0"
+    # one CASE per aggregate purpose, in :a_bits order: a NULL cut (never withdrawn) takes
+    # nothing away. Was a subplan over unnest(:a_bits, ok.cuts) per record: measured on the
+    # DP heatmap's 1,012,500 pings, it was the scan's largest cost (docs/benchmarks.md)
+    withdrawn = " | ".join(
+        f"(CASE WHEN x.started_at <= ok.cuts[{i + 1}] "
+        f"THEN 1::bigint << (CAST(:a_bits AS int[]))[{i + 1}] ELSE 0 END)"
+        for i in range(shape.purposes)) or "0::bigint"
+    return ok, f"x.purpose_mask & ok.bits & {window} & ~({withdrawn}) <> 0"
 
 
-def _records(table: str, window_cases: int, extra: str = "") -> tuple[str, str]:
-    ok, usable = _usable(window_cases)
+def _records(table: str, shape: Shape, extra: str = "") -> tuple[str, str]:
+    ok, usable = _usable(shape)
     return ok, f"""
       SELECT x.* FROM {table} x JOIN ok ON ok.subject_id = x.subject_id
       WHERE x.tenant_id = :tenant_id AND x.started_at >= :t_from AND x.started_at < :t_to
@@ -57,15 +73,15 @@ SITE_NAMES = text("SELECT CAST(site_id AS text) AS site_id, name FROM sites "
 
 # ---- the frozen travel basis (exact releases, govern.domain.release) ------------------------
 
-def freeze_travel_basis(window_cases: int = 1):
+def freeze_travel_basis(shape: Shape = Shape()):
     """One UTC day of usable stops (per site, as sites stand now) and trips (per origin and
     destination cell and site), counts, sums, dwell times and a distinct-subject sketch:
     what every exact travel, visits and origin-destination release of the day is computed
     from, whatever later happens to the records (late pings, redrawn sites, ageing). Read
     here, stored by SAVE_TRAVEL_ATOM: as one INSERT ... SELECT Citus would collect the rows
     on the coordinator and COPY them to the shard, which row-level security refuses."""
-    ok, stops = _records("stops", window_cases)
-    _, trips = _records("trips", window_cases)
+    ok, stops = _records("stops", shape)
+    _, trips = _records("trips", shape)
     return text(
         f"""
         WITH {ok},
