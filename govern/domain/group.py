@@ -21,7 +21,7 @@ Failures: when the transaction fails and the server has rolled it back (an error
 statement, a deadlock, a dropped partition, or a connection lost before COMMIT was sent),
 nothing of the group was committed and every request of it runs again on its own, in its own
 transaction (govern.domain.single), so one bad request cannot fail the others. Only when the
-connection is lost after COMMIT was sent (it may or may not have committed) is every request
+connection is lost once step 2 was sent (COMMIT may or may not have run) is every request
 of the group answered 503 (nothing acknowledged; a retried ping is a duplicate if it was
 stored). No request is acknowledged before its commit.
 """
@@ -139,10 +139,12 @@ class GroupCommit:
                         cursors.append((work, cur))
                 for work, cur in cursors:
                     work.stored(cur.fetchone())
+                # from here a lost connection may have taken COMMIT with it (the pipeline
+                # sends as it goes)
+                committing = True
                 # the devices' diagnostics rows in one order, as the store rows above
                 for work in sorted(ordered, key=lambda w: str(w.device_id)):
                     conn.execute(sql.RECORD, work.record_params())
-                committing = True
                 conn.commit()
         except psycopg.Error as exc:
             broken = conn.closed or conn.broken
