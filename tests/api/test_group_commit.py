@@ -95,6 +95,17 @@ def in_one_group(group, database_url, tenant_id, first, rest):
     return head.join()[0], tail.join()
 
 
+def grouped(app, group, database_url, tenant_id, first, posts):
+    """`posts` ((device, ping id) pairs, each one request of one ping at T) as one group
+    behind a first request of `first`; returns their answers."""
+    head, answers = in_one_group(
+        group, database_url, tenant_id,
+        lambda: post(app, first, [ping(id="head", t=T.isoformat())]),
+        [lambda d=d, k=k: post(app, d, [ping(id=k, t=T.isoformat())]) for d, k in posts])
+    assert head.status_code == 200, head.get_data(as_text=True)
+    return answers
+
+
 def xmins(superuser, tenant_id) -> dict:
     return {(str(r[0]), r[1]): r[2] for r in superuser.execute(
         "SELECT device_id, client_key, xmin::text FROM pings WHERE tenant_id = %s",
@@ -131,13 +142,8 @@ def test_concurrent_requests_are_stored_in_one_transaction(app, group, tenant, p
 def test_a_duplicate_within_a_group_is_answered_duplicate_once(app, group, tenant, phones,
                                                                superuser, database_url):
     first, twice, other = phones(3)
-    same = ping(id="same", t=T.isoformat())
-    head, answers = in_one_group(
-        group, database_url, tenant.tenant_id,
-        lambda: post(app, first, [ping(id="head", t=T.isoformat())]),
-        [lambda: post(app, twice, [same]), lambda: post(app, twice, [same]),
-         lambda: post(app, other, [same])])
-    assert head.status_code == 200
+    answers = grouped(app, group, database_url, tenant.tenant_id, first,
+                      [(twice, "same"), (twice, "same"), (other, "same")])
     got = sorted((r.get_json()["accepted"], r.get_json()["duplicates"]) for r in answers[:2])
     assert got == [(0, 1), (1, 0)]
     assert answers[2].get_json()["accepted"] == 1  # another device's ping of the same id
@@ -198,12 +204,8 @@ def test_a_database_error_in_one_request_fails_only_that_request(
         app, group, tenant, phones, superuser, database_url, trigger):
     trigger("pings", "NEW.client_key = 'boom'", "RAISE EXCEPTION 'refused by the test'")
     first, bad, *others = phones(4)
-    head, answers = in_one_group(
-        group, database_url, tenant.tenant_id,
-        lambda: post(app, first, [ping(id="head", t=T.isoformat())]),
-        [lambda: post(app, bad, [ping(id="boom", t=T.isoformat())]),
-         *(lambda d=d: post(app, d, [ping(id="ok", t=T.isoformat())]) for d in others)])
-    assert head.status_code == 200
+    answers = grouped(app, group, database_url, tenant.tenant_id, first,
+                      [(bad, "boom"), *((d, "ok") for d in others)])
     assert answers[0].status_code == 500
     assert answers[0].get_json()["error"]["code"] == "internal_error"
     for resp in answers[1:]:
@@ -233,12 +235,8 @@ def test_connection_lost_before_commit_runs_each_request_alone(
     # can have committed, so each request runs on its own (the cut one dies again: 503)
     trigger("pings", "NEW.client_key = 'cut'", "PERFORM pg_terminate_backend(pg_backend_pid())")
     first, cut, *others = phones(4)
-    head, answers = in_one_group(
-        group, database_url, tenant.tenant_id,
-        lambda: post(app, first, [ping(id="head", t=T.isoformat())]),
-        [lambda: post(app, cut, [ping(id="cut", t=T.isoformat())]),
-         *(lambda d=d: post(app, d, [ping(id="cut-free", t=T.isoformat())]) for d in others)])
-    assert head.status_code == 200
+    answers = grouped(app, group, database_url, tenant.tenant_id, first,
+                      [(cut, "cut"), *((d, "cut-free") for d in others)])
     assert answers[0].status_code == 503
     assert [r.status_code for r in answers[1:]] == [200, 200]
     assert group.rolled_back == 1
@@ -252,11 +250,8 @@ def test_connection_lost_at_commit_answers_503_and_acknowledges_nothing(
     first, cut, *others = phones(4)
     trigger("ingest_state", f"NEW.device_id = '{cut['device_id']}'",
             "PERFORM pg_terminate_backend(pg_backend_pid())")
-    head, answers = in_one_group(
-        group, database_url, tenant.tenant_id,
-        lambda: post(app, first, [ping(id="head", t=T.isoformat())]),
-        [lambda d=d: post(app, d, [ping(id="late", t=T.isoformat())]) for d in [cut, *others]])
-    assert head.status_code == 200
+    answers = grouped(app, group, database_url, tenant.tenant_id, first,
+                      [(d, "late") for d in [cut, *others]])
     # whether COMMIT ran is unknown to the leader: every request of the group is told 503
     assert [r.status_code for r in answers] == [503, 503, 503]
     _stored_once_or_refused(superuser, [cut, *others], answers, "late")
