@@ -6,12 +6,17 @@ In one run, on a throwaway cluster (bench.common, fsync on), each for `--seconds
 - **the limit**: pgbench, `--connections` clients, one durable single-row INSERT a
   transaction into a table of the pings' shape (uuid keys, time, PostGIS point, mask,
   precision, client key);
-- govern (`govern serve`: gunicorn, its default workers, access log on; RATE_LIMITS=off)
-  over 200 devices of one tenant, each request a distinct location and time, driven by
-  `wrk` (Debian's, with a Lua script this bench writes) at `--connections` connections:
+- the ceilings: bench/_ceiling_app.py (bare Flask; Flask + one durable INSERT a request)
+  under each worker model below (sync, gthread);
+- govern (`govern serve`: gunicorn, access log on; RATE_LIMITS=off) over 200 devices of one
+  tenant, each request a distinct location and time, driven by `wrk` (Debian's, with a Lua
+  script this bench writes) at `--connections` connections, under each of `--models`:
+  `sync` (govern serve's default workers), `gthread` (WEB_THREADS=`--threads`) and `group`
+  (the same gthread workers with GROUP_COMMIT=on, govern.domain.group):
   1. OwnTracks HTTP mode (`POST /v1/ingest/owntracks`, Basic auth, one location);
   2. the native API with a 1-ping batch (`POST /v1/pings`, Bearer);
-  3. Traccar Client's OsmAnd query form (`POST /v1/ingest/osmand/<tenant>?id=…&lat=…`).
+  3. Traccar Client's OsmAnd query form (`POST /v1/ingest/osmand/<tenant>?id=…&lat=…`;
+     the general path, never grouped).
 
 Reported: requests/s, p50/p99 latency (wrk's), answered 2xx, pings stored (counted in the
 database after each scenario) against 2xx answers, and the ratio to the limit.
@@ -243,26 +248,32 @@ def stored(db, tenant_id: uuid.UUID) -> int:
                             (tenant_id,)).fetchone()[0]
 
 
-def _worker_env(args) -> dict:
+MODELS = ("sync", "gthread", "group")
+
+
+def _worker_env(args, model: str) -> dict:
+    """The environment `govern serve` reads for a worker model (see MODELS)."""
     env = {}
     if args.workers:
         env["WEB_WORKERS"] = str(args.workers)
-    if args.threads:
+    if model != "sync":
         env["WEB_THREADS"] = str(args.threads)
+        env["DB_POOL_SIZE"] = str(max(5, args.threads))  # a connection a thread, and spares
+    env["GROUP_COMMIT"] = "on" if model == "group" else "off"
     return env
 
 
 class Server(AppServer):
-    """`govern serve` as an operator starts it (its default workers unless --workers or
-    --threads say otherwise), on a free port."""
+    """`govern serve` as an operator starts it, with the worker model's environment, on a
+    free port."""
 
     ready_path = "/readyz"
 
-    def __init__(self, db, args):
+    def __init__(self, db, args, model: str):
         super().__init__(
             db, lambda port: ["-c", "from govern.cli import main; main()", "serve", "--bind",
                               f"127.0.0.1:{port}"],
-            {"RATE_LIMITS": "off", "LOG_LEVEL": "WARNING", **_worker_env(args)},
+            {"RATE_LIMITS": "off", "LOG_LEVEL": "WARNING", **_worker_env(args, model)},
             "govern-single-http-")
         self.wait_ready()
 
@@ -291,10 +302,10 @@ class CeilingServer(Server):
 
     ready_path = "/bare"
 
-    def __init__(self, db, args):
+    def __init__(self, db, args, model: str):
         from govern.cli import worker_args
 
-        env = _worker_env(args)
+        env = _worker_env(args, model)
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
         try:
@@ -329,7 +340,7 @@ def _workers(master: int) -> list[int]:
         return []
 
 
-def _run(server, db, world, kind, t0, args, meter, counted: bool) -> dict:
+def _run(server, db, world, kind, t0, args, meter, counted: bool, model: str = "") -> dict:
     wrk(server.port, world, kind, t0, args.connections, 5)  # warm
     before = stored(db, world.tenant_id) if counted else 0
     wait_for_quiet(meter, max_wait=args.quiet_wait)
@@ -340,7 +351,7 @@ def _run(server, db, world, kind, t0, args, meter, counted: bool) -> dict:
         worker = _workers(server.proc.pid)[0]
         spy = subprocess.Popen(["py-spy", "record", "-p", str(worker), "-d",
                                 str(int(args.seconds)), "-r", "200", "-f", "raw", "-o",
-                                f"{args.profile}-{kind}.txt"],
+                                f"{args.profile}-{model}-{kind}.txt"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     got = wrk(server.port, world, kind, t0 + 10, args.connections, args.seconds)
     if spy is not None:
@@ -349,12 +360,20 @@ def _run(server, db, world, kind, t0, args, meter, counted: bool) -> dict:
     return got
 
 
+def _label(model: str, label: str) -> str:
+    """A row's label with its worker model, e.g. 'govern, group: OwnTracks, ...'."""
+    what, rest = label.split(": ", 1)
+    return f"{what}, {model}: {rest}"
+
+
 def bench(args) -> str:
     if shutil.which("wrk") is None or shutil.which("pgbench") is None:
         raise SystemExit("bench.single needs wrk and pgbench (Debian: wrk, postgresql-client)")
     results = []
     chosen = set(args.only.split(",")) if args.only else None
+    models = [m for m in args.models.split(",") if m]
     problems = []
+    by: dict[str, dict] = {}
     with throwaway_database() as db:
         world = set_up(db)
         meter = CpuMeter(db.datadir)
@@ -364,28 +383,36 @@ def bench(args) -> str:
         results.append(("PostgreSQL: one durable INSERT a transaction (pgbench)", limit,
                         meter.stop()))
         start = int(time.time()) - 4 * 3600
+        hour = 0
         ceiling = [(k, label) for k, label in CEILING_SCENARIOS if not chosen or k in chosen]
-        if ceiling:
-            server = CeilingServer(db, args)
+        # the ceilings under each worker model (group commit is govern's, not the stack's)
+        for model in dict.fromkeys("sync" if m == "sync" else "gthread" for m in models):
+            if not ceiling:
+                break
+            server = CeilingServer(db, args, model)
             try:
                 for kind, label in ceiling:
                     got = _run(server, db, world, kind, start, args, meter, counted=False)
-                    results.append((label, got, meter.stop()))
-                    print(f"{label}: {got}", file=sys.stderr)
+                    results.append((_label(model, label), got, meter.stop()))
+                    by[f"ceiling:{kind}:{model}"] = got
+                    print(f"{model} {label}: {got}", file=sys.stderr)
             finally:
                 server.stop()
         scenarios = [(k, label) for k, label in GOVERN_SCENARIOS if not chosen or k in chosen]
-        if scenarios:
-            server = Server(db, args)
+        for model in models if scenarios else ():
+            server = Server(db, args, model)
             try:
-                for k, (kind, label) in enumerate(scenarios):
-                    got = _run(server, db, world, kind, start + 3600 * k, args, meter,
-                               counted=True)
-                    results.append((label, got, meter.stop()))
-                    print(f"{label}: {got}", file=sys.stderr)
+                for kind, label in scenarios:
+                    # every scenario its own hour of the devices' times: none is a duplicate
+                    got = _run(server, db, world, kind, start + 3600 * hour, args, meter,
+                               counted=True, model=model)
+                    hour += 1
+                    results.append((_label(model, label), got, meter.stop()))
+                    by[f"govern:{kind}:{model}"] = got
+                    print(f"{model} {label}: {got}", file=sys.stderr)
             finally:
-                problems = [ln for ln in server.log_path.read_text(errors="replace")
-                            .splitlines() if "Traceback" in ln or "ERROR" in ln][:5]
+                problems += [f"{model}: {ln}" for ln in server.log_path.read_text(
+                    errors="replace").splitlines() if "Traceback" in ln or "ERROR" in ln][:5]
                 server.stop()
     for line in problems:
         print(line, file=sys.stderr)
@@ -395,24 +422,26 @@ def bench(args) -> str:
                      "-" if r["p99"] is None else f"{r['p99']:.1f}",
                      "-" if r["ok"] is None else f"{r['ok']:,}",
                      "-" if r["stored"] is None else f"{r['stored']:,}",
+                     "-" if r.get("non2xx") is None else f"{r['non2xx']:,}",
                      f"{r['rps'] / limit['rps']:.3f}", f"{load:.2f}"])
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    kinds = {label: f"{label.split(':')[0]}:{kind}"
-             for kind, label in CEILING_SCENARIOS + GOVERN_SCENARIOS}
-    by = {kinds[label]: r for label, r, _ in results if label in kinds}
-    verdict = _verdict(by)
+    verdict = _verdict(by, models)
+    workers = args.workers or f"govern serve's default ({2 * (os.cpu_count() or 1)})"
     return "\n".join([
         f"`make bench` (bench/single.py), {when}, {machine()}, other load before: "
         f"{other:.2f} cores; {args.connections} connections, {args.seconds:g} s each, "
-        f"{DEVICES} devices, each request a distinct location; fsync on.",
+        f"{DEVICES} devices, each request a distinct location; fsync on. Workers: "
+        f"{workers}; sync: one thread each; gthread and group: {args.threads} threads each "
+        f"(DB_POOL_SIZE {max(5, args.threads)}); group: GROUP_COMMIT=on.",
         "",
         table(["what", "requests/s", "p50 ms", "p99 ms", "answered 2xx", "pings stored",
-               "vs limit", "other load"], rows, "lrrrrrrr"),
+               "non-2xx", "vs limit", "other load"], rows, "lrrrrrrrr"),
         "",
         "\"Pings stored\" counts the tenant's pings in the database after the scenario; it "
         "can exceed the 2xx answers by the requests in flight when wrk stopped (committed, "
-        "answer not read). pgbench's latency is its average, not p50. \"Other load\" is the "
-        "most CPU the rest of the machine used during the scenario (above 0.1 disturbs it).",
+        "answer not read), never fall short of them. pgbench's latency is its average, not "
+        "p50. \"Other load\" is the most CPU the rest of the machine used during the "
+        "scenario (above 0.1 disturbs it).",
         *(["", verdict] if verdict else []),
     ])
 
@@ -420,24 +449,27 @@ def bench(args) -> str:
 TARGET_RPS = 2000
 
 
-def _verdict(by: dict) -> str:
+def _verdict(by: dict, models: list[str]) -> str:
     """How far from the issue's 2,000 requests/s, and what bounds it (the ceiling rows)."""
-    own, bare, ins = (by.get("govern:owntracks"), by.get("ceiling:bare"),
-                      by.get("ceiling:insert"))
-    if own is None:
+    runs = [(m, by[f"govern:owntracks:{m}"]) for m in models if f"govern:owntracks:{m}" in by]
+    if not runs:
         return ""
+    model, own = max(runs, key=lambda mr: mr[1]["rps"])
     parts = [f"Target: {TARGET_RPS:,} single-location requests/s at p99 <= 100 ms. govern's "
-             f"OwnTracks path took {own['rps']:,.0f} ({own['rps'] / TARGET_RPS:.2f} of it, "
-             f"p99 {own['p99']:.0f} ms)."]
+             f"OwnTracks path took at best {own['rps']:,.0f} ({model}; "
+             f"{own['rps'] / TARGET_RPS:.2f} of it, p99 {own['p99']:.0f} ms)"
+             + "".join(f", {m} {r['rps']:,.0f} (p99 {r['p99']:.0f} ms)"
+                       for m, r in runs if m != model) + "."]
+    stack = "sync" if model == "sync" else "gthread"
+    bare, ins = by.get(f"ceiling:bare:{stack}"), by.get(f"ceiling:insert:{stack}")
     if bare is not None:
-        parts.append(f"A bare Flask route under the same gunicorn workers took "
-                     f"{bare['rps']:,.0f}, and Flask with one durable psycopg INSERT a request "
-                     f"{ins['rps']:,.0f}" if ins is not None else
-                     f"A bare Flask route under the same gunicorn workers took "
-                     f"{bare['rps']:,.0f}")
+        parts.append(f"Under the same {stack} workers a bare Flask route took "
+                     f"{bare['rps']:,.0f}"
+                     + (f", and Flask with one durable psycopg INSERT a request "
+                        f"{ins['rps']:,.0f}" if ins is not None else ""))
         if bare["rps"] < TARGET_RPS:
             parts[-1] += (f": {TARGET_RPS:,} is beyond what Flask alone answers on this "
-                          "machine, so no change inside govern's request path reaches it here")
+                          "machine")
         parts[-1] += f"; govern is at {own['rps'] / bare['rps']:.2f} of the bare ceiling"
         parts[-1] += (f" and {own['rps'] / ins['rps']:.2f} of the insert ceiling."
                       if ins is not None else ".")
@@ -454,11 +486,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None,
                         help="gunicorn workers for govern and the ceiling app (default: "
                              "govern serve's)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="threads per worker (more than 1: gthread)")
+    parser.add_argument("--threads", type=int, default=8,
+                        help="threads per worker of the gthread and group models")
+    parser.add_argument("--models", default=",".join(MODELS),
+                        help="comma-separated worker models: sync, gthread, group "
+                             "(default all)")
     parser.add_argument("--profile", default="",
                         help="py-spy (on PATH) samples one govern worker in each scenario "
-                             "into PREFIX-<scenario>.txt (collapsed stacks)")
+                             "into PREFIX-<model>-<scenario>.txt (collapsed stacks)")
     parser.add_argument("--only", default="",
                         help="comma-separated scenarios: bare, insert, owntracks, native, "
                              "osmand (default all)")
@@ -470,6 +505,10 @@ def main(argv: list[str] | None = None) -> int:
     args.seconds = min(max(args.seconds, 3.0), MAX_SECONDS)
     if not 1 <= args.connections <= 256:
         parser.error("--connections must be 1-256")
+    if not 2 <= args.threads <= 64:
+        parser.error("--threads must be 2-64")
+    if not args.models or set(args.models.split(",")) - set(MODELS):
+        parser.error(f"--models: some of {', '.join(MODELS)}")
     text = bench(args)
     print(text)
     if args.write and not args.quick:

@@ -17,6 +17,7 @@ from govern.api.bodies import check_json_text, takes_non_json
 from govern.clock import SYSTEM, Clock
 from govern.config import Config
 from govern.db import make_engine, make_sessionmaker
+from govern.domain.group import GroupCommit
 from govern.errors import ApiError, register_error_handlers
 from govern.hardening import (
     init_rate_limits,
@@ -70,6 +71,7 @@ class GovernExtension:
     engine: Engine
     sessions: sessionmaker
     clock: Clock = SYSTEM
+    group: GroupCommit | None = None  # GROUP_COMMIT: the process's batcher
 
 
 def create_app(config: Config | None = None, clock: Clock | None = None) -> Flask:
@@ -101,8 +103,9 @@ def create_app(config: Config | None = None, clock: Clock | None = None) -> Flas
     engine = make_engine(config.app_database_url, pool_size=config.db_pool_size,
                          statement_timeout_ms=config.db_statement_timeout_ms,
                          json_serializer=jsontext.dumps)
-    app.extensions["govern"] = GovernExtension(config, engine, make_sessionmaker(engine),
-                                                clock or SYSTEM)
+    app.extensions["govern"] = GovernExtension(
+        config, engine, make_sessionmaker(engine), clock or SYSTEM,
+        GroupCommit() if config.group_commit else None)
 
     init_request_observability(app)
     init_security_headers(app, config)

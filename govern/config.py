@@ -22,6 +22,17 @@ def _int(env: dict, name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _switch(env: dict, name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("on", "1", "true", "yes"):
+        return True
+    if raw in ("off", "0", "false", "no"):
+        return False
+    raise ValueError(f"{name} must be on or off, got {env.get(name)!r}")
+
+
 def sqlalchemy_url(url: str) -> str:
     """Use the psycopg 3 driver whatever scheme the operator wrote."""
     for prefix in ("postgres://", "postgresql://"):
@@ -105,6 +116,9 @@ class Config:
     db_statement_timeout_ms: int = 30_000
     retry_after_seconds: int = 5
     rate_limits_enabled: bool = True
+    # one transaction for the concurrent device requests of a tenant in a worker process
+    # (govern.domain.group); useful with WEB_THREADS above 1
+    group_commit: bool = False
     rate_limit: str = "1200 per minute"
     auth_failure_limit: str = "30 per minute"
     redis_url: str | None = None
@@ -140,6 +154,7 @@ class Config:
                 name: _int(env, name.upper(), value)
                 for name, value in ZoneLimits().__dict__.items()}),
             rate_limits_enabled=env.get("RATE_LIMITS", "on").lower() not in ("off", "0", "false"),
+            group_commit=_switch(env, "GROUP_COMMIT", default["group_commit"]),
             rate_limit=env.get("RATE_LIMIT", default["rate_limit"]),
             auth_failure_limit=env.get("AUTH_FAILURE_LIMIT", default["auth_failure_limit"]),
             redis_url=env.get("REDIS_URL") or None,

@@ -72,9 +72,10 @@ def device_request(token: str | None) -> DeviceRequest:
     if not token:
         raise unauthenticated()
     ext = current_app.extensions["govern"]
-    req = g.device_request = DeviceRequest(ext.engine, token, ext.config.token_touch_seconds)
+    req = g.device_request = DeviceRequest(ext.engine, token, ext.config.token_touch_seconds,
+                                           ext.group)
     try:
-        principal_ = req.authenticate()
+        principal_ = req.authenticate(keep_open=False)
     except NotADevice:
         raise ApiError(403, "This endpoint needs a device token.") from None
     if principal_ is None:

@@ -13,7 +13,12 @@ context switches. Here:
    COMMIT has returned: acknowledged means committed, as on the general path.
 
 The door's decisions are govern.domain.ingest's own functions (validate_items, judge,
-store_statement, outcome_of); only the transport differs. When a day's partition was
+store_statement, outcome_of); only the transport differs.
+
+With group commit on (govern.domain.group, GROUP_COMMIT), step 1 ends its transaction in the
+same round trip (ROLLBACK: it only read), and steps 2 and 3 run in a transaction shared with
+the other requests of the tenant waiting in this process at that moment, the same statements
+for each; a request whose group failed runs again on its own, as here. When a day's partition was
 dropped under the cache (the store fails), the transaction is rolled back and the whole
 request run again from the start, once, in a fresh transaction (nothing of the first
 attempt was committed).
@@ -22,7 +27,11 @@ attempt was committed).
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import uuid
+from dataclasses import dataclass, field
 
+import orjson
 import psycopg
 from psycopg.rows import namedtuple_row
 from sqlalchemy.engine import Engine
@@ -49,6 +58,54 @@ _COMPILED = {id(pings_sql.STORE_BATCH): sql.STORE_BATCH,
              id(pings_sql.STORE_BATCH_NO_ZONES): sql.STORE_BATCH_NO_ZONES}
 
 
+@dataclass(eq=False)
+class Work:
+    """One request's batch, judged by the door and ready to store: the store statement (None
+    when no ping passed the door) and, once stored, its per-ping result. Steps 2 and 3 of
+    the module's description take a Work, alone (DeviceRequest) or in a group."""
+
+    tenant_id: uuid.UUID
+    device_id: uuid.UUID
+    admitted: list
+    result: IngestResult
+    store: tuple[str, dict] | None
+    source: str
+    now: dt.datetime
+    order: tuple = ()  # lock order within a group (govern.domain.group)
+    outcome: object = None
+    # set by govern.domain.group: the slot's state and its wake-up
+    state: str | None = None
+    error: Exception | None = None
+    lead: bool = False
+    wake: threading.Event = field(default_factory=threading.Event)
+
+    def stored(self, row) -> None:
+        """Count the store statement's row in the result."""
+        stored, dupes, zoned = stored_of(self.admitted, row)
+        if zoned:
+            self.result.dropped["privacy_zone"] += len(zoned)
+        self.result.accepted, self.result.duplicates = stored, dupes
+
+    def record_params(self) -> dict:
+        """sql.RECORD's parameters for the outcome (after stored())."""
+        self.outcome = outcome_of(self.result, self.source, self.now)
+        return diagnostics.record_params(self.tenant_id, self.device_id, self.outcome,
+                                         self.now)
+
+    def counted(self) -> IngestResult:
+        """Once committed: the process's metrics; the result."""
+        diagnostics.count_metrics(self.outcome)
+        count_outcomes(self.result)
+        return self.result
+
+
+def db_error(engine: Engine, exc: psycopg.Error, statement: str, broken: bool) -> DBAPIError:
+    """A psycopg error as SQLAlchemy would raise it (the app's handlers answer 503/422/500 by
+    its class)."""
+    return DBAPIError.instance(statement, None, exc, psycopg.Error,
+                               connection_invalidated=broken, dialect=engine.dialect)
+
+
 class NotADevice(Exception):
     """The token is live but a member's (the caller answers 403)."""
 
@@ -58,8 +115,9 @@ class DeviceRequest:
     checked out of the engine's pool for the request (close() returns it, rolled back if
     uncommitted)."""
 
-    def __init__(self, engine: Engine, token: str, touch_seconds: int):
+    def __init__(self, engine: Engine, token: str, touch_seconds: int, group=None):
         self.engine = engine
+        self.group = group  # a govern.domain.group.GroupCommit, or None: one transaction
         self.token = token
         self.touch_seconds = touch_seconds
         self.tenant_id = tenant_of_token(token)
@@ -94,11 +152,9 @@ class DeviceRequest:
         if broken and self.fairy is not None:
             self.fairy.invalidate(exc)
             self.fairy = None
-        return DBAPIError.instance(statement, None, exc, psycopg.Error,
-                                   connection_invalidated=broken,
-                                   dialect=self.engine.dialect)
+        return db_error(self.engine, exc, statement, broken)
 
-    def _rollback(self) -> None:
+    def rollback(self) -> None:
         if self.fairy is None:
             return
         try:
@@ -109,9 +165,10 @@ class DeviceRequest:
 
     # ---- 1. the token and the context ---------------------------------------------------
 
-    def authenticate(self) -> Principal | None:
+    def authenticate(self, keep_open: bool = True) -> Principal | None:
         """The token's principal (None: unknown, revoked or expired; NotADevice: a member's),
-        with its subject's door context loaded in the same transaction."""
+        with its subject's door context loaded in the same transaction; `keep_open` false
+        ends that transaction in the same round trip (the group stores in its own)."""
         if self.tenant_id is None:
             return None
         conn = self.conn
@@ -121,6 +178,8 @@ class DeviceRequest:
                 cur = conn.cursor(row_factory=namedtuple_row)
                 cur.execute(sql.DEVICE_CONTEXT, {"tenant_id": self.tenant_id,
                                                  "token_hash": hash_token(self.token)})
+                if not keep_open and self.group is not None:
+                    conn.rollback()
                 row = cur.fetchone()
         except psycopg.Error as exc:
             raise self._db_error(exc, sql.DEVICE_CONTEXT) from exc
@@ -142,49 +201,70 @@ class DeviceRequest:
                ignored: int = 0) -> IngestResult:
         """Judge and store the batch, count it in the device's diagnostics, commit. Returns
         only once committed."""
+        if self.group is not None:
+            work = self.judged(items, now, source, ignored)
+            if self.group.commit(work, self):
+                return work.counted()
+            # the group's transaction was rolled back: this request again, on its own, from
+            # its token (nothing of it was committed)
+            if self.authenticate() is None:
+                raise TokenGone
         for attempt in (1, 2):
             try:
                 return self._ingest(items, now, source, ignored)
             except _PartitionGone:
                 if attempt == 2:
                     raise
-                self._rollback()
+                self.rollback()
                 PARTITIONS.forget()  # a partition was dropped under us: make it again
                 if self.authenticate() is None:  # the same token, in a fresh transaction
                     raise TokenGone from None
         raise AssertionError("unreachable")
 
-    def _ingest(self, items, now, source, ignored) -> IngestResult:
+    def judged(self, items, now, source, ignored) -> Work:
+        """The door's decisions on the batch (its day partitions made), as a Work to store."""
         p, ctx = self.principal, self.ctx
         result = IngestResult(ignored=ignored)
         valid = validate_items(items, now, result)
         admitted = judge(valid, ctx, now, result)
-        conn = self.conn
+        store, order = None, ()
         if admitted:
             PARTITIONS.ensure(self.engine, {a.ping.t.date() for a in admitted})
             statement, params = store_statement(p.tenant_id, p.device_id, ctx, admitted)
-            text = _COMPILED[id(statement)]
+            store = (_COMPILED[id(statement)], params)
+            order = _lock_order(admitted, params)
+        return Work(p.tenant_id, p.device_id, admitted, result, store, source, now,
+                    order=(order, str(p.device_id)))
+
+    def _ingest(self, items, now, source, ignored) -> IngestResult:
+        work = self.judged(items, now, source, ignored)
+        conn = self.conn
+        if work.store is not None:
+            text, params = work.store
             try:
                 row = conn.execute(text, params).fetchone()
             except psycopg.Error as exc:
                 if "no partition of relation" in str(exc):
                     raise _PartitionGone from exc
                 raise self._db_error(exc, text) from exc
-            stored, dupes, zoned = stored_of(admitted, row)
-            if zoned:
-                result.dropped["privacy_zone"] += len(zoned)
-            result.accepted, result.duplicates = stored, dupes
-        outcome = outcome_of(result, source, now)
+            work.stored(row)
         try:
             with conn.pipeline():
-                conn.execute(sql.RECORD, diagnostics.record_params(p.tenant_id, p.device_id,
-                                                                   outcome, now))
+                conn.execute(sql.RECORD, work.record_params())
                 conn.commit()
         except psycopg.Error as exc:
             raise self._db_error(exc, sql.RECORD) from exc
-        diagnostics.count_metrics(outcome)
-        count_outcomes(result)
-        return result
+        return work.counted()
+
+
+def _lock_order(admitted: list, params: dict) -> tuple:
+    """The first rollup row (hour, cell) the store statement locks, or (): several requests'
+    statements in one transaction run in this order, so two groups upserting the same cells
+    of one-ping requests lock them in the same order (as one statement does its rows)."""
+    rows = orjson.loads(params["rows"])
+    cells = [(a.ping.t.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0), r["cell"])
+             for a, r in zip(admitted, rows, strict=True) if r["cell"] is not None]
+    return min(cells) if cells else ()
 
 
 class _PartitionGone(Exception):
