@@ -54,7 +54,7 @@ def ingest(db, args) -> dict:
     meter = CpuMeter(db.datadir)
     start = int(time.time()) - 6 * 3600
     out = {}
-    server = single.Server(db, args)
+    server = single.Server(db, args, "sync")  # govern serve's default workers
     try:
         for k, (kind, batch) in enumerate((("owntracks", 1), ("batch", args.batch))):
             t0 = start + 2 * 3600 * k
