@@ -14,8 +14,19 @@ SPOT = (52.5200, 13.4050)
 ELSEWHERE = (48.1374, 11.5755)
 
 
+_TODAY: dict = {}
+
+
+@pytest.fixture(autouse=True)
+def _one_today_per_test():
+    """The test's days are counted from one date, read once when it starts: read at each
+    call, a UTC midnight between planting and asking moved the asked day off the planted
+    one (make test-instants, utc-midnight: an empty heatmap)."""
+    _TODAY["date"] = dt.datetime.now(dt.UTC).date()
+
+
 def midnight(days_ago: int) -> dt.datetime:
-    today = dt.datetime.now(dt.UTC).date()
+    today = _TODAY["date"]
     return dt.datetime.combine(today - dt.timedelta(days=days_ago), dt.time(0), dt.UTC)
 
 
