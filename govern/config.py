@@ -153,7 +153,7 @@ class Config:
             zone_limits=ZoneLimits(**{
                 name: _int(env, name.upper(), value)
                 for name, value in ZoneLimits().__dict__.items()}),
-            rate_limits_enabled=env.get("RATE_LIMITS", "on").lower() not in ("off", "0", "false"),
+            rate_limits_enabled=_switch(env, "RATE_LIMITS", default["rate_limits_enabled"]),
             group_commit=_switch(env, "GROUP_COMMIT", default["group_commit"]),
             rate_limit=env.get("RATE_LIMIT", default["rate_limit"]),
             auth_failure_limit=env.get("AUTH_FAILURE_LIMIT", default["auth_failure_limit"]),
