@@ -199,13 +199,24 @@ def trigger(superuser):
 needs_triggers = pytest.mark.skipif(CITUS, reason="a test trigger on a distributed table")
 
 
+def _one_faulty_ping_in_a_group(app, group, database_url, tenant, phones, trigger, key,
+                                fault, others_key):
+    """Four phones: a first request, then one whose ping (id `key`) meets `fault` in the pings
+    trigger and two fine ones (id `others_key`), grouped behind it; returns (first, faulty,
+    others, the three grouped answers)."""
+    trigger("pings", f"NEW.client_key = '{key}'", fault)
+    first, faulty, *others = phones(4)
+    answers = grouped(app, group, database_url, tenant.tenant_id, first,
+                      [(faulty, key), *((d, others_key) for d in others)])
+    return first, faulty, others, answers
+
+
 @needs_triggers
 def test_a_database_error_in_one_request_fails_only_that_request(
         app, group, tenant, phones, superuser, database_url, trigger):
-    trigger("pings", "NEW.client_key = 'boom'", "RAISE EXCEPTION 'refused by the test'")
-    first, bad, *others = phones(4)
-    answers = grouped(app, group, database_url, tenant.tenant_id, first,
-                      [(bad, "boom"), *((d, "ok") for d in others)])
+    first, _bad, others, answers = _one_faulty_ping_in_a_group(
+        app, group, database_url, tenant, phones, trigger, "boom",
+        "RAISE EXCEPTION 'refused by the test'", "ok")
     assert answers[0].status_code == 500
     assert answers[0].get_json()["error"]["code"] == "internal_error"
     for resp in answers[1:]:
@@ -233,10 +244,9 @@ def test_connection_lost_before_commit_runs_each_request_alone(
         app, group, tenant, phones, superuser, database_url, trigger):
     # the backend storing the group dies inside its first statements: nothing of the group
     # can have committed, so each request runs on its own (the cut one dies again: 503)
-    trigger("pings", "NEW.client_key = 'cut'", "PERFORM pg_terminate_backend(pg_backend_pid())")
-    first, cut, *others = phones(4)
-    answers = grouped(app, group, database_url, tenant.tenant_id, first,
-                      [(cut, "cut"), *((d, "cut-free") for d in others)])
+    _first, cut, others, answers = _one_faulty_ping_in_a_group(
+        app, group, database_url, tenant, phones, trigger, "cut",
+        "PERFORM pg_terminate_backend(pg_backend_pid())", "cut-free")
     assert answers[0].status_code == 503
     assert [r.status_code for r in answers[1:]] == [200, 200]
     assert group.rolled_back == 1
