@@ -71,10 +71,12 @@ bench: install
 	$(PY) -m bench.run
 
 # A few minutes of devices, analysts and dispatchers against gunicorn, then a noisy tenant
-# beside a quiet one with the per-tenant bound on and off (loopback only).
+# beside a quiet one with the per-tenant bound on and off, then the soak: 5,000 phones, a fix
+# every 10 s each, for 10 minutes (loopback only).
 load: install
 	$(PY) -m bench.load --write
 	$(PY) -m bench.noisy --write
+	$(PY) -m bench.soak --write
 
 clean-db:
 	-$(VENV)/bin/govern localdb stop

@@ -64,7 +64,9 @@ class World:
     identifiers: list[str]
 
 
-def set_up(db) -> World:
+def set_up(db, devices: int = DEVICES) -> World:
+    """A tenant with `devices` phones (a subject each, consent to dispatch granted), their
+    tokens and identifiers, and the day partitions around today."""
     from govern.config import Config
     from govern.db import make_engine, make_sessionmaker, tenant_session
     from govern.domain import consents, policy, purposes, subjects
@@ -84,8 +86,8 @@ def set_up(db) -> World:
             "key": "dispatch", "title": "Dispatch", "precision_m": 10, "retention_days": 30,
             "individual_access": True, "requires_consent": True,
             "reader_roles": ["dispatcher"]})
-        for n in range(DEVICES):
-            subject = subjects.create_subject(s, tid, actor, {"external_ref": f"phone-{n:03d}"})
+        for n in range(devices):
+            subject = subjects.create_subject(s, tid, actor, {"external_ref": f"phone-{n:04d}"})
             device, token = subjects.enrol_device(s, tid, actor, subject.subject_id,
                                                   platform="android")
             consents.record_consent(s, tid, subject.subject_id, purpose_key="dispatch",
@@ -353,7 +355,11 @@ def _run(server, db, world, kind, t0, args, meter, counted: bool, model: str = "
                                 str(int(args.seconds)), "-r", "200", "-f", "raw", "-o",
                                 f"{args.profile}-{model}-{kind}.txt"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    got = wrk(server.port, world, kind, t0 + 10, args.connections, args.seconds)
+    # a device's n-th request is stamped T0 + n s: the measured run starts 1,000 s after the
+    # warm-up's T0, beyond any warm-up's last stamp (5 s, a few hundred requests a device at
+    # the most), so none of its pings repeats one of the warm-up's (a duplicate is answered
+    # 200 and not stored again)
+    got = wrk(server.port, world, kind, t0 + 1000, args.connections, args.seconds)
     if spy is not None:
         spy.wait(60)
     got["stored"] = stored(db, world.tenant_id) - before if counted else None

@@ -232,7 +232,8 @@ class DeviceRequest:
             PARTITIONS.ensure(self.engine, {a.ping.t.date() for a in admitted})
             statement, params = store_statement(p.tenant_id, p.device_id, ctx, admitted)
             store = (_COMPILED[id(statement)], params)
-            order = _lock_order(admitted, params)
+            if self.group is not None:  # only a group orders its requests' statements
+                order = _lock_order(admitted, params)
         return Work(p.tenant_id, p.device_id, admitted, result, store, source, now,
                     order=(order, str(p.device_id)))
 
