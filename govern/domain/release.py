@@ -44,6 +44,7 @@ class Safeguards:
     freeze: bool = True  # frozen daily basis, answers stored and replayed
     aligned_edges: bool = True  # retention and purpose windows cut at whole days
     complementary: bool = True  # secondary suppression against what was released
+    differences: bool = True  # no exact difference of distinct counts under k
     # differential privacy (the presence and advantage tests switch these off)
     dp_bound: bool = True  # at most m groups per person-day, values clamped
     dp_select: bool = True  # which groups appear chosen privately (threshold or public)
@@ -70,7 +71,7 @@ class Release:
 
     @property
     def suppressed(self) -> int:
-        return sum(n for r, n in self.withheld.items() if r in ("below_k", "sticky",
+        return sum(n for r, n in self.withheld.items() if r in ("below_k", "sticky", "difference",
                                                                 "complementary"))
 
     def explain(self) -> list[dict]:
@@ -196,10 +197,12 @@ def exact(session: Session, tenant_id: uuid.UUID, policy: dict, spec: ExactSpec,
         else:
             passed.append(c)
     kept = passed
-    if safeguards.complementary:
-        kept = _complementary(session, tenant_id, spec, passed, k, t_from, t_to)
-    if len(kept) < len(passed):
-        withheld["complementary"] = len(passed) - len(kept)
+    if safeguards.complementary or safeguards.differences:
+        kept, why = _complementary(session, tenant_id, spec, passed, k, t_from, t_to,
+                                   safeguards)
+        for reason, n in why.items():
+            if n:
+                withheld[reason] = n
     rows = _dump([c.row for c in kept])
     body = {"rows": rows, "k": k, "withheld": withheld}
     if safeguards.freeze:
@@ -211,11 +214,14 @@ def exact(session: Session, tenant_id: uuid.UUID, policy: dict, spec: ExactSpec,
 
 def _complementary(session: Session, tenant_id: uuid.UUID, spec: ExactSpec,
                    passed: list[Candidate], k: int, t_from: dt.datetime,
-                   t_to: dt.datetime) -> list[Candidate]:
-    """Add the candidates as pending groups, withhold the ones complementary suppression
-    names until every region of the family's released groups is safe, confirm the rest."""
+                   t_to: dt.datetime, safeguards: Safeguards = FULL
+                   ) -> tuple[list[Candidate], dict[str, int]]:
+    """Add the candidates as pending groups; withhold the ones whose distinct count differs
+    by 1 to k-1 from a group nesting with them, then the ones complementary suppression
+    names until every region of the family's released groups is safe; confirm the rest.
+    Returns the kept candidates and how many each rule withheld."""
     if not passed:
-        return []
+        return [], {}
     cols = {c: [cand.group.get(c) for cand in passed] for c in sql.GROUP_COLUMNS}
     ids = sorted(session.execute(sql.ADD_GROUPS, {"tenant_id": tenant_id, "family": spec.family,
                                                 "report": spec.group_report, **cols}).scalars())
@@ -223,11 +229,22 @@ def _complementary(session: Session, tenant_id: uuid.UUID, spec: ExactSpec,
     pending = set(ids)
     span = session.execute(sql.SPAN, {"tenant_id": tenant_id, "family": spec.family,
                                       "t_from": t_from, "t_to": t_to}).one()
-    while pending:
+    bounds = {"tenant_id": tenant_id, "lo": span.lo, "hi": span.hi}
+    why = {"difference": 0, "complementary": 0}
+    if safeguards.differences:
+        session.execute(sql.HASHED_REGIONS)
+        nestings = [rules.Nesting(*r) for r in session.execute(
+            sql.NESTINGS[spec.family], {**bounds, "pending": sorted(pending)})]
+        session.execute(sql.PLANNED_AS_USUAL)
+        withhold = rules.exact_differences(nestings, pending, k)
+        if withhold:
+            session.execute(sql.DROP_GROUPS, {"tenant_id": tenant_id, "ids": sorted(withhold)})
+            pending -= withhold
+            why["difference"] = len(withhold)
+    while pending and safeguards.complementary:
         session.execute(sql.HASHED_REGIONS)
         regions = [rules.Region(frozenset(r.groups), r.subjects) for r in session.execute(
-            sql.REGIONS[spec.family], {"tenant_id": tenant_id, "lo": span.lo,
-                                       "hi": span.hi})]
+            sql.REGIONS[spec.family], bounds)]
         session.execute(sql.PLANNED_AS_USUAL)
         withhold = rules.complementary(regions, pending, k)
         if not withhold:
@@ -237,8 +254,9 @@ def _complementary(session: Session, tenant_id: uuid.UUID, spec: ExactSpec,
                 break
         session.execute(sql.DROP_GROUPS, {"tenant_id": tenant_id, "ids": sorted(withhold)})
         pending -= withhold
+        why["complementary"] += len(withhold)
     session.execute(sql.CONFIRM_GROUPS, {"tenant_id": tenant_id})
-    return [by_id[i] for i in ids if i in pending]
+    return [by_id[i] for i in ids if i in pending], why
 
 
 def freeze(session: Session, tenant_id: uuid.UUID, family: str, t_from: dt.datetime,

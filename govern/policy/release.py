@@ -24,6 +24,10 @@ REASONS = {
     "sticky": "a day of the period has fewer than {k} distinct people there",
     "complementary": "withheld so that it cannot be subtracted from figures already "
                      "released to recover a group of fewer than {k} people",
+    "difference": "withheld because its count of distinct people, compared with the "
+                  "count of a place or period that contains it or that it contains, "
+                  "would tell how many people (fewer than {k}) were in one but not the "
+                  "other, or in both",
     "past_retention": "this period is older than the aggregate retention "
                       "({days} days); its figures are no longer kept",
     "near_retention_edge": "this period was never released and is too close to the "
@@ -137,4 +141,35 @@ def complementary(regions: Iterable[Region], pending: set[int], k: int) -> set[i
         if 0 < r.subjects < k:
             mine = r.groups & pending
             withhold |= mine if mine else by_released.get(r.groups - pending, set())
+    return withhold
+
+
+@dataclass(frozen=True)
+class Nesting:
+    """Group `inner` lies inside group `outer` (every atom of one is in the other); `rest`
+    is a group made of exactly outer's other atoms, when there is one."""
+
+    inner: int
+    outer: int
+    inner_subjects: int
+    outer_subjects: int
+    rest: int | None = None
+    rest_subjects: int | None = None
+
+
+def exact_differences(nestings: Iterable[Nesting], pending: set[int], k: int) -> set[int]:
+    """Candidate groups to withhold so that no exact difference of distinct-subject counts
+    comes to 1 to k-1 people.
+
+    Distinct counts do not add up over regions: a person in two atoms counts once. So the
+    region rule bounds sums of pings and trips but not `outer - inner` (the people only in
+    outer's other atoms) nor `inner + rest - outer` (the people in both), which an analyst
+    reads off three released numbers. Each of those is a fixed fact of the frozen data, so
+    withholding a group never makes another one unsafe, and one pass is enough."""
+    withhold: set[int] = set()
+    for n in nestings:
+        if 0 < n.outer_subjects - n.inner_subjects < k:
+            withhold |= {n.inner, n.outer} & pending
+        if n.rest is not None and 0 < n.inner_subjects + n.rest_subjects - n.outer_subjects < k:
+            withhold |= {n.inner, n.outer, n.rest} & pending
     return withhold

@@ -146,6 +146,49 @@ REGIONS = {
                                    table="release_travel_atoms")),
 }
 
+# Exact differences of distinct-subject counts, which regions do not bound: distinct counts
+# do not add up over atoms, so for a group B holding every atom of a group A, |B| - |A| is
+# the number of people only in B's other atoms, and when a third group C is exactly those
+# other atoms, |A| + |C| - |B| is the number of people in both A and C. Each row is such a
+# nesting (A inside B, at least one of them pending) with C when one exists. Atom sets are
+# compared by their size and a sum of 64-bit hashes of their atoms: C's is B's minus A's.
+# A hash collision can only name a C that is not there, which withholds more, never less.
+_NESTINGS = """
+    WITH m AS MATERIALIZED ({membership}),
+    g AS (
+      SELECT m.group_id, count(*) AS atoms,
+             sum(hashtextextended(CAST(m.{atom} AS text),
+                                  CAST(extract(epoch FROM m.bucket) AS bigint))::numeric)
+               AS print,
+             round(hll_cardinality(hll_union_agg(a.subjects)))::bigint AS subjects
+      FROM m JOIN {table} a ON a.tenant_id = :tenant_id AND a.bucket = m.bucket
+                            AND a.{atom} = m.{atom}
+      GROUP BY m.group_id
+    ),
+    shared AS (
+      SELECT x.group_id AS inner_id, y.group_id AS outer_id, count(*) AS atoms
+      FROM m x JOIN m y ON y.bucket = x.bucket AND y.{atom} = x.{atom}
+                       AND y.group_id <> x.group_id
+      WHERE x.group_id = ANY(CAST(:pending AS bigint[]))
+         OR y.group_id = ANY(CAST(:pending AS bigint[]))
+      GROUP BY x.group_id, y.group_id
+    )
+    SELECT s.inner_id, s.outer_id, i.subjects AS inner_subjects,
+           o.subjects AS outer_subjects, c.group_id AS rest_id, c.subjects AS rest_subjects
+    FROM shared s
+    JOIN g i ON i.group_id = s.inner_id
+    JOIN g o ON o.group_id = s.outer_id
+    LEFT JOIN g c ON c.atoms = o.atoms - i.atoms AND c.print = o.print - i.print
+    WHERE s.atoms = i.atoms AND i.atoms < o.atoms
+"""
+
+NESTINGS = {
+    "heatmap": text(_NESTINGS.format(membership=_CELL_MEMBERSHIP, atom="cell",
+                                     table="release_cell_atoms")),
+    "travel": text(_NESTINGS.format(membership=_TRAVEL_MEMBERSHIP, atom="atom",
+                                    table="release_travel_atoms")),
+}
+
 # Aggregate retention of the release tables (the retention run, with the rollups).
 EXPIRE = [
     text("DELETE FROM release_cell_atoms WHERE bucket < :cutoff"),

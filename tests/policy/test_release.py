@@ -63,3 +63,25 @@ def test_floor_and_sticky():
     assert rules.passes_floor(5, 5, 5) is None
     assert rules.passes_floor(4, 4, 5) == "below_k"
     assert rules.passes_floor(9, 1, 5) == "sticky"
+
+
+def test_a_nested_difference_under_k_withholds_the_pending_side_only():
+    nest = rules.Nesting(inner=1, outer=2, inner_subjects=11, outer_subjects=12)
+    assert rules.exact_differences([nest], pending={1}, k=5) == {1}
+    assert rules.exact_differences([nest], pending={2}, k=5) == {2}
+    assert rules.exact_differences([nest], pending={1, 2}, k=5) == {1, 2}
+    wide = rules.Nesting(inner=1, outer=2, inner_subjects=7, outer_subjects=12)
+    same = rules.Nesting(inner=1, outer=2, inner_subjects=12, outer_subjects=12)
+    assert rules.exact_differences([wide, same], pending={1, 2}, k=5) == set()
+
+
+def test_an_overlap_under_k_through_the_rest_withholds_every_pending_group_of_it():
+    # 12 + 12 - 22: two people in both halves of the outer group
+    nest = rules.Nesting(inner=1, outer=3, inner_subjects=12, outer_subjects=22, rest=2,
+                         rest_subjects=12)
+    assert rules.exact_differences([nest], pending={2}, k=5) == {2}
+    assert rules.exact_differences([nest], pending={1, 3}, k=5) == {1, 3}
+    apart = rules.Nesting(inner=1, outer=3, inner_subjects=12, outer_subjects=24, rest=2,
+                          rest_subjects=12)
+    assert rules.exact_differences([apart], pending={1, 2, 3}, k=5) == set()
+    assert rules.exact_differences([rules.Nesting(1, 3, 12, 22)], pending={1}, k=5) == set()

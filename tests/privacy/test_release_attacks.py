@@ -4,9 +4,11 @@ against the default, where it must not.
 
 The world lives in March 2026, whatever today is: rollups, stops and trips are planted
 directly in the real database at fixed instants, and every release is asked with an
-explicit `now`. An independent oracle (`unsafe_regions`) knows who is where; it takes every
-group a tenant was given and checks that no Venn region of them (what sums and differences
-of released numbers can isolate) holds 1 to k-1 people.
+explicit `now`. An independent oracle knows who is where. It takes every group a tenant was
+given and checks that no Venn region of them (what sums and differences of released
+numbers can isolate) holds 1 to k-1 people (`unsafe_regions`), and that no difference or
+overlap of released distinct-subject counts that is exact (a group minus one nested in it;
+two groups that make up a third) comes to 1 to k-1 people (`unsafe_differences`).
 """
 
 from __future__ import annotations
@@ -40,7 +42,10 @@ WEAK = {
     "settle": release.Safeguards(settle=False, freeze=False),
     "freeze": release.Safeguards(freeze=False),
     "edges": release.Safeguards(freeze=False, aligned_edges=False),
-    "complementary": release.Safeguards(complementary=False),
+    # a lone person in a sibling cell is also a difference of distinct counts (12 - 11):
+    # both checks stop it, so both are off to show the attack
+    "complementary": release.Safeguards(complementary=False, differences=False),
+    "differences": release.Safeguards(differences=False),
     # a redraw moves records between groups: complementary suppression alone withholds
     # the new site (it cannot be repaired, so every candidate goes); both must be off
     "redraw": release.Safeguards(freeze=False, complementary=False),
@@ -63,6 +68,28 @@ PLANT_ROLLUP = text(
       SET pings = r.pings + EXCLUDED.pings, subjects = hll_union(r.subjects, EXCLUDED.subjects)
     """
 )
+
+
+def subject_differences(groups: list[tuple[frozenset, frozenset]], k: int) -> list[str]:
+    """Exact distinct-subject counts that sums of regions miss. Each group is (its atoms with
+    data, the people in them). For B whose atoms include all of A's, |B| - |A| is how many
+    people are in B's other atoms only; for B made of exactly A and A2, |A| + |A2| - |B| is
+    how many people are in both. Either at 1 to k-1 tells about that few people."""
+    out = []
+    by_atoms: dict[frozenset, list[frozenset]] = defaultdict(list)
+    for atoms, people in groups:
+        by_atoms[atoms].append(people)
+    for a_atoms, a_people in groups:
+        for b_atoms, b_people in groups:
+            if not a_atoms < b_atoms:
+                continue
+            if 0 < len(b_people) - len(a_people) < k:
+                out.append(f"{len(b_people)} - {len(a_people)} people")
+            for rest in by_atoms.get(b_atoms - a_atoms, []):
+                both = len(a_people) + len(rest) - len(b_people)
+                if 0 < both < k:
+                    out.append(f"{len(a_people)} + {len(rest)} - {len(b_people)} people")
+    return out
 
 
 class World:
@@ -106,6 +133,17 @@ class World:
             if sig:
                 regions[sig] |= people
         return [(sig, len(p)) for sig, p in regions.items() if 0 < len(p) < self.k]
+
+    def unsafe_differences(self) -> list[str]:
+        """Exact differences and overlaps of released heatmap subject counts under k."""
+        groups = []
+        for kind, g, a, b in self.released:
+            if kind != "heatmap":
+                continue
+            atoms = frozenset(key for key in self.cells if a <= key[0] < b
+                              and h3.cell_to_parent(key[1], g["res"]) == g["cell"])
+            groups.append((atoms, frozenset().union(*(self.cells[x] for x in atoms))))
+        return subject_differences(groups, self.k)
 
 
 def crowd(world: World, n: int, cell: int, days, prefix: str, hour: int = 10) -> None:
@@ -156,6 +194,56 @@ def test_the_settling_delay_is_the_tenants(tenant, sessions):
         world.heatmap(MONDAY, end, 9, end + 71 * HOUR)
     assert refused.value.code == "period_not_settled" and status_of(refused.value) == 422
     assert world.heatmap(MONDAY, end, 9, end + 72 * HOUR) == {}
+
+
+# ---- 3b. distinct counts do not add up: differences and overlaps of nested groups ---------------
+
+@pytest.mark.parametrize("order", [(6, 7), (7, 6)])
+def test_parent_minus_child_counts_the_people_only_in_a_sibling_unless_differences_are_checked(
+        tenant, sessions, order):
+    """Every region has at least k people (the sibling has 6: five of the child's crowd and
+    one more), yet 12 in the parent minus 11 in the child says one person was in the
+    sibling and nowhere in the child that day."""
+    for name, safeguards in (("weak", WEAK["differences"]), ("default", release.FULL)):
+        world = World(tenant, sessions)
+        day = MONDAY + 2 * DAY if name == "weak" else MONDAY + 3 * DAY
+        crowd(world, 11, nine(C1), [day], f"{name}-crowd")
+        for i in range(5):
+            world.ping(f"{name}-crowd{i}", day + 16 * HOUR, nine(C2), n=2)
+        world.ping(f"{name}-lone", day + 15 * HOUR, nine(C2), n=4)
+        got = {res: world.heatmap(day, day + DAY, res, LATER, safeguards) for res in order}
+        parent, child = got[6].get(PARENT), got[7].get(C1)
+        assert world.unsafe_regions() == []  # regions alone do not see it
+        if name == "weak":
+            assert parent[1] - child[1] == 1
+            assert world.unsafe_differences()
+        else:
+            assert parent is None or child is None
+            assert world.unsafe_differences() == []
+
+
+@pytest.mark.parametrize("order", [(6, 7), (7, 6)])
+def test_two_children_and_their_parent_count_the_people_in_both_unless_differences_are_checked(
+        tenant, sessions, order):
+    """Ten people in each child cell and two in both: 12 + 12 - 22 says two people were
+    in both cells that day, though every region has at least k."""
+    for name, safeguards in (("weak", WEAK["differences"]), ("default", release.FULL)):
+        world = World(tenant, sessions)
+        day = MONDAY + 4 * DAY if name == "weak" else MONDAY + 5 * DAY
+        crowd(world, 10, nine(C1), [day], f"{name}-one")
+        crowd(world, 10, nine(C2), [day], f"{name}-two")
+        for i in range(2):
+            world.ping(f"{name}-both{i}", day + 9 * HOUR, nine(C1))
+            world.ping(f"{name}-both{i}", day + 11 * HOUR, nine(C2))
+        got = {res: world.heatmap(day, day + DAY, res, LATER, safeguards) for res in order}
+        parent, one, two = got[6].get(PARENT), got[7].get(C1), got[7].get(C2)
+        assert world.unsafe_regions() == []
+        if name == "weak":
+            assert one[1] + two[1] - parent[1] == 2
+            assert world.unsafe_differences()
+        else:
+            assert None in (parent, one, two)
+            assert world.unsafe_differences() == []
 
 
 # ---- 2 and 4. late pings after release, sticky suppression as a signal -------------------------
@@ -283,11 +371,23 @@ def test_no_combination_of_released_heatmaps_narrows_anything_below_k(tenant, se
     assert weak.unsafe_regions(), "the planted world has no small region to find"
 
 
+@pytest.mark.parametrize("seed", [1, 2])
+def test_released_heatmaps_give_exact_differences_under_k_unless_they_are_checked(
+        make_tenant, sessions, seed):
+    """The same random worlds with only the difference check off: distinct counts of
+    nested cells differ by 1 to k-1 people, though every region is safe."""
+    weak = _random_world(make_tenant(f"diff-{seed}"), sessions, seed)
+    _every_release(weak, seed, WEAK["differences"])
+    assert weak.unsafe_regions() == []
+    assert weak.unsafe_differences(), "the planted world has no small difference to find"
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_default_releases_leave_no_region_below_k(make_tenant, sessions, seed):
     world = _random_world(make_tenant(f"seed-{seed}"), sessions, seed)
     _every_release(world, seed, release.FULL)
     assert world.unsafe_regions() == []
+    assert world.unsafe_differences() == []
     assert any(kind == "heatmap" for kind, *_ in world.released)  # not by releasing nothing
 
 
@@ -412,6 +512,18 @@ class TravelWorld(World):
             if sig:
                 regions[sig].add(rec["who"])
         return [(sig, len(p)) for sig, p in regions.items() if 0 < len(p) < self.k]
+
+    def unsafe_differences(self) -> list[str]:
+        """Exact differences and overlaps of released travel, visits and OD subject counts
+        under k (one family: the same stops and trips)."""
+        groups = []
+        for kind, g, a, b in self.released:
+            if kind == "heatmap":
+                continue
+            atoms = frozenset(i for i, rec in enumerate(self.records)
+                              if _covers(kind, g, a, b, rec))
+            groups.append((atoms, frozenset(self.records[i]["who"] for i in atoms)))
+        return subject_differences(groups, self.k)
 
 
 def _day(at: dt.datetime) -> dt.datetime:
@@ -554,9 +666,14 @@ def test_no_combination_of_travel_visits_and_od_releases_narrows_anything_below_
     weak = _random_travel(make_tenant(f"weak-{seed}"), sessions, seed)
     _every_travel_release(weak, seed, WEAK["complementary"])
     assert weak.unsafe_regions(), "the planted world has no small region to find"
+    differ = _random_travel(make_tenant(f"differ-{seed}"), sessions, seed)
+    _every_travel_release(differ, seed, WEAK["differences"])
+    assert differ.unsafe_regions() == []
+    assert differ.unsafe_differences(), "the planted world has no small difference to find"
     world = _random_travel(make_tenant(f"default-{seed}"), sessions, seed)
     _every_travel_release(world, seed, release.FULL)
     assert world.unsafe_regions() == []
+    assert world.unsafe_differences() == []
     assert len(world.released) > 0
 
 
