@@ -8,8 +8,12 @@ heatmaps), in one seeded random order, as an analyst could:
 
 - **plain k floor** (before issue 16): k distinct subjects and k on every day, nothing
   else (`release.Safeguards(freeze=False, complementary=False)`);
+- **regions only** (exact mode before the difference check): complementary suppression
+  of sums, without the check of differences and overlaps of distinct counts
+  (`release.Safeguards(differences=False)`), on the same tenant with its ledger emptied;
 - **exact** (the default): the same floor, then complementary suppression against every
-  heatmap already released, over the frozen basis; answers stored.
+  heatmap already released, and the difference check, over the frozen basis; answers
+  stored.
 
 Utility is the share of cells, and of the pings in them, that each mode releases of all the
 cells with data. Speed: the month at resolution 7 as the first question of the exact run
@@ -20,7 +24,7 @@ questions, the share of cells and pings released, and for the month at resolutio
 median relative error of the released subject and ping counts against the true ones over
 `--dp-runs` answers, and its time.
 
-    .venv/bin/python -m bench.release [--subjects N] [--quick] [--write]
+    .venv/bin/python -m bench.release [--subjects N] [--quick] [--exact-only] [--write]
 """
 
 from __future__ import annotations
@@ -45,6 +49,13 @@ from bench.retention import PER_SUBJECT_DAY, DayLoad, load, make_tenant
 
 RESOLUTIONS = (5, 6, 7, 8, 9)
 K = 5
+
+
+def _modes():
+    from govern.domain import release
+
+    return (release.Safeguards(freeze=False, complementary=False, differences=False),
+            release.Safeguards(differences=False))
 
 
 def asks(month) -> list[tuple[str, dt.datetime, dt.datetime, int]]:
@@ -89,6 +100,21 @@ INSERT INTO consent_events (tenant_id, event_id, subject_id, purpose_id, status,
 SELECT %(t)s, gen_random_uuid(), s.subject_id, %(purpose)s, 'granted', '2000-01-01',
        now(), 'bench', 'admin', 'bench', '{}' FROM s
 """
+
+
+FORGET = """
+DELETE FROM release_answers WHERE tenant_id = %(t)s;
+DELETE FROM release_groups WHERE tenant_id = %(t)s;
+"""
+
+
+def forget(db, t) -> None:
+    """Empty the tenant's release ledger (answers and released groups), keeping the frozen
+    basis: the next mode starts as a tenant that was never given anything."""
+    with db.connect() as conn:
+        for stmt in FORGET.strip().split(";\n"):
+            conn.execute(stmt.strip().rstrip(";"), {"t": t.tenant_id})
+        conn.commit()
 
 
 def consent(db, t, n: int) -> None:
@@ -237,19 +263,24 @@ def bench(args) -> str:
         args.span = (a, b)
         from govern.domain import release
 
+        PLAIN, REGIONS_ONLY = _modes()
         meter = CpuMeter(db.datadir)
         loads = [load_average()]
         if not args.dp_only:
             first_s, first = timed_heatmap(t, principal, a, b, 7, now)
             replays = [timed_heatmap(t, principal, a, b, 7, now)[0] for _ in range(5)]
+            forget(db, t)
+            regions = run(t, principal, questions, now, REGIONS_ONLY, truth, meter)
+            forget(db, t)
             exact = run(t, principal, questions, now, release.FULL, truth, meter)
-            plain = run(t, principal, questions, now,
-                        release.Safeguards(freeze=False, complementary=False), truth, meter)
-        dp_mode(t)
-        private = run(t, principal, questions, now, release.FULL, truth, meter)
-        meter.start()
-        dp = dp_error(t, principal, a, b, now, args.dp_runs)
-        dp["other"] = meter.stop()
+            plain = run(t, principal, questions, now, PLAIN, truth, meter)
+        private = dp = None
+        if not args.exact_only:
+            dp_mode(t)
+            private = run(t, principal, questions, now, release.FULL, truth, meter)
+            meter.start()
+            dp = dp_error(t, principal, a, b, now, args.dp_runs)
+            dp["other"] = meter.stop()
         loads.append(load_average())
         server = db.server_version
     total_s = time.perf_counter() - started
@@ -257,48 +288,37 @@ def bench(args) -> str:
     if args.dp_only:
         return dp_report(args, month, n, rollups, server, total_s, private, dp)
 
+    modes = {"plain k floor": plain, "regions only": regions, "exact": exact}
+    if private is not None:
+        modes["DP"] = private
     rows = []
     for kind in ("day", "week", "month"):
         for res in RESOLUTIONS:
-            p, e, d = (plain.get((kind, res)), exact.get((kind, res)),
-                       private.get((kind, res)))
-            if p is None:
+            if (kind, res) not in plain:
                 continue
-            rows.append([kind, res, f"{p['all_cells']:,}",
-                         pct(p["cells"], p["all_cells"]), pct(e["cells"], e["all_cells"]),
-                         pct(d["cells"], d["all_cells"]),
-                         pct(p["pings"], p["all_pings"]), pct(e["pings"], e["all_pings"]),
-                         pct(d["pings"], d["all_pings"])])
-    tot = {m: totals(mode) for m, mode in (("plain", plain), ("exact", exact), ("dp", private))}
-    rows.append([f"all {len(questions)}", "", f"{tot['plain']['all_cells']:,}",
-                 *(pct(tot[m]["cells"], tot[m]["all_cells"]) for m in ("plain", "exact", "dp")),
-                 *(pct(tot[m]["pings"], tot[m]["all_pings"]) for m in ("plain", "exact", "dp"))])
-    utility = table(["period", "res", "cells with data", "cells: plain k floor",
-                     "cells: exact", "cells: DP", "pings: plain k floor", "pings: exact",
-                     "pings: DP"], rows, "llrrrrrrr")
+            got = [m[(kind, res)] for m in modes.values()]
+            rows.append([kind, res, f"{got[0]['all_cells']:,}",
+                         *(pct(g["cells"], g["all_cells"]) for g in got),
+                         *(pct(g["pings"], g["all_pings"]) for g in got)])
+    tot = [totals(m) for m in modes.values()]
+    rows.append([f"all {len(questions)}", "", f"{tot[0]['all_cells']:,}",
+                 *(pct(g["cells"], g["all_cells"]) for g in tot),
+                 *(pct(g["pings"], g["all_pings"]) for g in tot)])
+    utility = table(["period", "res", "cells with data",
+                     *(f"cells: {m}" for m in modes), *(f"pings: {m}" for m in modes)],
+                    rows, "llr" + "rr" * len(modes))
+    if dp is None:
+        return exact_report(args, month, n, rollups, server, total_s, questions, utility,
+                            modes, first_s, first, replays)
     from govern.privacy.dp import BOUNDS
 
     bounds = BOUNDS["heatmap"]
     dp_line = (f"{100 * dp['subjects']:.0f}% for subjects and {100 * dp['pings']:.0f}% for "
                f"pings" if dp["subjects"] is not None else "no cell was released")
-    a, b = args.span
-    if args.sample_week:
-        asked = (f"A fixed sample of that month, not all of it: its first ISO week "
-                 f"({a:%Y-%m-%d} to {b - dt.timedelta(days=1):%Y-%m-%d}), each of its 7 days "
-                 f"and the week, at resolutions 5 to 9, asked in one seeded random order "
-                 f"({len(questions)} heatmaps); the month and its other days and weeks were "
-                 f"not asked.")
-        span = "the sampled week"
-        freeze_days = 7
-    else:
-        asked = ("Every day, ISO week inside the month and the month, at resolutions 5 to 9, "
-                 f"asked in one seeded random order ({len(questions)} heatmaps).")
-        span = "the month"
-        freeze_days = 30
+    asked, span, freeze_days = asked_text(args, questions)
     runs = "; ".join(f"{name} {mode['_run']['seconds'] / 60:.1f} min (other load "
                      f"{mode['_run']['other']:.2f} cores)"
-                     for name, mode in (("exact", exact), ("plain k floor", plain),
-                                        ("DP", private)))
+                     for name, mode in modes.items())
     return f"""Run: `python -m bench.release {' '.join(args.argv)}` on {machine()}, PostgreSQL
 {server}, {total_s / 60:.0f} minutes in all. {args.subjects} field workers
 ({PER_SUBJECT_DAY:,} pings a worker-day) over the 30-day month {month[0]:%B %Y}: {n:,}
@@ -313,9 +333,11 @@ answers: other load {dp['other']:.2f} cores. Times are upper bounds of an idle m
 
 Share of the cells with data released, and of the pings in them (their true pings, from the
 hourly rollups: DP's released counts are noisy and clamped). "Plain k floor" is
-the release before issue 16 (k distinct subjects, and k on every day); "exact" adds
-complementary suppression against every heatmap released before, so that no difference
-of released numbers isolates fewer than k people; "DP" is differential privacy per
+the release before issue 16 (k distinct subjects, and k on every day); "regions only"
+adds complementary suppression against every heatmap released before, so that no sum or
+difference of released pings isolates fewer than k people; "exact" (the default) also
+withholds a cell whose distinct count, against a cell nesting with it, would give 1 to k-1
+people; "DP" is differential privacy per
 person-day at epsilon {DP_EPSILON} per question (at most {bounds.m} cells a person-day and
 {bounds.clamps['pings']} pings in each; cells chosen by OpenDP's threshold mechanism:
 threshold {dp['threshold']} person-days at delta {dp['delta']:.1e}; see
@@ -333,6 +355,53 @@ counts {dp_line} (pings are also clamped per person-day and cell, so they read l
 the {dp['rated']} cells released in the {args.dp_runs} answers together; a median of
 {dp['released']:.0f} of {dp['cells']:,} cells released per answer, in {dp['seconds']:.2f} s
 (median; read from the stored pings, bounded per person-day).
+"""
+
+
+def asked_text(args, questions) -> tuple[str, str, int]:
+    a, b = args.span
+    if args.sample_week:
+        return (f"A fixed sample of that month, not all of it: its first ISO week "
+                f"({a:%Y-%m-%d} to {b - dt.timedelta(days=1):%Y-%m-%d}), each of its 7 days "
+                f"and the week, at resolutions 5 to 9, asked in one seeded random order "
+                f"({len(questions)} heatmaps); the month and its other days and weeks were "
+                f"not asked.", "the sampled week", 7)
+    return ("Every day, ISO week inside the month and the month, at resolutions 5 to 9, "
+            f"asked in one seeded random order ({len(questions)} heatmaps).", "the month", 30)
+
+
+def exact_report(args, month, n, rollups, server, total_s, questions, utility, modes,
+                 first_s, first, replays) -> str:
+    """--exact-only: the modes without noise (differential privacy has its own section)."""
+    asked, span, freeze_days = asked_text(args, questions)
+    runs = "; ".join(f"{name} {mode['_run']['seconds'] / 60:.1f} min (other load "
+                     f"{mode['_run']['other']:.2f} cores)" for name, mode in modes.items())
+    return f"""Run: `python -m bench.release {' '.join(args.argv)}` on {machine()}, PostgreSQL
+{server}, {total_s / 60:.0f} minutes in all. {args.subjects} field workers
+({PER_SUBJECT_DAY:,} pings a worker-day) over the 30-day month {month[0]:%B %Y}: {n:,}
+pings, {rollups:,} hourly rollup rows; k = {K}. {asked}
+
+Machine load (1-, 5-, 15-minute load averages on the 2 cores, other work sharing them):
+{args.loads[0]} before the questions, {args.loads[-1]} after. Each mode's questions, and the
+CPU other processes than the bench and its PostgreSQL used meanwhile: {runs}. Times are
+upper bounds of an idle machine's.
+
+{utility}
+
+Share of the cells with data released, and of the pings in them. "Plain k floor" is the
+release before issue 16 (k distinct subjects, and k on every day: it leaks); "regions
+only" adds complementary suppression against every heatmap released before, so that no
+sum or difference of released pings isolates fewer than k people; "exact" (the default)
+also withholds a cell whose distinct count, against a cell nesting with it, would give 1
+to k-1 people (see [privacy](privacy.md)). Each mode starts from an empty ledger, on the
+same frozen basis. Differential privacy on the same data:
+[its section](#release-modes-differential-privacy).
+
+Speed of exact mode: {span} at resolution 7 as the tenant's first question took
+{first_s * 1000:.0f} ms (freezing the {freeze_days} days' basis from the hourly rollups, the
+floor, the difference check and the complementary check; {len(first.rows):,} cells
+released); asked again, it is replayed from the ledger in
+{statistics.median(replays) * 1000:.1f} ms (median of 5).
 """
 
 
@@ -408,27 +477,28 @@ def demo_bench(args) -> str:
                       res) for d in range(args.demo_days, 0, -1) for res in RESOLUTIONS]
         random.Random(16).shuffle(questions)
         truth = true_cells(t, questions)
+        plain_mode, regions_mode = _modes()
+        regions = run(t, principal, questions, now, regions_mode, truth)
+        forget(db, t)
         exact = run(t, principal, questions, now, release.FULL, truth)
-        plain = run(t, principal, questions, now,
-                    release.Safeguards(freeze=False, complementary=False), truth)
+        plain = run(t, principal, questions, now, plain_mode, truth)
         dp_mode(t)
         private = run(t, principal, questions, now, release.FULL, truth)
         server = db.server_version
     total_s = time.perf_counter() - started
+    modes = {"plain k floor": plain, "regions only": regions, "exact": exact, "DP": private}
     rows = []
     for res in RESOLUTIONS:
-        p, e, d = (m[("day", res)] for m in (plain, exact, private))
-        rows.append([res, f"{p['all_cells']:,}", pct(p["cells"], p["all_cells"]),
-                     pct(e["cells"], e["all_cells"]), pct(d["cells"], d["all_cells"]),
-                     pct(p["pings"], p["all_pings"]), pct(e["pings"], e["all_pings"]),
-                     pct(d["pings"], d["all_pings"])])
-    tot = {m: totals(mode) for m, mode in (("plain", plain), ("exact", exact), ("dp", private))}
-    rows.append([f"all {len(questions)}", f"{tot['plain']['all_cells']:,}",
-                 *(pct(tot[m]["cells"], tot[m]["all_cells"]) for m in ("plain", "exact", "dp")),
-                 *(pct(tot[m]["pings"], tot[m]["all_pings"]) for m in ("plain", "exact", "dp"))])
-    utility = table(["res", "cells with data", "cells: plain k floor", "cells: exact",
-                     "cells: DP", "pings: plain k floor", "pings: exact", "pings: DP"], rows,
-                    "lrrrrrrr")
+        got = [m[("day", res)] for m in modes.values()]
+        rows.append([res, f"{got[0]['all_cells']:,}",
+                     *(pct(g["cells"], g["all_cells"]) for g in got),
+                     *(pct(g["pings"], g["all_pings"]) for g in got)])
+    tot = [totals(m) for m in modes.values()]
+    rows.append([f"all {len(questions)}", f"{tot[0]['all_cells']:,}",
+                 *(pct(g["cells"], g["all_cells"]) for g in tot),
+                 *(pct(g["pings"], g["all_pings"]) for g in tot)])
+    utility = table(["res", "cells with data", *(f"cells: {m}" for m in modes),
+                     *(f"pings: {m}" for m in modes)], rows, "lr" + "rr" * len(modes))
     pings = seeded["pings"]
     return f"""Run: `python -m bench.release {' '.join(args.argv)}` on {machine()}, PostgreSQL
 {server}, {total_s / 60:.1f} minutes in all. The demo tenant as `govern demo` seeds it
@@ -436,8 +506,9 @@ def demo_bench(args) -> str:
 collected, a fifth declining analytics; {pings['accepted']:,} pings accepted through govern's
 ingest, {pings['dropped']:,} dropped by its rules; k = {k}). Every one of the
 {args.demo_days} days at resolutions 5 to 9 ({len(questions)} heatmaps) in one seeded
-random order, in each mode: plain k floor, exact (the default), and differential privacy
-at epsilon {DP_EPSILON} per question.
+random order, in each mode: plain k floor, regions only (exact mode without the
+difference check), exact (the default), and differential privacy at epsilon {DP_EPSILON}
+per question.
 
 {utility}
 
@@ -458,6 +529,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a tiny smoke run")
     parser.add_argument("--sample-week", action="store_true",
                         help="ask only the month's first ISO week and its days (40 heatmaps)")
+    parser.add_argument("--exact-only", action="store_true",
+                        help="the modes without noise only (differential privacy has its "
+                             "own section)")
     parser.add_argument("--dp-only", action="store_true",
                         help="differential privacy only (its own section)")
     parser.add_argument("--demo", action="store_true",
@@ -474,7 +548,10 @@ def main(argv: list[str] | None = None) -> int:
         section = "Release modes: demo data"
     else:
         text = bench(args)
-        section = ("Release modes: differential privacy" if args.dp_only
+        size = (", 10M sample" if args.sample_week else ", 10M month") \
+            if args.subjects > 27 else ""
+        section = (f"Release modes: without noise{size}" if args.exact_only
+                   else "Release modes: differential privacy" if args.dp_only
                    else "Release modes: 10M sample" if args.sample_week and args.subjects > 27
                    else "Release modes: 10M month" if args.subjects > 27
                    else "Release modes")
