@@ -165,11 +165,22 @@ def exact_differences(nestings: Iterable[Nesting], pending: set[int], k: int) ->
     region rule bounds sums of pings and trips but not `outer - inner` (the people only in
     outer's other atoms) nor `inner + rest - outer` (the people in both), which an analyst
     reads off three released numbers. Each of those is a fixed fact of the frozen data, so
-    withholding a group never makes another one unsafe, and one pass is enough."""
-    withhold: set[int] = set()
+    withholding a group never makes another one unsafe: it is enough to withhold one pending
+    group of each such pair or triple, chosen greedily (the one in most of them first)."""
+    unsafe: list[set[int]] = []
     for n in nestings:
         if 0 < n.outer_subjects - n.inner_subjects < k:
-            withhold |= {n.inner, n.outer} & pending
+            unsafe.append({n.inner, n.outer} & pending)
         if n.rest is not None and 0 < n.inner_subjects + n.rest_subjects - n.outer_subjects < k:
-            withhold |= {n.inner, n.outer, n.rest} & pending
+            unsafe.append({n.inner, n.outer, n.rest} & pending)
+    unsafe = [u for u in unsafe if u]  # none pending: released before, nothing to repair
+    withhold: set[int] = set()
+    while unsafe:
+        counts: dict[int, int] = {}
+        for u in unsafe:
+            for g in u:
+                counts[g] = counts.get(g, 0) + 1
+        worst = min(counts, key=lambda g: (-counts[g], g))
+        withhold.add(worst)
+        unsafe = [u for u in unsafe if worst not in u]
     return withhold
