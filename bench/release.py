@@ -252,7 +252,9 @@ def bench(args) -> str:
         print(f"{n:,} pings, {rollups:,} rollups", file=sys.stderr)
         principal = Principal(t.tenant_id, "member", None, member_id=uuid.uuid4(),
                               role="owner")
-        questions = sample_asks(month) if args.sample_week else asks(month)
+        questions = (sample_asks(month) if args.sample_week
+                     else [q for q in asks(month) if q[0] == "month"] if args.month_only
+                     else asks(month))
         truth = true_cells(t, questions)
         if args.sample_week:  # the sampled week stands in for the month
             a = next(q[1] for q in questions if q[0] == "week")
@@ -280,6 +282,7 @@ def bench(args) -> str:
             private = run(t, principal, questions, now, release.FULL, truth, meter)
             meter.start()
             dp = dp_error(t, principal, a, b, now, args.dp_runs)
+            dp["questions"] = len(questions)
             dp["other"] = meter.stop()
         loads.append(load_average())
         server = db.server_version
@@ -419,20 +422,30 @@ def dp_report(args, month, n, rollups, server, total_s, private, dp) -> str:
                 rows.append([kind, res, f"{d['all_cells']:,}", pct(d["cells"], d["all_cells"]),
                              pct(d["pings"], d["all_pings"])])
     tot = totals(private)
-    rows.append(["all 175", "", f"{tot['all_cells']:,}", pct(tot["cells"], tot["all_cells"]),
+    rows.append([f"all {dp['questions']}", "", f"{tot['all_cells']:,}",
+                 pct(tot["cells"], tot["all_cells"]),
                  pct(tot["pings"], tot["all_pings"])])
     utility = table(["period", "res", "cells with data", "cells: DP", "pings: DP"], rows,
                     "llrrr")
     dp_line = (f"{100 * dp['subjects']:.0f}% for subjects and {100 * dp['pings']:.0f}% for "
                f"pings" if dp["subjects"] is not None else "none: no cell was released")
+    asked = (f"The month itself at resolutions 5 to 9 ({dp['questions']} heatmaps; its days "
+             "and weeks were not asked)." if args.month_only
+             else f"The same {dp['questions']} questions as [release modes](#release-modes).")
     return f"""Run: `python -m bench.release {' '.join(args.argv)}` on {machine()}, PostgreSQL
 {server}, {total_s / 60:.0f} minutes in all. {args.subjects} field workers
 ({PER_SUBJECT_DAY:,} pings a worker-day, consenting to analytics) over the 30-day month
-{month[0]:%B %Y}: {n:,} pings, {rollups:,} hourly rollup rows; k = {K}. The same 175
-questions as [release modes](#release-modes), under differential privacy per person-day at
+{month[0]:%B %Y}: {n:,} pings, {rollups:,} hourly rollup rows; k = {K}. {asked} Under
+differential privacy per person-day at
 epsilon {DP_EPSILON} per question (at most {bounds.m} cells a person-day and
 {bounds.clamps['pings']} pings in each; cells chosen by OpenDP's threshold mechanism:
 threshold {dp['threshold']} person-days at delta {dp['delta']:.1e}).
+
+Machine load (1-, 5-, 15-minute load averages on the 2 cores, other work sharing them):
+{args.loads[0]} before the questions, {args.loads[-1]} after. The questions took
+{private['_run']['seconds'] / 60:.1f} min (other processes than the bench and its PostgreSQL
+used {private['_run']['other']:.2f} cores meanwhile); the error answers: other load
+{dp['other']:.2f} cores. Times are upper bounds of an idle machine's.
 
 {utility}
 
@@ -529,6 +542,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a tiny smoke run")
     parser.add_argument("--sample-week", action="store_true",
                         help="ask only the month's first ISO week and its days (40 heatmaps)")
+    parser.add_argument("--month-only", action="store_true",
+                        help="ask only the month itself, at every resolution (5 heatmaps)")
     parser.add_argument("--exact-only", action="store_true",
                         help="the modes without noise only (differential privacy has its "
                              "own section)")
@@ -551,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
         size = (", 10M sample" if args.sample_week else ", 10M month") \
             if args.subjects > 27 else ""
         section = (f"Release modes: without noise{size}" if args.exact_only
-                   else "Release modes: differential privacy" if args.dp_only
+                   else f"Release modes: differential privacy{size}" if args.dp_only
                    else "Release modes: 10M sample" if args.sample_week and args.subjects > 27
                    else "Release modes: 10M month" if args.subjects > 27
                    else "Release modes")
