@@ -165,17 +165,20 @@ _NESTINGS = """
                             AND a.{atom} = m.{atom}
       GROUP BY m.group_id
     ),
-    shared AS (
-      SELECT x.group_id AS inner_id, y.group_id AS outer_id, count(*) AS atoms
-      FROM m x JOIN m y ON y.bucket = x.bucket AND y.{atom} = x.{atom}
-                       AND y.group_id <> x.group_id
-      WHERE x.group_id = ANY(CAST(:pending AS bigint[]))
-         OR y.group_id = ANY(CAST(:pending AS bigint[]))
-      GROUP BY x.group_id, y.group_id
+    shared AS (  -- atoms a pending group shares with each other group
+      SELECT p.group_id AS pending_id, o.group_id AS other_id, count(*) AS atoms
+      FROM m p JOIN m o ON o.bucket = p.bucket AND o.{atom} = p.{atom}
+                       AND o.group_id <> p.group_id
+      WHERE p.group_id = ANY(CAST(:pending AS bigint[]))
+      GROUP BY p.group_id, o.group_id
+    ),
+    pairs AS (
+      SELECT pending_id AS inner_id, other_id AS outer_id, atoms FROM shared
+      UNION SELECT other_id, pending_id, atoms FROM shared
     )
     SELECT s.inner_id, s.outer_id, i.subjects AS inner_subjects,
            o.subjects AS outer_subjects, c.group_id AS rest_id, c.subjects AS rest_subjects
-    FROM shared s
+    FROM pairs s
     JOIN g i ON i.group_id = s.inner_id
     JOIN g o ON o.group_id = s.outer_id
     LEFT JOIN g c ON c.atoms = o.atoms - i.atoms AND c.print = o.print - i.print
