@@ -11,8 +11,10 @@ rollups, travel's stops and trips grouped by site and cell) and never change aft
 so late pings, ageing, withdrawals and redrawn sites reach no release of that day. The
 answer is then stored and replayed verbatim whenever it is asked again. Before it is
 stored, every candidate group is checked against every group of the same family already
-released to the tenant (`govern.policy.release.complementary`): no number it releases,
-added to or subtracted from any numbers released before, can isolate 1 to k-1 people.
+released to the tenant: no sum or difference of released numbers isolates 1 to k-1
+people (`govern.policy.release.complementary`), and no distinct count minus one nesting
+with it, nor the overlap of two groups that make up a third, comes to 1 to k-1
+(`govern.policy.release.exact_differences`).
 """
 
 from __future__ import annotations
