@@ -319,18 +319,9 @@ def bench(args) -> str:
     dp_line = (f"{100 * dp['subjects']:.0f}% for subjects and {100 * dp['pings']:.0f}% for "
                f"pings" if dp["subjects"] is not None else "no cell was released")
     asked, span, freeze_days = asked_text(args, questions)
-    runs = "; ".join(f"{name} {mode['_run']['seconds'] / 60:.1f} min (other load "
-                     f"{mode['_run']['other']:.2f} cores)"
-                     for name, mode in modes.items())
-    return f"""Run: `python -m bench.release {' '.join(args.argv)}` on {machine()}, PostgreSQL
-{server}, {total_s / 60:.0f} minutes in all. {args.subjects} field workers
-({PER_SUBJECT_DAY:,} pings a worker-day) over the 30-day month {month[0]:%B %Y}: {n:,}
-pings, {rollups:,} hourly rollup rows; k = {K}. {asked}
-
-Machine load (1-, 5-, 15-minute load averages on the 2 cores, other work sharing them):
-{args.loads[0]} before the questions, {args.loads[-1]} after. Each mode's questions, and the
-CPU other processes than the bench and its PostgreSQL used meanwhile: {runs}; the DP error
-answers: other load {dp['other']:.2f} cores. Times are upper bounds of an idle machine's.
+    header = run_header(args, month, n, rollups, server, total_s, asked, modes,
+                        f"; the DP error answers: other load {dp['other']:.2f} cores")
+    return f"""{header}
 
 {utility}
 
@@ -373,10 +364,8 @@ def asked_text(args, questions) -> tuple[str, str, int]:
             f"asked in one seeded random order ({len(questions)} heatmaps).", "the month", 30)
 
 
-def exact_report(args, month, n, rollups, server, total_s, questions, utility, modes,
-                 first_s, first, replays) -> str:
-    """--exact-only: the modes without noise (differential privacy has its own section)."""
-    asked, span, freeze_days = asked_text(args, questions)
+def run_header(args, month, n, rollups, server, total_s, asked, modes, extra="") -> str:
+    """The run's description: data, questions, machine load and each mode's time."""
     runs = "; ".join(f"{name} {mode['_run']['seconds'] / 60:.1f} min (other load "
                      f"{mode['_run']['other']:.2f} cores)" for name, mode in modes.items())
     return f"""Run: `python -m bench.release {' '.join(args.argv)}` on {machine()}, PostgreSQL
@@ -386,8 +375,16 @@ pings, {rollups:,} hourly rollup rows; k = {K}. {asked}
 
 Machine load (1-, 5-, 15-minute load averages on the 2 cores, other work sharing them):
 {args.loads[0]} before the questions, {args.loads[-1]} after. Each mode's questions, and the
-CPU other processes than the bench and its PostgreSQL used meanwhile: {runs}. Times are
-upper bounds of an idle machine's.
+CPU other processes than the bench and its PostgreSQL used meanwhile: {runs}{extra}. Times
+are upper bounds of an idle machine's."""
+
+
+def exact_report(args, month, n, rollups, server, total_s, questions, utility, modes,
+                 first_s, first, replays) -> str:
+    """--exact-only: the modes without noise (differential privacy has its own section)."""
+    asked, span, freeze_days = asked_text(args, questions)
+    header = run_header(args, month, n, rollups, server, total_s, asked, modes)
+    return f"""{header}
 
 {utility}
 
