@@ -130,7 +130,10 @@ class DeviceRequest:
     @property
     def conn(self) -> psycopg.Connection:
         if self.fairy is None:
-            self.fairy = self.engine.raw_connection()
+            try:
+                self.fairy = self.engine.raw_connection()
+            except psycopg.Error as exc:  # the pool's connect is not wrapped: no server
+                raise db_error(self.engine, exc, "connect", broken=True) from exc
         return self.fairy.driver_connection
 
     def close(self) -> None:

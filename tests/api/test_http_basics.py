@@ -99,3 +99,16 @@ def test_database_unreachable_is_503_with_retry_after(unreachable_app):
     ready = client.get("/readyz")
     assert ready.status_code == 503 and "Retry-After" in ready.headers
     assert client.get("/healthz").status_code == 200
+
+
+def test_a_device_post_with_the_database_unreachable_is_503_not_500(unreachable_app):
+    """The pipelined device path checks its connection out of the pool itself; a server
+    that is gone must answer 503 with Retry-After there too (seen in a restart test)."""
+    client = unreachable_app.test_client()
+    token = f"gv_{uuid.uuid4().hex}_{'a' * 43}"
+    resp = client.post("/v1/pings", json={"pings": [{"lat": 52.5, "lon": 13.4,
+                                                     "t": "2026-03-09T10:00:00Z"}]},
+                       headers={"Authorization": f"Bearer {token}"})
+    assert resp.status_code == 503, resp.get_data(as_text=True)
+    assert resp.headers["Retry-After"].isdigit()
+    assert _error(resp)["code"] == "unavailable"
