@@ -7,7 +7,7 @@ inside the month and the month itself are asked at every resolution 5 to 9 (175
 heatmaps), in one seeded random order, as an analyst could:
 
 - **plain k floor** (before issue 16): k distinct subjects and k on every day, nothing
-  else (`release.Safeguards(freeze=False, complementary=False)`);
+  else (`release.Safeguards(freeze=False, complementary=False, differences=False)`);
 - **regions only** (exact mode before the difference check): complementary suppression
   of sums, without the check of differences and overlaps of distinct counts
   (`release.Safeguards(differences=False)`), on the same tenant with its ledger emptied;
