@@ -75,7 +75,7 @@ def test_a_nested_difference_under_k_withholds_the_pending_side_only():
     assert rules.exact_differences([wide, same], pending={1, 2}, k=5) == set()
 
 
-def test_an_overlap_under_k_through_the_rest_withholds_every_pending_group_of_it():
+def test_an_overlap_under_k_through_the_rest_withholds_one_pending_group_of_it():
     # 12 + 12 - 22: two people in both halves of the outer group
     nest = rules.Nesting(inner=1, outer=3, inner_subjects=12, outer_subjects=22, rest=2,
                          rest_subjects=12)
