@@ -13,7 +13,8 @@ answer is then stored and replayed verbatim whenever it is asked again. Before i
 stored, every candidate group is checked against every group of the same family already
 released to the tenant: no sum or difference of released numbers isolates 1 to k-1
 people (`govern.policy.release.complementary`), and no distinct count minus one nesting
-with it, nor the overlap of two groups that make up a third, comes to 1 to k-1
+with it, nor the overlap of two groups that make up a third, nor the crossings of three or
+more groups of one level that make up another, comes to 1 to k-1
 (`govern.policy.release.exact_differences`).
 """
 
@@ -47,6 +48,7 @@ class Safeguards:
     aligned_edges: bool = True  # retention and purpose windows cut at whole days
     complementary: bool = True  # secondary suppression against what was released
     differences: bool = True  # no exact difference of distinct counts under k
+    covers: bool = True  # ... nor the crossings of three or more parts of one level
     # differential privacy (the presence and advantage tests switch these off)
     dp_bound: bool = True  # at most m groups per person-day, values clamped
     dp_select: bool = True  # which groups appear chosen privately (threshold or public)
@@ -235,10 +237,16 @@ def _complementary(session: Session, tenant_id: uuid.UUID, spec: ExactSpec,
     why = {"difference": 0, "complementary": 0}
     if safeguards.differences:
         session.execute(sql.HASHED_REGIONS)
-        nestings = [rules.Nesting(*r) for r in session.execute(
-            sql.NESTINGS[spec.family], {**bounds, "pending": sorted(pending)})]
+        nestings, covers = [], []
+        for r in session.execute(sql.NESTINGS[spec.family],
+                                 {**bounds, "pending": sorted(pending)}):
+            if r.parts is None:
+                nestings.append(rules.Nesting(*r[:6]))
+            elif safeguards.covers:
+                covers.append(rules.Cover(r.outer_id, r.outer_subjects, frozenset(r.parts),
+                                          r.parts_subjects))
         session.execute(sql.PLANNED_AS_USUAL)
-        withhold = rules.exact_differences(nestings, pending, k)
+        withhold = rules.exact_differences(nestings, pending, k, covers)
         if withhold:
             session.execute(sql.DROP_GROUPS, {"tenant_id": tenant_id, "ids": sorted(withhold)})
             pending -= withhold

@@ -27,7 +27,7 @@ REASONS = {
     "difference": "withheld because its count of distinct people, compared with the "
                   "count of a place or period that contains it or that it contains, "
                   "would tell how many people (fewer than {k}) were in one but not the "
-                  "other, or in both",
+                  "other, or in more than one of the parts that make it up",
     "past_retention": "this period is older than the aggregate retention "
                       "({days} days); its figures are no longer kept",
     "near_retention_edge": "this period was never released and is too close to the "
@@ -157,22 +157,41 @@ class Nesting:
     rest_subjects: int | None = None
 
 
-def exact_differences(nestings: Iterable[Nesting], pending: set[int], k: int) -> set[int]:
+@dataclass(frozen=True)
+class Cover:
+    """Groups `parts`, three or more of one level (no atom in two of them), make up exactly
+    group `whole`; `parts_subjects` is the sum of their distinct counts."""
+
+    whole: int
+    whole_subjects: int
+    parts: frozenset[int]
+    parts_subjects: int
+
+
+def exact_differences(nestings: Iterable[Nesting], pending: set[int], k: int,
+                      covers: Iterable[Cover] = ()) -> set[int]:
     """Candidate groups to withhold so that no exact difference of distinct-subject counts
     comes to 1 to k-1 people.
 
     Distinct counts do not add up over regions: a person in two atoms counts once. So the
     region rule bounds sums of pings and trips but not `outer - inner` (the people only in
-    outer's other atoms) nor `inner + rest - outer` (the people in both), which an analyst
-    reads off three released numbers. Each of those is a fixed fact of the frozen data, so
-    withholding a group never makes another one unsafe: it is enough to withhold one pending
-    group of each such pair or triple, chosen greedily (the one in most of them first)."""
+    outer's other atoms), nor `inner + rest - outer` (the people in both), nor the parts of a
+    cover minus their whole (the crossings: people in two parts count once each time), which
+    an analyst reads off released numbers. Each of those is a fixed fact of the frozen data,
+    so withholding a group never makes another one unsafe: it is enough to withhold one
+    pending group of each such pair, triple or cover, chosen greedily (the one in most of
+    them first). A cover built by splitting released groups into released groups of one
+    level, step by step, has the sum of its steps' crossings: each 0 or at least k, so is
+    their sum."""
     unsafe: list[set[int]] = []
     for n in nestings:
         if 0 < n.outer_subjects - n.inner_subjects < k:
             unsafe.append({n.inner, n.outer} & pending)
         if n.rest is not None and 0 < n.inner_subjects + n.rest_subjects - n.outer_subjects < k:
             unsafe.append({n.inner, n.outer, n.rest} & pending)
+    for c in covers:
+        if 0 < c.parts_subjects - c.whole_subjects < k:
+            unsafe.append(({c.whole} | c.parts) & pending)
     unsafe = [u for u in unsafe if u]  # none pending: released before, nothing to repair
     withhold: set[int] = set()
     while unsafe:

@@ -148,11 +148,15 @@ REGIONS = {
 
 # Exact differences of distinct-subject counts, which regions do not bound: distinct counts
 # do not add up over atoms, so for a group B holding every atom of a group A, |B| - |A| is
-# the number of people only in B's other atoms, and when a third group C is exactly those
-# other atoms, |A| + |C| - |B| is the number of people in both A and C. Each row is such a
-# nesting (A inside B, at least one of them pending) with C when one exists. Atom sets are
-# compared by their size and a sum of 64-bit hashes of their atoms: C's is B's minus A's.
-# A hash collision can only name a C that is not there, which withholds more, never less.
+# the number of people only in B's other atoms, and when groups A1..An are exactly B's
+# atoms, |A1| + ... + |An| - |B| counts the crossings: a person in two of them adds one.
+# Rows of the first kind are nestings (A inside B, at least one of them pending), with C when
+# a group is exactly B's other atoms (n = 2); rows of the second kind are covers of B by
+# three or more groups of one level (report, resolution and length of period: groups of one
+# level share no atom), where B or a part is pending. Atom sets are compared by their size
+# and a sum of 64-bit hashes of their atoms: C's is B's minus A's, and a cover's parts add
+# up to B's. A hash collision can only find a C or a cover that is not there, which
+# withholds more, never less.
 _NESTINGS = """
     WITH m AS MATERIALIZED ({membership}),
     g AS (
@@ -165,6 +169,10 @@ _NESTINGS = """
                             AND a.{atom} = m.{atom}
       GROUP BY m.group_id
     ),
+    level AS MATERIALIZED (
+      SELECT group_id, report, res, t_to - t_from AS length FROM release_groups
+      WHERE tenant_id = :tenant_id AND family = '{family}' AND t_from < :hi AND t_to > :lo
+    ),
     shared AS (  -- atoms a pending group shares with each other group
       SELECT p.group_id AS pending_id, o.group_id AS other_id, count(*) AS atoms
       FROM m p JOIN m o ON o.bucket = p.bucket AND o.{atom} = p.{atom}
@@ -175,21 +183,60 @@ _NESTINGS = """
     pairs AS (
       SELECT pending_id AS inner_id, other_id AS outer_id, atoms FROM shared
       UNION SELECT other_id, pending_id, atoms FROM shared
+    ),
+    nested AS (
+      SELECT s.inner_id, s.outer_id, i.subjects AS inner_subjects,
+             o.subjects AS outer_subjects, o.atoms - i.atoms AS rest_atoms,
+             o.print - i.print AS rest_print
+      FROM pairs s
+      JOIN g i ON i.group_id = s.inner_id
+      JOIN g o ON o.group_id = s.outer_id
+      WHERE s.atoms = i.atoms AND i.atoms < o.atoms
+    ),
+    inside AS (  -- for a pending whole, every group; for a released one, the pending level's
+      SELECT pending_id AS whole_id, other_id AS part_id, atoms FROM shared
+      UNION ALL
+      SELECT w.group_id, o.group_id, count(*)
+      FROM m w JOIN m o ON o.bucket = w.bucket AND o.{atom} = w.{atom}
+                       AND o.group_id <> w.group_id
+      WHERE w.group_id IN (SELECT outer_id FROM nested
+                           WHERE inner_id = ANY(CAST(:pending AS bigint[])))
+        AND NOT w.group_id = ANY(CAST(:pending AS bigint[]))
+        AND o.group_id IN (SELECT l.group_id FROM level l JOIN level p
+                             ON p.report = l.report AND p.res IS NOT DISTINCT FROM l.res
+                            AND p.length = l.length
+                           WHERE p.group_id = ANY(CAST(:pending AS bigint[])))
+      GROUP BY w.group_id, o.group_id
+    ),
+    parts AS (  -- groups inside a whole, one per atom set (the same set asked twice counts once)
+      SELECT DISTINCT ON (i.whole_id, l.report, l.res, l.length, p.atoms, p.print)
+             i.whole_id, l.report, l.res, l.length, p.group_id, p.atoms, p.subjects
+      FROM inside i
+      JOIN g p ON p.group_id = i.part_id AND p.atoms = i.atoms
+      JOIN level l ON l.group_id = i.part_id
+      ORDER BY i.whole_id, l.report, l.res, l.length, p.atoms, p.print, p.group_id
+    ),
+    covers AS (
+      SELECT whole_id, array_agg(group_id ORDER BY group_id) AS parts,
+             sum(subjects)::bigint AS parts_subjects, sum(atoms) AS atoms
+      FROM parts GROUP BY whole_id, report, res, length
+      HAVING count(*) >= 3
     )
-    SELECT s.inner_id, s.outer_id, i.subjects AS inner_subjects,
-           o.subjects AS outer_subjects, c.group_id AS rest_id, c.subjects AS rest_subjects
-    FROM pairs s
-    JOIN g i ON i.group_id = s.inner_id
-    JOIN g o ON o.group_id = s.outer_id
-    LEFT JOIN g c ON c.atoms = o.atoms - i.atoms AND c.print = o.print - i.print
-    WHERE s.atoms = i.atoms AND i.atoms < o.atoms
+    SELECT n.inner_id, n.outer_id, n.inner_subjects, n.outer_subjects,
+           c.group_id AS rest_id, c.subjects AS rest_subjects,
+           NULL::bigint[] AS parts, NULL::bigint AS parts_subjects
+    FROM nested n
+    LEFT JOIN g c ON c.atoms = n.rest_atoms AND c.print = n.rest_print
+    UNION ALL
+    SELECT NULL, c.whole_id, NULL, w.subjects, NULL, NULL, c.parts, c.parts_subjects
+    FROM covers c JOIN g w ON w.group_id = c.whole_id AND w.atoms = c.atoms
 """
 
 NESTINGS = {
     "heatmap": text(_NESTINGS.format(membership=_CELL_MEMBERSHIP, atom="cell",
-                                     table="release_cell_atoms")),
+                                     table="release_cell_atoms", family="heatmap")),
     "travel": text(_NESTINGS.format(membership=_TRAVEL_MEMBERSHIP, atom="atom",
-                                    table="release_travel_atoms")),
+                                    table="release_travel_atoms", family="travel")),
 }
 
 # Aggregate retention of the release tables (the retention run, with the rollups).

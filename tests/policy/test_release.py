@@ -94,3 +94,16 @@ def test_the_difference_check_withholds_the_group_in_most_unsafe_pairs_first():
     got = rules.exact_differences(pairs, pending={1, 2, 3, 4, 5}, k=5)
     assert 1 in got and not got & {2, 3} and len(got & {4, 5}) == 1
     assert rules.exact_differences(pairs, pending={2}, k=5) == {2}
+
+
+def test_a_cover_whose_parts_cross_under_k_times_withholds_one_pending_group_of_it():
+    # 6 + 6 + 5 - 16: one person in two of the three parts
+    cover = rules.Cover(whole=4, whole_subjects=16, parts=frozenset({1, 2, 3}),
+                        parts_subjects=17)
+    assert rules.exact_differences([], pending={4}, k=5, covers=[cover]) == {4}
+    assert rules.exact_differences([], pending={2}, k=5, covers=[cover]) == {2}
+    assert len(rules.exact_differences([], pending={1, 2, 3, 4}, k=5, covers=[cover])) == 1
+    assert rules.exact_differences([], pending={5}, k=5, covers=[cover]) == set()  # released
+    apart = rules.Cover(4, 15, frozenset({1, 2, 3}), 15)  # nobody crossed
+    many = rules.Cover(4, 16, frozenset({1, 2, 3}), 21)  # five crossings
+    assert rules.exact_differences([], pending={1, 2, 3, 4}, k=5, covers=[apart, many]) == set()

@@ -46,13 +46,14 @@ WEAK = {
     # both checks stop it, so both are off to show the attack
     "complementary": release.Safeguards(complementary=False, differences=False),
     "differences": release.Safeguards(differences=False),
+    "covers": release.Safeguards(covers=False),
     # a redraw moves records between groups: complementary suppression alone withholds
     # the new site (it cannot be repaired, so every candidate goes); both must be off
     "redraw": release.Safeguards(freeze=False, complementary=False),
 }
 
 PARENT = h3.latlng_to_cell(52.52, 13.405, 6)  # Berlin
-C1, C2 = sorted(h3.cell_to_children(PARENT, 7))[:2]
+C1, C2, C3 = sorted(h3.cell_to_children(PARENT, 7))[:3]
 
 
 def nine(cell: int, i: int = 0) -> int:
@@ -70,17 +71,19 @@ PLANT_ROLLUP = text(
 )
 
 
-def subject_differences(groups: list[tuple[frozenset, frozenset]], k: int) -> list[str]:
-    """Exact distinct-subject counts that sums of regions miss. Each group is (its atoms with
-    data, the people in them). For B whose atoms include all of A's, |B| - |A| is how many
-    people are in B's other atoms only; for B made of exactly A and A2, |A| + |A2| - |B| is
-    how many people are in both. Either at 1 to k-1 tells about that few people."""
+def subject_differences(groups: list[tuple[tuple, frozenset, frozenset]], k: int) -> list[str]:
+    """Exact distinct-subject counts that sums of regions miss. Each group is (its level, its
+    atoms with data, the people in them). For B whose atoms include all of A's, |B| - |A| is
+    how many people are in B's other atoms only; for B made of exactly A and A2, |A| + |A2|
+    - |B| is how many people are in both; for B made of exactly three or more groups of one
+    level, their counts minus |B| is how many times people crossed from one to another.
+    Any of those at 1 to k-1 tells about that few people."""
     out = []
     by_atoms: dict[frozenset, list[frozenset]] = defaultdict(list)
-    for atoms, people in groups:
+    for _, atoms, people in groups:
         by_atoms[atoms].append(people)
-    for a_atoms, a_people in groups:
-        for b_atoms, b_people in groups:
+    for _, a_atoms, a_people in groups:
+        for _, b_atoms, b_people in groups:
             if not a_atoms < b_atoms:
                 continue
             if 0 < len(b_people) - len(a_people) < k:
@@ -89,6 +92,16 @@ def subject_differences(groups: list[tuple[frozenset, frozenset]], k: int) -> li
                 both = len(a_people) + len(rest) - len(b_people)
                 if 0 < both < k:
                     out.append(f"{len(a_people)} + {len(rest)} - {len(b_people)} people")
+    for _, b_atoms, b_people in groups:
+        parts: dict[tuple, dict[frozenset, frozenset]] = defaultdict(dict)
+        for level, a_atoms, a_people in groups:
+            if a_atoms and a_atoms < b_atoms:
+                parts[level][a_atoms] = a_people
+        for level, found in parts.items():
+            if len(found) >= 3 and frozenset().union(*found) == b_atoms:
+                crossings = sum(map(len, found.values())) - len(b_people)
+                if 0 < crossings < k:
+                    out.append(f"{len(found)} parts of {level} cross {crossings} times")
     return out
 
 
@@ -142,7 +155,8 @@ class World:
                 continue
             atoms = frozenset(key for key in self.cells if a <= key[0] < b
                               and h3.cell_to_parent(key[1], g["res"]) == g["cell"])
-            groups.append((atoms, frozenset().union(*(self.cells[x] for x in atoms))))
+            groups.append(((g["res"], b - a), atoms,
+                           frozenset().union(*(self.cells[x] for x in atoms))))
         return subject_differences(groups, self.k)
 
 
@@ -246,6 +260,51 @@ def test_two_children_and_their_parent_count_the_people_in_both_unless_differenc
             assert world.unsafe_differences() == []
 
 
+@pytest.mark.parametrize("order", [(6, 7), (7, 6)])
+def test_three_children_and_their_parent_count_a_crossing_unless_covers_are_checked(
+        tenant, sessions, order):
+    """Five people in each of three child cells and one more in two of them: 6 + 6 + 5 - 16
+    says one person was in two of the cells that day, though every region has at least k,
+    no child is within k of the parent and no two children make up the parent."""
+    for name, safeguards in (("weak", WEAK["covers"]), ("default", release.FULL)):
+        world = World(tenant, sessions)
+        day = MONDAY + 2 * DAY if name == "weak" else MONDAY + 3 * DAY
+        for cell, team in ((C1, "one"), (C2, "two"), (C3, "three")):
+            crowd(world, 5, nine(cell), [day], f"{name}-{team}")
+        world.ping(f"{name}-cross", day + 9 * HOUR, nine(C1))
+        world.ping(f"{name}-cross", day + 15 * HOUR, nine(C2))
+        got = {res: world.heatmap(day, day + DAY, res, LATER, safeguards) for res in order}
+        parent, parts = got[6].get(PARENT), [got[7].get(c) for c in (C1, C2, C3)]
+        assert world.unsafe_regions() == []
+        if name == "weak":
+            assert sum(p[1] for p in parts) - parent[1] == 1
+            assert world.unsafe_differences() == ["3 parts of (7, datetime.timedelta(days=1)) "
+                                                  "cross 1 times"]
+        else:
+            assert None in (parent, *parts)
+            assert world.unsafe_differences() == []
+
+
+def test_a_week_and_its_days_count_a_return_unless_covers_are_checked(tenant, sessions):
+    """Three teams of five, each on its own day in one cell, and one of them back on a
+    second day: the three days minus the week say one person came on two of them."""
+    for name, safeguards in (("weak", WEAK["covers"]), ("default", release.FULL)):
+        world = World(tenant, sessions)
+        week = MONDAY if name == "weak" else MONDAY + 7 * DAY
+        days = [week + i * DAY for i in range(3)]
+        for i, d in enumerate(days):
+            crowd(world, 5, nine(C1), [d], f"{name}-day{i}")
+        world.ping(f"{name}-day0" + "0", days[1] + 17 * HOUR, nine(C1))
+        parts = [world.heatmap(d, d + DAY, 9, LATER, safeguards).get(nine(C1)) for d in days]
+        whole = world.heatmap(week, week + 7 * DAY, 9, LATER, safeguards).get(nine(C1))
+        if name == "weak":
+            assert sum(p[1] for p in parts) - whole[1] == 1
+            assert world.unsafe_differences()
+        else:
+            assert None in (whole, *parts)
+            assert world.unsafe_differences() == []
+
+
 # ---- 2 and 4. late pings after release, sticky suppression as a signal -------------------------
 
 def test_a_released_week_cell_vanishing_pins_a_late_person_unless_releases_are_frozen(
@@ -328,14 +387,20 @@ def test_a_period_too_near_the_edge_is_not_released_for_the_first_time(tenant, s
 
 # ---- every pair of allowed releases, randomized -----------------------------------------------
 
+def _world_cells() -> list[int]:
+    """The resolution-9 cells of the random worlds: two in each of three resolution-7 cells
+    of two resolution-6 cells."""
+    parents = [PARENT, sorted(h3.grid_disk(PARENT, 1))[1]]
+    return [nine(c, i) for p in parents for c in sorted(h3.cell_to_children(p, 7))[:3]
+            for i in (0, 40)]
+
+
 def _random_world(tenant, sessions, seed: int) -> World:
     """Teams of 5 to 9 people working in a few resolution-9 cells of two resolution-6 cells,
     plus lone people and pairs in cells nobody else visits, over a fortnight of March."""
     rng = random.Random(seed)
     world = World(tenant, sessions)
-    parents = [PARENT, sorted(h3.grid_disk(PARENT, 1))[1]]
-    cells = [nine(c, i) for p in parents for c in sorted(h3.cell_to_children(p, 7))[:3]
-             for i in (0, 40)]
+    cells = _world_cells()
     days = [MONDAY + i * DAY for i in range(14)]
     n = 0
     for _ in range(6):
@@ -349,6 +414,19 @@ def _random_world(tenant, sessions, seed: int) -> World:
         for i in range(rng.randint(1, 2)):
             world.ping(f"s{j}-{i}", rng.choice(days) + rng.randint(6, 18) * HOUR,
                        rng.choice(cells), rng.randint(1, 5))
+    return world
+
+
+def _moving_world(tenant, sessions, seed: int) -> World:
+    """The random world, and three team members who also went, late on one of their days,
+    to a cell of the world picked at random: people crossing between cells."""
+    world = _random_world(tenant, sessions, seed)
+    rng = random.Random(seed * 7)
+    cells = _world_cells()
+    people = sorted({(who, day) for (day, _), ps in world.cells.items() for who in ps
+                     if who.startswith("t")})
+    for who, day in rng.sample(people, 3):
+        world.ping(who, day + 20 * HOUR, rng.choice(cells))
     return world
 
 
@@ -380,6 +458,27 @@ def test_released_heatmaps_give_exact_differences_under_k_unless_they_are_checke
     _every_release(weak, seed, WEAK["differences"])
     assert weak.unsafe_regions() == []
     assert weak.unsafe_differences(), "the planted world has no small difference to find"
+
+
+def test_released_heatmaps_give_crossings_under_k_unless_covers_are_checked(
+        make_tenant, sessions):
+    """A random world with people crossing between cells and only the cover check off:
+    three cells of one level make up a fourth and their counts exceed its by 1 to k-1."""
+    weak = _moving_world(make_tenant("cross-weak"), sessions, 6)
+    _every_release(weak, 6, WEAK["covers"])
+    assert weak.unsafe_regions() == []
+    assert any("parts of" in d for d in weak.unsafe_differences()), \
+        "the planted world has no small crossing to find"
+
+
+@pytest.mark.parametrize("seed", [1, 6])
+def test_default_releases_of_a_moving_world_leave_nothing_below_k(make_tenant, sessions,
+                                                                   seed):
+    world = _moving_world(make_tenant(f"moving-{seed}"), sessions, seed)
+    _every_release(world, seed, release.FULL)
+    assert world.unsafe_regions() == []
+    assert world.unsafe_differences() == []
+    assert any(kind == "heatmap" for kind, *_ in world.released)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -522,8 +621,18 @@ class TravelWorld(World):
                 continue
             atoms = frozenset(i for i, rec in enumerate(self.records)
                               if _covers(kind, g, a, b, rec))
-            groups.append((atoms, frozenset(self.records[i]["who"] for i in atoms)))
+            groups.append((_level(kind, g, a, b), atoms,
+                           frozenset(self.records[i]["who"] for i in atoms)))
         return subject_differences(groups, self.k)
+
+
+def _level(kind: str, g: dict, a: dt.datetime, b: dt.datetime) -> tuple:
+    """A released row's level: groups of one level share no record."""
+    if kind in ("travel", "visits"):
+        start = dt.datetime.fromisoformat(g["bucket"])
+        span = 7 * DAY if g["bucket_kind"] == "week" else DAY
+        return kind, min(b, start + span) - max(a, start)
+    return kind, g["zones"], b - a
 
 
 def _day(at: dt.datetime) -> dt.datetime:
