@@ -245,8 +245,17 @@ def _complementary(session: Session, tenant_id: uuid.UUID, spec: ExactSpec,
             elif safeguards.covers:
                 covers.append(rules.Cover(r.outer_id, r.outer_subjects, frozenset(r.parts),
                                           r.parts_subjects))
+        placed = ([rules.Placed(*r) for r in session.execute(sql.PLACED, bounds)]
+                  if spec.family == "heatmap" and safeguards.covers else [])
         session.execute(sql.PLANNED_AS_USUAL)
         withhold = rules.exact_differences(nestings, pending, k, covers)
+        while placed:  # a withheld group's insides become topmost: until none is unsafe
+            kept = pending - withhold
+            more = rules.exact_differences([], kept, k, rules.chain_covers(
+                (g for g in placed if g.group_id not in withhold), kept))
+            if not more:
+                break
+            withhold |= more
         if withhold:
             session.execute(sql.DROP_GROUPS, {"tenant_id": tenant_id, "ids": sorted(withhold)})
             pending -= withhold

@@ -9,6 +9,8 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import h3.api.basic_int as h3
+
 from govern.policy.cutoffs import aggregate_window_start
 from govern.policy.periods import next_month
 
@@ -203,3 +205,110 @@ def exact_differences(nestings: Iterable[Nesting], pending: set[int], k: int,
         withhold.add(worst)
         unsafe = [u for u in unsafe if worst not in u]
     return withhold
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A released or pending heatmap group where it lies (its UTC day, ISO week or month and
+    its cell), with its counts of basis atoms and of distinct subjects."""
+
+    group_id: int
+    t_from: dt.datetime
+    t_to: dt.datetime
+    res: int
+    cell: int
+    atoms: int
+    subjects: int
+
+    @property
+    def level(self) -> tuple[int, int]:
+        """(time class, resolution): 0 day, 1 week, 2 month."""
+        days = (self.t_to - self.t_from).days
+        return (0 if days == 1 else 1 if days == 7 else 2), self.res
+
+
+def _period_start(time_class: int, t: dt.datetime) -> dt.datetime:
+    t = t.astimezone(dt.UTC)
+    if time_class == 0:
+        return t
+    if time_class == 1:
+        return t - dt.timedelta(days=t.weekday())
+    return t.replace(day=1)
+
+
+def _chains(level: tuple[int, int]) -> list[list[tuple[int, int]]]:
+    """Every maximal chain of levels below `level` down to (day, 9), coarsest first: one
+    step at a time, coarser in time (month, week, day) or finer in resolution."""
+    t, r = level
+    if (t, r) == (0, 9):
+        return [[]]
+    out = []
+    if t > 0:
+        out += [[(t - 1, r), *c] for c in _chains((t - 1, r))]
+    if r < 9:
+        out += [[(t, r + 1), *c] for c in _chains((t, r + 1))]
+    return out
+
+
+def chain_covers(groups: Iterable[Placed], pending: set[int]) -> list[Cover]:
+    """The heatmap covers to check beyond one level: for each group that is pending or
+    holds a pending group, and each maximal chain of levels below it, its topmost groups of
+    that chain (those no coarser group of the chain inside it holds), when they make it up.
+
+    Groups at two levels of one chain are nested or apart, so any cover of a group by groups
+    whose levels form a chain refines its topmost cover for a maximal chain holding those
+    levels, and its crossings are that cover's plus, for each topmost group, its own cover's
+    crossings: each 0 or at least k once every such topmost cover is checked, so is the sum.
+    Covers mixing two levels of which neither is coarser in both time and space (a day at
+    resolution 7 beside a week at resolution 8) are not among them."""
+    groups = list(groups)
+    keys: dict[tuple[int, tuple[int, int]], tuple] = {}
+
+    def key(g: Placed, level: tuple[int, int]) -> tuple:
+        """Where the group at `level` holding g would lie: its period's start and cell."""
+        k = (g.group_id, level)
+        if k not in keys:
+            keys[k] = (_period_start(level[0], g.t_from), h3.cell_to_parent(g.cell, level[1]))
+        return keys[k]
+
+    at: dict[tuple, list[Placed]] = {}  # (level, key) -> the groups there
+    for g in groups:
+        at.setdefault((g.level, key(g, g.level)), []).append(g)
+    wholes = {g.group_id: g for g in groups if g.group_id in pending}
+    for p in list(wholes.values()):
+        tp, rp = p.level
+        for level in ((t, r) for t in range(tp, 3) for r in range(5, rp + 1)):
+            for w in at.get((level, key(p, level)), []):
+                if level != p.level and _inside(p, w):
+                    wholes.setdefault(w.group_id, w)
+    under: dict[tuple[int, int], list[Placed]] = {}  # (res, cell) -> the groups inside
+    for g in groups:
+        for r in range(5, g.res + 1):
+            under.setdefault((r, h3.cell_to_parent(g.cell, r)), []).append(g)
+    out: dict[frozenset[int], Cover] = {}
+    for w in wholes.values():
+        by_level: dict[tuple[int, int], list[Placed]] = {}
+        for g in under.get((w.res, w.cell), []):
+            if g.level != w.level and _inside(g, w):
+                by_level.setdefault(g.level, []).append(g)
+        for chain in _chains(w.level):
+            taken: dict[tuple[int, int], set] = {}
+            top: list[Placed] = []
+            for i, level in enumerate(chain):
+                for g in by_level.get(level, []):
+                    if any(key(g, up) in taken.get(up, ()) for up in chain[:i + 1]):
+                        continue
+                    taken.setdefault(level, set()).add(key(g, level))
+                    top.append(g)
+            ids = frozenset(g.group_id for g in top)
+            if (len(top) >= 2 and sum(g.atoms for g in top) == w.atoms
+                    and (ids | {w.group_id}) & pending):
+                out.setdefault(ids | {w.group_id}, Cover(w.group_id, w.subjects, ids,
+                                                         sum(g.subjects for g in top)))
+    return list(out.values())
+
+
+def _inside(g: Placed, w: Placed) -> bool:
+    """Whether group g lies inside group w (its period within w's, its cell within w's)."""
+    return (g.group_id != w.group_id and w.t_from <= g.t_from and g.t_to <= w.t_to
+            and g.res >= w.res and h3.cell_to_parent(g.cell, w.res) == w.cell)

@@ -157,7 +157,7 @@ REGIONS = {
 # and a sum of 64-bit hashes of their atoms: C's is B's minus A's, and a cover's parts add
 # up to B's. A hash collision can only find a C or a cover that is not there, which
 # withholds more, never less.
-_NESTINGS = """
+_COUNTS = """
     WITH m AS MATERIALIZED ({membership}),
     g AS (
       SELECT m.group_id, count(*) AS atoms,
@@ -168,11 +168,9 @@ _NESTINGS = """
       FROM m JOIN {table} a ON a.tenant_id = :tenant_id AND a.bucket = m.bucket
                             AND a.{atom} = m.{atom}
       GROUP BY m.group_id
-    ),
-    level AS MATERIALIZED (
-      SELECT group_id, report, res, t_to - t_from AS length FROM release_groups
-      WHERE tenant_id = :tenant_id AND family = '{family}' AND t_from < :hi AND t_to > :lo
-    ),
+    )"""
+
+_PAIRS = """,
     shared AS (  -- atoms a pending group shares with each other group
       SELECT p.group_id AS pending_id, o.group_id AS other_id, count(*) AS atoms
       FROM m p JOIN m o ON o.bucket = p.bucket AND o.{atom} = p.{atom}
@@ -192,6 +190,12 @@ _NESTINGS = """
       JOIN g i ON i.group_id = s.inner_id
       JOIN g o ON o.group_id = s.outer_id
       WHERE s.atoms = i.atoms AND i.atoms < o.atoms
+    )"""
+
+_COVERS = """,
+    level AS MATERIALIZED (
+      SELECT group_id, report, res, t_to - t_from AS length FROM release_groups
+      WHERE tenant_id = :tenant_id AND family = '{family}' AND t_from < :hi AND t_to > :lo
     ),
     inside AS (  -- for a pending whole, every group; for a released one, the pending level's
       SELECT pending_id AS whole_id, other_id AS part_id, atoms FROM shared
@@ -221,23 +225,38 @@ _NESTINGS = """
              sum(subjects)::bigint AS parts_subjects, sum(atoms) AS atoms
       FROM parts GROUP BY whole_id, report, res, length
       HAVING count(*) >= 3
-    )
+    )"""
+
+_NESTED_ROWS = """
     SELECT n.inner_id, n.outer_id, n.inner_subjects, n.outer_subjects,
            c.group_id AS rest_id, c.subjects AS rest_subjects,
            NULL::bigint[] AS parts, NULL::bigint AS parts_subjects
     FROM nested n
     LEFT JOIN g c ON c.atoms = n.rest_atoms AND c.print = n.rest_print
+"""
+
+_COVER_ROWS = """
     UNION ALL
     SELECT NULL, c.whole_id, NULL, w.subjects, NULL, NULL, c.parts, c.parts_subjects
     FROM covers c JOIN g w ON w.group_id = c.whole_id AND w.atoms = c.atoms
 """
 
+# The heatmap's covers are found in Python (govern.policy.release.chain_covers) from where
+# each group lies (PLACED), across levels; the travel family's, of one level each, here.
+_HEATMAP = {"membership": _CELL_MEMBERSHIP, "atom": "cell", "table": "release_cell_atoms",
+            "family": "heatmap"}
+_TRAVEL = {"membership": _TRAVEL_MEMBERSHIP, "atom": "atom", "table": "release_travel_atoms",
+           "family": "travel"}
 NESTINGS = {
-    "heatmap": text(_NESTINGS.format(membership=_CELL_MEMBERSHIP, atom="cell",
-                                     table="release_cell_atoms", family="heatmap")),
-    "travel": text(_NESTINGS.format(membership=_TRAVEL_MEMBERSHIP, atom="atom",
-                                    table="release_travel_atoms", family="travel")),
+    "heatmap": text((_COUNTS + _PAIRS + _NESTED_ROWS).format(**_HEATMAP)),
+    "travel": text((_COUNTS + _PAIRS + _COVERS + _NESTED_ROWS + _COVER_ROWS).format(**_TRAVEL)),
 }
+
+# Every heatmap group of the span where it lies, with its counts (chain_covers).
+PLACED = text((_COUNTS + """
+    SELECT g.group_id, r.t_from, r.t_to, r.res, r.cell, g.atoms, g.subjects
+    FROM g JOIN release_groups r ON r.tenant_id = :tenant_id AND r.group_id = g.group_id
+""").format(**_HEATMAP))
 
 # Aggregate retention of the release tables (the retention run, with the rollups).
 EXPIRE = [

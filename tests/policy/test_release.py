@@ -3,6 +3,8 @@ complementary suppression."""
 
 import datetime as dt
 
+import h3.api.basic_int as h3
+
 from govern.policy import release as rules
 
 UTC = dt.UTC
@@ -107,3 +109,43 @@ def test_a_cover_whose_parts_cross_under_k_times_withholds_one_pending_group_of_
     apart = rules.Cover(4, 15, frozenset({1, 2, 3}), 15)  # nobody crossed
     many = rules.Cover(4, 16, frozenset({1, 2, 3}), 21)  # five crossings
     assert rules.exact_differences([], pending={1, 2, 3, 4}, k=5, covers=[apart, many]) == set()
+
+
+def _placed(gid, t_from, days, res, cell, atoms, subjects):
+    return rules.Placed(gid, t_from, t_from + dt.timedelta(days=days), res, cell, atoms,
+                        subjects)
+
+
+def test_chain_covers_find_a_cell_made_of_a_child_and_the_grandchildren_of_the_others():
+    """Resolution 7 holds the first child only; the other children are there as their
+    resolution-8 cells: a cover across two resolutions, of one chain."""
+    parent = h3.latlng_to_cell(52.52, 13.405, 6)
+    first, *others = sorted(h3.cell_to_children(parent, 7))[:3]
+    day = dt.datetime(2026, 3, 10, tzinfo=dt.UTC)
+    groups = [_placed(1, day, 1, 6, parent, 12, 16), _placed(2, day, 1, 7, first, 4, 6)]
+    for i, child in enumerate(others):
+        for j, cell in enumerate(sorted(h3.cell_to_children(child, 8))[:2]):
+            groups.append(_placed(10 + 2 * i + j, day, 1, 8, cell, 2, 3))
+    inner = [_placed(20, day, 1, 8, sorted(h3.cell_to_children(first, 8))[0], 4, 6)]
+    covers = rules.chain_covers(groups + inner, pending={1})
+    mixed = [c for c in covers if 2 in c.parts]
+    assert len(mixed) == 1 and mixed[0].parts == {2, 10, 11, 12, 13}
+    assert (mixed[0].whole, mixed[0].whole_subjects, mixed[0].parts_subjects) == (1, 16, 18)
+    assert rules.exact_differences([], {1}, 5, covers) == {1}  # 18 - 16: two crossings
+    # nothing pending in it: nothing to check
+    assert rules.chain_covers(groups + inner, pending={99}) == []
+    # a part missing: no cover
+    assert not [c for c in rules.chain_covers(groups[:-1], pending={1}) if 2 in c.parts]
+
+
+def test_chain_covers_find_a_month_made_of_its_weeks_and_the_days_no_week_holds():
+    cell = h3.latlng_to_cell(52.52, 13.405, 9)
+    march = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)  # a Sunday
+    groups = [_placed(1, march, 31, 9, cell, 3, 15),
+              _placed(2, march + dt.timedelta(days=1), 7, 9, cell, 1, 5),
+              _placed(3, march + dt.timedelta(days=8), 7, 9, cell, 1, 6),
+              _placed(4, march + dt.timedelta(days=29), 1, 9, cell, 1, 5),
+              _placed(5, march + dt.timedelta(days=9), 1, 9, cell, 1, 6)]  # inside week 3
+    covers = rules.chain_covers(groups, pending={4})
+    assert [(c.parts, c.parts_subjects) for c in covers] == [(frozenset({2, 3, 4}), 16)]
+    assert rules.exact_differences([], {4}, 5, covers) == {4}

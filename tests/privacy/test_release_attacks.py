@@ -305,6 +305,30 @@ def test_a_week_and_its_days_count_a_return_unless_covers_are_checked(tenant, se
             assert world.unsafe_differences() == []
 
 
+@pytest.mark.parametrize("month_first", [False, True])
+def test_a_month_as_its_weeks_and_other_days_counts_a_crossing_unless_covers_are_checked(
+        make_tenant, sessions, month_first):
+    """Teams of five on Monday 2 March, Tuesday 10 March and Monday 30 March, and one of the
+    first team back on the 10th: the two weeks and the 30th (no week of March holds it) make
+    up the month, and 5 + 6 + 5 - 15 says one person came in two of them. They are of two
+    levels, weeks and days, so no one-level cover sees it."""
+    for name, safeguards in (("weak", WEAK["covers"]), ("default", release.FULL)):
+        world = World(make_tenant(f"{name}-{month_first}"), sessions)
+        w1, w2, day = MARCH + DAY, MARCH + 8 * DAY, MARCH + 29 * DAY
+        for d, team in ((w1, "one"), (w2 + DAY, "two"), (day, "three")):
+            crowd(world, 5, nine(C1), [d], f"{name}-{team}")
+        world.ping(f"{name}-one0", w2 + DAY + 15 * HOUR, nine(C1))
+        asks = [(w1, w1 + 7 * DAY), (w2, w2 + 7 * DAY), (day, day + DAY)]
+        asks = [(MARCH, APRIL), *asks] if month_first else [*asks, (MARCH, APRIL)]
+        got = {a: world.heatmap(a, b, 9, LATER, safeguards).get(nine(C1)) for a, b in asks}
+        parts, whole = [got[w1], got[w2], got[day]], got[MARCH]
+        assert world.unsafe_regions() == []
+        if name == "weak":
+            assert [p[1] for p in parts] == [5, 6, 5] and whole[1] == 15
+        else:
+            assert None in (whole, *parts)
+
+
 # ---- 2 and 4. late pings after release, sticky suppression as a signal -------------------------
 
 def test_a_released_week_cell_vanishing_pins_a_late_person_unless_releases_are_frozen(
