@@ -9,8 +9,6 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import h3.api.basic_int as h3
-
 from govern.policy.cutoffs import aggregate_window_start
 from govern.policy.periods import next_month
 
@@ -161,8 +159,9 @@ class Nesting:
 
 @dataclass(frozen=True)
 class Cover:
-    """Groups `parts`, three or more of one level (no atom in two of them), make up exactly
-    group `whole`; `parts_subjects` is the sum of their distinct counts."""
+    """Groups that share no atom make up exactly group `whole`; `parts_subjects` is the sum
+    of their distinct counts, `parts` the parts withholding can act on (at least those
+    pending)."""
 
     whole: int
     whole_subjects: int
@@ -220,20 +219,50 @@ class Placed:
     atoms: int
     subjects: int
 
-    @property
-    def level(self) -> tuple[int, int]:
-        """(time class, resolution): 0 day, 1 week, 2 month."""
-        days = (self.t_to - self.t_from).days
-        return (0 if days == 1 else 1 if days == 7 else 2), self.res
+
+def _parent(cell: int, res: int) -> int:
+    """The H3 cell of resolution `res` holding `cell` (h3.cell_to_parent, as bit operations:
+    the resolution field set, the digits below it 7)."""
+    return (cell & ~(0xF << 52)) | (res << 52) | ((1 << (3 * (15 - res))) - 1)
 
 
-def _period_start(time_class: int, t: dt.datetime) -> dt.datetime:
-    t = t.astimezone(dt.UTC)
-    if time_class == 0:
-        return t
-    if time_class == 1:
-        return t - dt.timedelta(days=t.weekday())
-    return t.replace(day=1)
+LEVELS = [(t, r) for t in range(3) for r in range(5, 10)]  # (time class, resolution)
+_BIT = {level: 1 << i for i, level in enumerate(LEVELS)}
+_ABOVE = {(t, r): [(tt, rr) for tt in range(t, 3) for rr in range(r, 4, -1) if (tt, rr) != (t, r)]
+          for t, r in LEVELS}
+
+
+class _Where:
+    """A group's level (time class 0 day, 1 week, 2 month; resolution) and the periods that
+    hold it, as day numbers: its day, its ISO week's Monday, its month's first day."""
+
+    __slots__ = ("g", "level", "periods", "held", "straddles", "place")
+
+    def __init__(self, g: Placed):
+        d = g.t_from.astimezone(dt.UTC).date()
+        days = (g.t_to - g.t_from).days
+        self.g = g
+        self.level = (0 if days == 1 else 1 if days == 7 else 2, g.res)
+        monday = d - dt.timedelta(days=d.weekday())
+        self.periods = (d.toordinal(), monday.toordinal(), d.replace(day=1).toordinal())
+        # its week, when it is a day, is not inside its month
+        self.straddles = (monday.month != d.month
+                          or (monday + dt.timedelta(days=6)).month != d.month)
+        self.held = 0  # the levels at which a group holds this one (bits of _BIT)
+        self.place = self.level, self.periods[self.level[0]], g.cell
+
+    def at(self, level: tuple[int, int]) -> tuple:
+        """Where the group of `level` holding this one would lie (its level, period, cell)."""
+        return level, self.periods[level[0]], _parent(self.g.cell, level[1])
+
+    def above(self) -> list[tuple[int, int]]:
+        """The levels coarser than its own (in time, in resolution or both)."""
+        return _ABOVE[self.level]
+
+    def inside(self, w: _Where) -> bool:
+        a, b = self.g, w.g
+        return (a.group_id != b.group_id and b.t_from <= a.t_from and a.t_to <= b.t_to
+                and a.res >= b.res and _parent(a.cell, b.res) == b.cell)
 
 
 def _chains(level: tuple[int, int]) -> list[list[tuple[int, int]]]:
@@ -259,56 +288,75 @@ def chain_covers(groups: Iterable[Placed], pending: set[int]) -> list[Cover]:
     whose levels form a chain refines its topmost cover for a maximal chain holding those
     levels, and its crossings are that cover's plus, for each topmost group, its own cover's
     crossings: each 0 or at least k once every such topmost cover is checked, so is the sum.
+    A released group's topmost covers change only through a chain holding a pending level.
     Covers mixing two levels of which neither is coarser in both time and space (a day at
-    resolution 7 beside a week at resolution 8) are not among them."""
-    groups = list(groups)
-    keys: dict[tuple[int, tuple[int, int]], tuple] = {}
-
-    def key(g: Placed, level: tuple[int, int]) -> tuple:
-        """Where the group at `level` holding g would lie: its period's start and cell."""
-        k = (g.group_id, level)
-        if k not in keys:
-            keys[k] = (_period_start(level[0], g.t_from), h3.cell_to_parent(g.cell, level[1]))
-        return keys[k]
-
-    at: dict[tuple, list[Placed]] = {}  # (level, key) -> the groups there
-    for g in groups:
-        at.setdefault((g.level, key(g, g.level)), []).append(g)
-    wholes = {g.group_id: g for g in groups if g.group_id in pending}
-    for p in list(wholes.values()):
-        tp, rp = p.level
-        for level in ((t, r) for t in range(tp, 3) for r in range(5, rp + 1)):
-            for w in at.get((level, key(p, level)), []):
-                if level != p.level and _inside(p, w):
-                    wholes.setdefault(w.group_id, w)
-    under: dict[tuple[int, int], list[Placed]] = {}  # (res, cell) -> the groups inside
-    for g in groups:
-        for r in range(5, g.res + 1):
-            under.setdefault((r, h3.cell_to_parent(g.cell, r)), []).append(g)
-    out: dict[frozenset[int], Cover] = {}
+    resolution 7 beside a week at resolution 8) are not among them. A cover names its pending
+    parts only."""
+    where = [_Where(g) for g in groups]
+    at: dict[tuple, list[_Where]] = {}  # place -> the groups there
+    for x in where:
+        at.setdefault(x.place, []).append(x)
+    mine = [x for x in where if x.g.group_id in pending]
+    pending_levels = {x.level for x in mine}
+    wholes = {x.g.group_id: x for x in mine}
+    for p in mine:
+        for level in p.above():
+            for w in at.get(p.at(level), ()):
+                if p.inside(w):
+                    wholes.setdefault(w.g.group_id, w)
+    parts: dict[tuple, list[_Where]] = {w.place: [] for w in wholes.values()}
+    for x in where:  # which levels hold it, and which wholes' places it lies in
+        periods, cell, held = x.periods, x.g.cell, 0
+        for level in _ABOVE[x.level]:
+            r = level[1]
+            place = (level, periods[level[0]],
+                     (cell & ~(0xF << 52)) | (r << 52) | ((1 << (3 * (15 - r))) - 1))
+            if place in at:
+                held |= _BIT[level]
+            if place in parts:
+                parts[place].append(x)
+        x.held = held
+    out: dict[tuple, Cover] = {}
     for w in wholes.values():
-        by_level: dict[tuple[int, int], list[Placed]] = {}
-        for g in under.get((w.res, w.cell), []):
-            if g.level != w.level and _inside(g, w):
-                by_level.setdefault(g.level, []).append(g)
-        for chain in _chains(w.level):
-            taken: dict[tuple[int, int], set] = {}
-            top: list[Placed] = []
-            for i, level in enumerate(chain):
-                for g in by_level.get(level, []):
-                    if any(key(g, up) in taken.get(up, ()) for up in chain[:i + 1]):
-                        continue
-                    taken.setdefault(level, set()).add(key(g, level))
-                    top.append(g)
-            ids = frozenset(g.group_id for g in top)
-            if (len(top) >= 2 and sum(g.atoms for g in top) == w.atoms
-                    and (ids | {w.group_id}) & pending):
-                out.setdefault(ids | {w.group_id}, Cover(w.group_id, w.subjects, ids,
-                                                         sum(g.subjects for g in top)))
+        inside = parts[w.place]
+        if w.level[0] == 2:  # a week that straddles the month is not inside it
+            inside = [x for x in inside if not (x.level[0] == 1 and x.straddles)]
+        chains = _chains(w.level)
+        if w.g.group_id not in pending:
+            chains = [c for c in chains if pending_levels & set(c)]
+        # under a month, a week that straddles it holds nothing of it
+        weeks = sum(_BIT[(1, r)] for r in range(5, 10)) if w.level[0] == 2 else 0
+        # the parts by level and by the levels holding them: a chain's topmost parts are the
+        # buckets of its levels held by none of the chain's coarser levels
+        buckets: dict[tuple, list] = {}
+        seen = set()
+        for x in inside:
+            place = x.place
+            if place in seen:  # the same group asked twice (weakened setups only)
+                continue
+            seen.add(place)
+            held = x.held & ~weeks if x.straddles else x.held
+            b = buckets.setdefault((x.level, held), [0, 0, 0, []])
+            b[0] += 1
+            b[1] += x.g.atoms
+            b[2] += x.g.subjects
+            if x.g.group_id in pending:
+                b[3].append(x.g.group_id)
+        for chain in chains:
+            before, mask = {}, 0
+            for level in chain:
+                before[level] = mask
+                mask |= _BIT[level]
+            n = atoms = subjects = 0
+            ids: list[int] = []
+            for (level, held), (bn, ba, bs, bids) in buckets.items():
+                m = before.get(level)
+                if m is None or held & m:
+                    continue
+                n, atoms, subjects = n + bn, atoms + ba, subjects + bs
+                ids += bids
+            mine = frozenset(ids) | ({w.g.group_id} & pending)
+            if n >= 2 and atoms == w.g.atoms and mine:
+                out.setdefault((w.g.group_id, mine, subjects),
+                               Cover(w.g.group_id, w.g.subjects, frozenset(ids), subjects))
     return list(out.values())
-
-
-def _inside(g: Placed, w: Placed) -> bool:
-    """Whether group g lies inside group w (its period within w's, its cell within w's)."""
-    return (g.group_id != w.group_id and w.t_from <= g.t_from and g.t_to <= w.t_to
-            and g.res >= w.res and h3.cell_to_parent(g.cell, w.res) == w.cell)

@@ -105,6 +105,42 @@ def subject_differences(groups: list[tuple[tuple, frozenset, frozenset]], k: int
     return out
 
 
+def _maximal_chains(level: tuple[int, int]) -> list[list[tuple[int, int]]]:
+    """Lattice paths from a (time class, resolution) level down to (day, 9), one step at a
+    time: 2 month, 1 week, 0 day; resolutions 5 to 9."""
+    t, r = level
+    if (t, r) == (0, 9):
+        return [[]]
+    paths = [[(t - 1, r), *c] for c in _maximal_chains((t - 1, r))] if t else []
+    return paths + ([[(t, r + 1), *c] for c in _maximal_chains((t, r + 1))] if r < 9 else [])
+
+
+def chain_crossings(groups: list[dict], k: int) -> list[str]:
+    """Heatmap groups (level, period [a, b), cell, atoms, people) that make up a released
+    group along a chain of levels: for each chain, the groups at its levels inside B that no
+    coarser one of them holds. If they are exactly B's atoms, their counts minus |B| is how
+    many times people crossed between them."""
+    def inside(x, y):
+        return (x is not y and y["a"] <= x["a"] and x["b"] <= y["b"] and x["level"][1]
+                >= y["level"][1] and h3.cell_to_parent(x["cell"], y["level"][1]) == y["cell"])
+
+    out = []
+    for b in groups:
+        for chain in _maximal_chains(b["level"]):
+            parts = {}
+            for x in groups:
+                if x["level"] in chain and inside(x, b):
+                    parts.setdefault((x["level"], x["a"], x["cell"]), x)
+            top = [x for x in parts.values()
+                   if not any(inside(x, y) and chain.index(y["level"]) < chain.index(x["level"])
+                              for y in parts.values())]
+            if len(top) >= 2 and frozenset().union(*(x["atoms"] for x in top)) == b["atoms"]:
+                crossings = sum(len(x["people"]) for x in top) - len(b["people"])
+                if 0 < crossings < k:
+                    out.append(f"{len(top)} topmost parts cross {crossings} times")
+    return out
+
+
 class World:
     """One tenant's planted data, the truth about it, and every answer it was given."""
 
@@ -157,7 +193,11 @@ class World:
                               and h3.cell_to_parent(key[1], g["res"]) == g["cell"])
             groups.append(((g["res"], b - a), atoms,
                            frozenset().union(*(self.cells[x] for x in atoms))))
-        return subject_differences(groups, self.k)
+        placed = [{"level": ({1: 0, 7: 1}.get((b - a).days, 2), g["res"]), "a": a, "b": b,
+                   "cell": g["cell"], "atoms": atoms, "people": people}
+                  for (kind, g, a, b), (_, atoms, people) in zip(
+                      (r for r in self.released if r[0] == "heatmap"), groups, strict=True)]
+        return subject_differences(groups, self.k) + chain_crossings(placed, self.k)
 
 
 def crowd(world: World, n: int, cell: int, days, prefix: str, hour: int = 10) -> None:
@@ -278,8 +318,9 @@ def test_three_children_and_their_parent_count_a_crossing_unless_covers_are_chec
         assert world.unsafe_regions() == []
         if name == "weak":
             assert sum(p[1] for p in parts) - parent[1] == 1
-            assert world.unsafe_differences() == ["3 parts of (7, datetime.timedelta(days=1)) "
-                                                  "cross 1 times"]
+            assert world.unsafe_differences() == [
+                "3 parts of (7, datetime.timedelta(days=1)) cross 1 times",  # one level
+                "3 topmost parts cross 1 times"]  # and as a chain's topmost cover
         else:
             assert None in (parent, *parts)
             assert world.unsafe_differences() == []
@@ -325,8 +366,10 @@ def test_a_month_as_its_weeks_and_other_days_counts_a_crossing_unless_covers_are
         assert world.unsafe_regions() == []
         if name == "weak":
             assert [p[1] for p in parts] == [5, 6, 5] and whole[1] == 15
+            assert world.unsafe_differences() == ["3 topmost parts cross 1 times"]
         else:
             assert None in (whole, *parts)
+            assert world.unsafe_differences() == []
 
 
 # ---- 2 and 4. late pings after release, sticky suppression as a signal -------------------------
