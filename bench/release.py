@@ -11,8 +11,12 @@ heatmaps), in one seeded random order, as an analyst could:
 - **regions only** (exact mode before the difference check): complementary suppression
   of sums, without the check of differences and overlaps of distinct counts
   (`release.Safeguards(differences=False)`), on the same tenant with its ledger emptied;
+- **no cover check** (exact mode before covers were checked): the difference check of
+  nested pairs and two-part overlaps, without the crossings of covers
+  (`release.Safeguards(covers=False)`), again from an empty ledger;
 - **exact** (the default): the same floor, then complementary suppression against every
-  heatmap already released, and the difference check, over the frozen basis; answers
+  heatmap already released, the difference check and the cover check (crossings of the
+  groups that make up another, along chains of levels), over the frozen basis; answers
   stored.
 
 Utility is the share of cells, and of the pings in them, that each mode releases of all the
@@ -55,7 +59,7 @@ def _modes():
     from govern.domain import release
 
     return (release.Safeguards(freeze=False, complementary=False, differences=False),
-            release.Safeguards(differences=False))
+            release.Safeguards(differences=False), release.Safeguards(covers=False))
 
 
 def asks(month) -> list[tuple[str, dt.datetime, dt.datetime, int]]:
@@ -265,7 +269,7 @@ def bench(args) -> str:
         args.span = (a, b)
         from govern.domain import release
 
-        PLAIN, REGIONS_ONLY = _modes()
+        PLAIN, REGIONS_ONLY, NO_COVERS = _modes()
         meter = CpuMeter(db.datadir)
         loads = [load_average()]
         if not args.dp_only:
@@ -273,6 +277,8 @@ def bench(args) -> str:
             replays = [timed_heatmap(t, principal, a, b, 7, now)[0] for _ in range(5)]
             forget(db, t)
             regions = run(t, principal, questions, now, REGIONS_ONLY, truth, meter)
+            forget(db, t)
+            no_covers = run(t, principal, questions, now, NO_COVERS, truth, meter)
             forget(db, t)
             exact = run(t, principal, questions, now, release.FULL, truth, meter)
             plain = run(t, principal, questions, now, PLAIN, truth, meter)
@@ -291,7 +297,8 @@ def bench(args) -> str:
     if args.dp_only:
         return dp_report(args, month, n, rollups, server, total_s, private, dp)
 
-    modes = {"plain k floor": plain, "regions only": regions, "exact": exact}
+    modes = {"plain k floor": plain, "regions only": regions, "no cover check": no_covers,
+             "exact": exact}
     if private is not None:
         modes["DP"] = private
     rows = []
@@ -329,9 +336,11 @@ Share of the cells with data released, and of the pings in them (their true ping
 hourly rollups: DP's released counts are noisy and clamped). "Plain k floor" is
 the release before issue 16 (k distinct subjects, and k on every day); "regions only"
 adds complementary suppression against every heatmap released before, so that no sum or
-difference of released pings isolates fewer than k people; "exact" (the default) also
+difference of released pings isolates fewer than k people; "no cover check" also
 withholds a cell whose distinct count, against a cell nesting with it, would give 1 to k-1
-people; "DP" is differential privacy per
+people; "exact" (the default) also withholds one of the cells that make up another when
+their counts exceed its by 1 to k-1 (people crossing between them); "DP" is differential
+privacy per
 person-day at epsilon {DP_EPSILON} per question (at most {bounds.m} cells a person-day and
 {bounds.clamps['pings']} pings in each; cells chosen by OpenDP's threshold mechanism:
 threshold {dp['threshold']} person-days at delta {dp['delta']:.1e}; see
@@ -339,7 +348,8 @@ threshold {dp['threshold']} person-days at delta {dp['delta']:.1e}; see
 
 Speed of exact mode: {span} at resolution 7 as the tenant's first question took
 {first_s * 1000:.0f} ms (freezing the {freeze_days} days' basis from the hourly rollups, the
-floor and the complementary check; {len(first.rows):,} cells released); asked again, it is
+floor, the difference and cover checks and the complementary check; {len(first.rows):,}
+cells released); asked again, it is
 replayed from the ledger in {statistics.median(replays) * 1000:.1f} ms (median of 5).
 
 Differential privacy (epsilon {DP_EPSILON} per question, per person-day; {span} at
@@ -391,15 +401,16 @@ def exact_report(args, month, n, rollups, server, total_s, questions, utility, m
 Share of the cells with data released, and of the pings in them. "Plain k floor" is the
 release before issue 16 (k distinct subjects, and k on every day: it leaks); "regions
 only" adds complementary suppression against every heatmap released before, so that no
-sum or difference of released pings isolates fewer than k people; "exact" (the default)
-also withholds a cell whose distinct count, against a cell nesting with it, would give 1
-to k-1 people (see [privacy](privacy.md)). Each mode starts from an empty ledger, on the
-same frozen basis. Differential privacy on the same data:
-[its section](#release-modes-differential-privacy).
+sum or difference of released pings isolates fewer than k people; "no cover check" also
+withholds a cell whose distinct count, against a cell nesting with it, would give 1 to k-1
+people; "exact" (the default) also withholds one of the cells that make up another when
+their counts exceed its by 1 to k-1 (people crossing between them; see
+[privacy](privacy.md)). Each mode starts from an empty ledger, on the same frozen basis.
+Differential privacy on the same data: [its section](#release-modes-differential-privacy).
 
 Speed of exact mode: {span} at resolution 7 as the tenant's first question took
 {first_s * 1000:.0f} ms (freezing the {freeze_days} days' basis from the hourly rollups, the
-floor, the difference check and the complementary check; {len(first.rows):,} cells
+floor, the difference and cover checks and the complementary check; {len(first.rows):,} cells
 released); asked again, it is replayed from the ledger in
 {statistics.median(replays) * 1000:.1f} ms (median of 5).
 """
@@ -487,8 +498,10 @@ def demo_bench(args) -> str:
                       res) for d in range(args.demo_days, 0, -1) for res in RESOLUTIONS]
         random.Random(16).shuffle(questions)
         truth = true_cells(t, questions)
-        plain_mode, regions_mode = _modes()
+        plain_mode, regions_mode, no_covers_mode = _modes()
         regions = run(t, principal, questions, now, regions_mode, truth)
+        forget(db, t)
+        no_covers = run(t, principal, questions, now, no_covers_mode, truth)
         forget(db, t)
         exact = run(t, principal, questions, now, release.FULL, truth)
         plain = run(t, principal, questions, now, plain_mode, truth)
@@ -496,7 +509,8 @@ def demo_bench(args) -> str:
         private = run(t, principal, questions, now, release.FULL, truth)
         server = db.server_version
     total_s = time.perf_counter() - started
-    modes = {"plain k floor": plain, "regions only": regions, "exact": exact, "DP": private}
+    modes = {"plain k floor": plain, "regions only": regions, "no cover check": no_covers,
+             "exact": exact, "DP": private}
     rows = []
     for res in RESOLUTIONS:
         got = [m[("day", res)] for m in modes.values()]
@@ -517,8 +531,8 @@ collected, a fifth declining analytics; {pings['accepted']:,} pings accepted thr
 ingest, {pings['dropped']:,} dropped by its rules; k = {k}). Every one of the
 {args.demo_days} days at resolutions 5 to 9 ({len(questions)} heatmaps) in one seeded
 random order, in each mode: plain k floor, regions only (exact mode without the
-difference check), exact (the default), and differential privacy at epsilon {DP_EPSILON}
-per question.
+difference check), no cover check (exact mode without the crossings of covers), exact
+(the default), and differential privacy at epsilon {DP_EPSILON} per question.
 
 {utility}
 
