@@ -13,9 +13,9 @@ answer is then stored and replayed verbatim whenever it is asked again. Before i
 stored, every candidate group is checked against every group of the same family already
 released to the tenant: no sum or difference of released numbers isolates 1 to k-1
 people (`govern.policy.release.complementary`), and no distinct count minus one nesting
-with it, nor the overlap of two groups that make up a third, nor the crossings of three or
-more groups of one level that make up another, comes to 1 to k-1
-(`govern.policy.release.exact_differences`).
+with it, nor the overlap of two groups that make up a third, nor the crossings of groups
+that make up another (along chains of levels for the heatmap, `chain_covers`; of one level
+for the travel family), comes to 1 to k-1 (`govern.policy.release.exact_differences`).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class Safeguards:
     aligned_edges: bool = True  # retention and purpose windows cut at whole days
     complementary: bool = True  # secondary suppression against what was released
     differences: bool = True  # no exact difference of distinct counts under k
-    covers: bool = True  # ... nor the crossings of three or more parts of one level
+    covers: bool = True  # ... nor the crossings of the groups that make up another
     # differential privacy (the presence and advantage tests switch these off)
     dp_bound: bool = True  # at most m groups per person-day, values clamped
     dp_select: bool = True  # which groups appear chosen privately (threshold or public)

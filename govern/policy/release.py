@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 
 from govern.policy.cutoffs import aggregate_window_start
 from govern.policy.periods import next_month
@@ -265,6 +266,7 @@ class _Where:
                 and a.res >= b.res and _parent(a.cell, b.res) == b.cell)
 
 
+@cache  # fifteen levels
 def _chains(level: tuple[int, int]) -> list[list[tuple[int, int]]]:
     """Every maximal chain of levels below `level` down to (day, 9), coarsest first: one
     step at a time, coarser in time (month, week, day) or finer in resolution."""

@@ -151,9 +151,10 @@ REGIONS = {
 # the number of people only in B's other atoms, and when groups A1..An are exactly B's
 # atoms, |A1| + ... + |An| - |B| counts the crossings: a person in two of them adds one.
 # Rows of the first kind are nestings (A inside B, at least one of them pending), with C when
-# a group is exactly B's other atoms (n = 2); rows of the second kind are covers of B by
-# three or more groups of one level (report, resolution and length of period: groups of one
-# level share no atom), where B or a part is pending. Atom sets are compared by their size
+# a group is exactly B's other atoms (n = 2); rows of the second kind (travel family only:
+# the heatmap's covers are found across levels in Python) are covers of B by three or more
+# groups of one level (report, resolution and length of period: groups of one level share
+# no atom), where B or a part is pending. Atom sets are compared by their size
 # and a sum of 64-bit hashes of their atoms: C's is B's minus A's, and a cover's parts add
 # up to B's. A hash collision can only find a C or a cover that is not there, which
 # withholds more, never less.
