@@ -135,6 +135,11 @@ class Leader:
         finally:
             sched.shutdown(wait=True)
             self.is_leader.clear()
+            try:  # released before the connection closes: a server ends the session (and
+                # frees its locks) only some time after the client has gone
+                conn.execute("SELECT pg_advisory_unlock(%s)", (LEADER_LOCK,))
+            except psycopg.Error:
+                pass
             try:
                 conn.close()
             except psycopg.Error:
